@@ -1,0 +1,3 @@
+from aufx.cli import main
+
+raise SystemExit(main())

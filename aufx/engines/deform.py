@@ -1,0 +1,93 @@
+"""From target AUs to target landmarks: edit = target - measured, moved along the basis, kept physically possible.
+
+Shared by every engine: the warp engine moves pixels with it, the diffusion engine draws its control mesh from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aufx.au import AUVector
+from aufx.engines.basis import Basis, basis
+from aufx.estimate import channel_vector, estimate_raw
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
+# Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face as
+# it is (no jump when a slider leaves 0); from RAMP upwards the edit starts from the raw value, so the re-measured
+# result reaches the target.
+RAMP = 0.2
+
+
+@dataclass(frozen=True)
+class Deformation:
+    delta: np.ndarray  # (n_channels,) intensity change per basis channel
+    canonical_target: np.ndarray  # (478, 3)
+    displacement_px: np.ndarray  # (478, 2) image-space motion of each landmark
+    target_landmarks: np.ndarray  # (478, 2)
+
+    @property
+    def is_identity(self) -> bool:
+        return not np.any(np.abs(self.displacement_px) > 1e-6)
+
+
+def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None) -> np.ndarray:
+    b = b or basis()
+    raw = estimate_raw(face)
+    shown = np.clip(raw, 0.0, 1.0)
+    t = channel_vector(target)
+    for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it
+        i, j = b.index(ch), b.index(other)
+        t[j], t[i] = max(t[i], t[j]), shown[i]
+    ramp_lo = np.clip(t / RAMP, 0.0, 1.0)
+    ramp_hi = np.clip((1.0 - t) / RAMP, 0.0, 1.0)
+    start = shown + (raw - shown) * np.where(raw < 0, ramp_lo, ramp_hi)
+    delta = t - start
+    delta[np.isclose(t, shown, atol=1e-9)] = 0.0  # an untouched slider is no edit at all
+    return delta
+
+
+def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis) -> dict[str, float]:
+    """Per eye, the fraction of the current lid gap a closing AU asks to close (1 = shut)."""
+    raw = np.clip(estimate_raw(face), 0.0, 1.0)
+    out: dict[str, float] = {}
+    for ch, aperture in b.closing.items():
+        if ch in b.ties:
+            continue
+        tied = [c for c, o in b.ties.items() if o == ch]
+        want = max([target[ch]] + [target[c] for c in tied])
+        m = raw[b.index(ch)]
+        if want > m + 1e-9 and m < 1.0:
+            out[aperture] = max(out.get(aperture, 0.0), (want - m) / (1.0 - m))
+    return out
+
+
+def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
+                upper_share: float) -> None:
+    """Lids and lips never cross: a pair's gap may shrink to zero (or to what the input already had), not below."""
+    down = np.array([0.0, 1.0, 0.0])
+    for up, lo in pairs:
+        gap0 = float((cur[lo] - cur[up]) @ down)
+        gap1 = float((new[lo] - new[up]) @ down)
+        floor = min(gap0, 0.0)
+        ceiling = gap0 * (1.0 - close) if close is not None and gap0 > 0 else np.inf
+        want = min(max(gap1, floor), max(ceiling, floor))
+        if want != gap1:
+            fix = (want - gap1) * down
+            new[up] -= upper_share * fix
+            new[lo] += (1.0 - upper_share) * fix
+
+
+def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
+    b = basis()
+    topo = topology()
+    delta = channel_deltas(face, target, b)
+    cur = face.canonical
+    new = cur + b.displacement(delta)
+    closing = _closure_fraction(face, target, b)
+    _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)
+    for eye in ("eye_R", "eye_L"):
+        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
+    disp = face.pose.vectors_to_image(new - cur)[:, :2]
+    return Deformation(delta, new, disp, face.landmarks[:, :2] + disp)

@@ -1,0 +1,116 @@
+"""Dense warp field: landmark motion -> per-pixel backward map, with everything that can be precomputed cached.
+
+Per face (once): a region of interest, a ring of zero-motion anchors around the face, the mesh rasterised into a
+low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
+forward displacement field, a few fixed-point steps invert it (q = p - d(q)), and one remap moves the pixels. Motion
+is exactly zero outside the ring, so hair, clothes and background are untouched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import Delaunay
+
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
+N_MESH = 468
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    ring_scale: float = 1.30  # anchors sit this many face-radii from the face centre: motion fades out by there
+    ring_scale_below: float = 1.75  # ...and further below the chin, so a dropped jaw has room to move
+    field_max_side: int = 256  # the field is smooth: compute it at low resolution, upsample the final map
+    inverse_iterations: int = 5
+
+
+class WarpField:
+    """Everything about one face's warp that does not change between slider moves."""
+
+    def __init__(self, face: FaceAnalysis, cfg: FieldConfig = FieldConfig()):
+        self.cfg = cfg
+        h, w = face.image_size
+        topo = topology()
+        pts = face.landmarks[:N_MESH, :2]
+        oval = pts[list(topo.groups["face_oval"])]
+        centre = pts.mean(axis=0)
+        down = face.pose.rotation[:2, 1] / (np.linalg.norm(face.pose.rotation[:2, 1]) + 1e-12)
+        rel = oval - centre
+        below = np.clip((rel @ down) / (np.linalg.norm(rel, axis=1) + 1e-9), 0, 1)
+        ring = centre + rel * (cfg.ring_scale + (cfg.ring_scale_below - cfg.ring_scale) * below)[:, None]
+        x0, y0 = np.floor(np.minimum(ring.min(0), pts.min(0))).astype(int) - 2
+        x1, y1 = np.ceil(np.maximum(ring.max(0), pts.max(0))).astype(int) + 3
+        self.roi = (max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1)))
+        rx0, ry0, rx1, ry1 = self.roi
+        rw, rh = rx1 - rx0, ry1 - ry0
+        self.scale = float(min(1.0, cfg.field_max_side / max(rw, rh)))
+        self.low_size = (max(2, int(round(rw * self.scale))), max(2, int(round(rh * self.scale))))
+
+        corners = np.array([[rx0, ry0], [rx1, ry0], [rx1, ry1], [rx0, ry1]], float)
+        anchors = np.vstack([ring, corners])
+        verts = np.vstack([pts, anchors])  # anchor displacement is always zero
+        self.n_verts = len(verts)
+        band = Delaunay(np.vstack([oval, anchors]))
+        oval_ids = np.asarray(topo.groups["face_oval"])
+        ids = np.concatenate([oval_ids, N_MESH + np.arange(len(anchors))])
+        band_tris = ids[band.simplices]
+        band_tris = band_tris[(band_tris >= N_MESH).any(axis=1)]
+        depth = face.landmarks[topo.triangles, 2].mean(axis=1)
+        mesh_tris = topo.triangles[np.argsort(-depth)]  # far first, so nearer triangles win where they overlap
+        self.weights = self._rasterise(verts, np.vstack([band_tris, mesh_tris]))
+
+        ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
+        self.region = np.zeros((rh, rw), np.uint8)
+        cv2.fillPoly(self.region, [ring_roi], 1, lineType=cv2.LINE_8, shift=3)
+
+    def _to_low(self, xy: np.ndarray) -> np.ndarray:
+        rx0, ry0 = self.roi[:2]
+        return (xy - [rx0, ry0] + 0.5) * self.scale - 0.5
+
+    def _rasterise(self, verts: np.ndarray, tris: np.ndarray) -> sp.csr_matrix:
+        lw, lh = self.low_size
+        v = self._to_low(verts)
+        index = np.full((lh, lw), -1, np.int32)
+        fixed = np.round(v * 16).astype(np.int32)
+        for k, tri in enumerate(tris):
+            cv2.fillConvexPoly(index, fixed[tri], int(k), lineType=cv2.LINE_8, shift=4)
+        ys, xs = np.nonzero(index >= 0)
+        t = tris[index[ys, xs]]
+        a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+        p = np.stack([xs, ys], axis=1).astype(np.float64)
+        e1, e2, ep = b - a, c - a, p - a
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+        ok = np.abs(det) > 1e-9
+        det = np.where(ok, det, 1.0)
+        l1 = (ep[:, 0] * e2[:, 1] - ep[:, 1] * e2[:, 0]) / det
+        l2 = (e1[:, 0] * ep[:, 1] - e1[:, 1] * ep[:, 0]) / det
+        lam = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0, 1)
+        lam[~ok] = 1.0 / 3.0  # degenerate (closed mouth/eye) slivers: average of their corners
+        lam /= lam.sum(axis=1, keepdims=True)
+        rows = np.repeat(ys * lw + xs, 3)
+        return sp.csr_matrix((lam.ravel(), (rows, t.ravel())), shape=(lw * lh, self.n_verts))
+
+    def forward(self, disp_px: np.ndarray) -> np.ndarray:
+        """Low-res forward displacement field (lh, lw, 2) in low-res pixels, from mesh-vertex motion in pixels."""
+        lw, lh = self.low_size
+        d = np.zeros((self.n_verts, 2))
+        d[:N_MESH] = disp_px[:N_MESH] * self.scale
+        return (self.weights @ d).reshape(lh, lw, 2).astype(np.float32)
+
+    def backward_maps(self, disp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution source coordinates (absolute image pixels) for every ROI pixel."""
+        lw, lh = self.low_size
+        fwd = self.forward(disp_px)
+        gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
+        off = fwd.copy()
+        for _ in range(self.cfg.inverse_iterations):  # q = p - d(q): converges where the warp does not fold
+            off = cv2.remap(fwd, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        rx0, ry0, rx1, ry1 = self.roi
+        full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / self.scale
+        fx, fy = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
+        return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)

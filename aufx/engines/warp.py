@@ -1,0 +1,62 @@
+"""The warp engine: training-free, CPU, real time.
+
+edit(image, face, target AUs): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
+eye and mouth interiors where apertures open (interiors.py) -> appearance shading of each AU (shading.py) ->
+composite into the full-resolution original, which is untouched outside the face region.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from dataclasses import field as dc_field
+
+import cv2
+import numpy as np
+
+from aufx.au import AUVector
+from aufx.engines.deform import Deformation, deform
+from aufx.engines.field import FieldConfig, WarpField
+from aufx.engines.interiors import InteriorConfig, render_eyes, render_mouth
+from aufx.engines.shading import ShadingConfig, render_shading
+from aufx.face.analysis import FaceAnalysis
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    field: FieldConfig = dc_field(default_factory=FieldConfig)
+    interiors: InteriorConfig = dc_field(default_factory=InteriorConfig)
+    shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
+
+
+class WarpEngine:
+    name = "warp"
+
+    def __init__(self, config: WarpConfig = WarpConfig()):
+        self.config = config
+
+    def params(self) -> dict:
+        return asdict(self.config)
+
+    def prepare(self, face: FaceAnalysis) -> WarpField:
+        """Per-face precomputation, cached on the analysis so slider moves skip it."""
+        key = ("warp_field", self.config.field)
+        if key not in face.cache:
+            face.cache[key] = WarpField(face, self.config.field)
+        return face.cache[key]
+
+    def edit(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
+             deformation: Deformation | None = None) -> np.ndarray:
+        """The edited full-resolution image (a new array; ``image`` is not modified)."""
+        d = deformation or deform(face, target)
+        if d.is_identity:
+            return image.copy()
+        wf = self.prepare(face)
+        mx, my = wf.backward_maps(d.displacement_px)
+        rx0, ry0, rx1, ry1 = wf.roi
+        roi = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        roi = render_eyes(roi, image, face, d, wf.roi, self.config.interiors)
+        roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
+        roi = render_shading(roi, face, d, wf.roi, self.config.shading)
+        out = image.copy()
+        region = wf.region.astype(bool)
+        out[ry0:ry1, rx0:rx1][region] = roi[region]
+        return out

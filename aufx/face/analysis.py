@@ -1,0 +1,88 @@
+"""Face analysis of one image, computed once and cached: landmarks, pose, canonical shape, box.
+
+Everything a slider move needs is here, so an edit re-runs only the engine and the composite.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aufx.face.detect import shared_detector
+from aufx.face.pose import Pose, fit_pose
+
+
+class FaceNotFoundError(ValueError):
+    """No face in the image (or not the requested one); the message names the image."""
+
+
+@dataclass(eq=False)
+class FaceAnalysis:
+    landmarks: np.ndarray  # (478, 3) pixels; z scaled like x
+    pose: Pose
+    image_size: tuple[int, int]  # (height, width)
+    canonical: np.ndarray = field(init=False)  # the observed face in the canonical frame (IPD units)
+    cache: dict = field(default_factory=dict, repr=False)  # per-engine precomputation, keyed by engine
+
+    def __post_init__(self):
+        self.canonical = self.pose.to_canonical(self.landmarks)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the landmarks, clipped to the image."""
+        h, w = self.image_size
+        x0, y0 = np.floor(self.landmarks[:, :2].min(0)).astype(int)
+        x1, y1 = np.ceil(self.landmarks[:, :2].max(0)).astype(int)
+        return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
+
+    @property
+    def area(self) -> int:
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0) * (y1 - y0)
+
+    def describe(self) -> dict:
+        return {"box": list(self.box), "ipd_px": round(self.pose.scale, 2), "pose_deg": self.pose.euler_degrees()}
+
+
+def analyze_faces(rgb: np.ndarray) -> list[FaceAnalysis]:
+    """All faces in an image, largest first."""
+    h, w = rgb.shape[:2]
+    faces = [FaceAnalysis(lm, fit_pose(lm), (h, w)) for lm in shared_detector().detect(rgb)]
+    return sorted(faces, key=lambda f: -f.area)
+
+
+class AnalysisCache:
+    """LRU of analyses keyed by the image's content hash: the same photo is never detected twice."""
+
+    def __init__(self, size: int = 16):
+        self._items: OrderedDict[str, list[FaceAnalysis]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    @staticmethod
+    def key(rgb: np.ndarray) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(rgb.shape).encode())
+        h.update(np.ascontiguousarray(rgb).data)
+        return h.hexdigest()
+
+    def get(self, rgb: np.ndarray) -> list[FaceAnalysis]:
+        k = self.key(rgb)
+        with self._lock:
+            if k in self._items:
+                self._items.move_to_end(k)
+                return self._items[k]
+        faces = analyze_faces(rgb)
+        with self._lock:
+            self.misses += 1
+            self._items[k] = faces
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return faces
+
+
+analysis_cache = AnalysisCache()

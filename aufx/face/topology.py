@@ -1,0 +1,56 @@
+"""The mesh the whole engine works on: canonical neutral face, triangles, named landmark groups.
+
+All of it is data under assets/ (see tools/build_face_assets.py for where it comes from); this module only loads it
+and derives the few things every consumer needs (aperture polygons, triangles without the aperture-spanning ones).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+N_LANDMARKS = 478
+
+
+@dataclass(frozen=True)
+class Topology:
+    canonical: np.ndarray  # (478, 3) neutral face, IPD units, x right, y down, z away from camera
+    triangles: np.ndarray  # (898, 3) over the 468 mesh vertices, apertures closed
+    groups: dict[str, tuple[int, ...]]
+    pairs: dict[str, np.ndarray]  # "lip" / "eye_R" / "eye_L" -> (k, 2) upper/lower index pairs
+
+    def loop(self, name: str) -> np.ndarray:
+        """Closed aperture polygon: upper contour corner->corner, then lower contour back (no repeated corners)."""
+        up, lo = self.groups[f"{name}_upper"], self.groups[f"{name}_lower"]
+        return np.array(list(up) + list(lo[-2:0:-1]))
+
+    @property
+    def aperture_names(self) -> tuple[str, ...]:
+        return ("lips_inner", "eye_R", "eye_L")
+
+    def wall_triangles(self) -> np.ndarray:
+        """Triangles minus those spanning an eye or the mouth: motion must not leak across a lid or lip line."""
+        keep = np.ones(len(self.triangles), bool)
+        for name in self.aperture_names:
+            up = set(self.groups[f"{name}_upper"])
+            lo = set(self.groups[f"{name}_lower"])
+            both = up | lo
+            for i, tri in enumerate(self.triangles):
+                s = set(tri.tolist())
+                if s <= both and (s & (up - lo)) and (s & (lo - up)):
+                    keep[i] = False
+        return self.triangles[keep]
+
+
+@lru_cache(maxsize=1)
+def topology() -> Topology:
+    canon = np.asarray(json.loads((ASSETS / "canonical_face.json").read_text())["vertices"], dtype=np.float64)
+    tris = np.asarray(json.loads((ASSETS / "face_topology.json").read_text())["triangles"], dtype=np.int32)
+    raw = json.loads((ASSETS / "face_regions.json").read_text())
+    groups = {k: tuple(v) for k, v in raw.items() if k != "description" and not k.endswith("_pairs")}
+    pairs = {k[:-6]: np.asarray(v, dtype=np.int32) for k, v in raw.items() if k.endswith("_pairs")}
+    return Topology(canon, tris, groups, pairs)
