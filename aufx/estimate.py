@@ -8,7 +8,7 @@ user's own OpenFace-annotated data (training.fit_estimator) maps raw values to O
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -26,11 +26,12 @@ class EstimatorConfig:
     lower: float = -0.6  # raw values may go below 0: a face can be "less than neutral" (corners turned down)
     upper: float = 1.6
     contour_weight: float = 0.1  # the face contour is the noisiest part of MediaPipe's mesh, and the most personal
+    change_ridge: float = 0.002  # a difference of two meshes of one person needs little regularisation
     aperture_weight: float = 4.0  # lip and lid margins: whether they meet is the least person-specific evidence
 
 
-@lru_cache(maxsize=4)
-def _system(cfg: EstimatorConfig):
+@lru_cache(maxsize=8)
+def _system(cfg: EstimatorConfig, use_evidence: bool = True):
     """Columns: one per independent channel; tied channels (AU45 = AU43 geometrically) share a column."""
     b = basis()
     ties = b.ties
@@ -41,34 +42,45 @@ def _system(cfg: EstimatorConfig):
     for name in ("lips_inner", "eye_R", "eye_L"):
         w[topo.loop(name)] = cfg.aperture_weight
     sw = np.repeat(np.sqrt(w), 3)
-    a = np.stack([_column(b, c) for c in cols], axis=1) * sw[:, None]
+    a = np.stack([_column(b, c, use_evidence) for c in cols], axis=1) * sw[:, None]
     r = np.sqrt(cfg.ridge) * np.eye(len(cols))
     return cols, np.vstack([a, r]), sw
 
 
-def _column(b, channel: str) -> np.ndarray:
+def _column(b, channel: str, use_evidence: bool) -> np.ndarray:
     field = b.fields[b.index(channel), :N_MESH].copy()
-    if channel in b.evidence:
+    if use_evidence and channel in b.evidence:
         keep = np.zeros(N_MESH, bool)
         keep[b.evidence[channel]] = True
         field[~keep] = 0.0
     return field.ravel()
 
 
+def _solve(shape_change: np.ndarray, cfg: EstimatorConfig, use_evidence: bool, bounds: tuple[float, float]):
+    cols, a, sw = _system(cfg, use_evidence)
+    rhs = np.concatenate([shape_change[:N_MESH].ravel() * sw, np.zeros(len(cols))])
+    sol = lsq_linear(a, rhs, bounds=bounds, method="bvls").x
+    b = basis()
+    by_col = dict(zip(cols, sol))
+    return np.array([by_col[b.ties.get(c, c)] for c in b.channels])
+
+
 def estimate_raw(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
     """Unclipped AU values per basis channel (cached on the analysis)."""
     key = ("raw_aus", cfg)
-    if key in face.cache:
-        return face.cache[key]
-    cols, a, sw = _system(cfg)
-    resid = (face.canonical[:N_MESH] - topology().canonical[:N_MESH]).ravel() * sw
-    rhs = np.concatenate([resid, np.zeros(len(cols))])
-    sol = lsq_linear(a, rhs, bounds=(cfg.lower, cfg.upper), method="bvls").x
-    b = basis()
-    by_col = dict(zip(cols, sol))
-    raw = np.array([by_col[b.ties.get(c, c)] for c in b.channels])
-    face.cache[key] = raw
-    return raw
+    if key not in face.cache:
+        face.cache[key] = _solve(face.canonical - topology().canonical, cfg, True, (cfg.lower, cfg.upper))
+    return face.cache[key]
+
+
+def estimate_after(before: FaceAnalysis, after: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> AUVector:
+    """AUs of an edited face, measured as the input's AUs plus the change between the two re-detected meshes.
+
+    The person's own shape cancels in the difference, so the whole mesh (chin included) can serve as evidence and
+    AUs that look alike on the lips alone (lips part / jaw drop / mouth stretch) separate.
+    """
+    change = _solve(after.canonical - before.canonical, replace(cfg, ridge=cfg.change_ridge), False, (-2.0, 2.0))
+    return AUVector.clipped(dict(zip(basis().channels, estimate_raw(before, cfg) + change)))
 
 
 def estimate_aus(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> AUVector:

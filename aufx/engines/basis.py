@@ -105,9 +105,10 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
         d = np.linalg.norm(canon[cand] - centre, axis=1)
         r = float(h["radius"])
         move = np.asarray(h["move"], dtype=np.float64)
+        rigid = not h.get("taper", True)
         for i, di in zip(cand, d):
             if di < r:
-                w = (1.0 - (di / r) ** 2) ** 2  # smooth taper to 0 at the rim
+                w = 1.0 if rigid else (1.0 - (di / r) ** 2) ** 2  # smooth taper to 0 at the rim
                 values[int(i)] = values.get(int(i), 0.0) + w * move
     for ref in spec.get("fixed", []):
         for i in _resolve(ref, topo):
@@ -116,7 +117,34 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
     geo = dijkstra(graph, indices=src, min_only=True) if src else np.full(N_MESH, np.inf)
     free = geo < float(spec["free"])
     free[list(values)] = False
-    return _harmonic(graph, values, free)
+    return _without_folds(_harmonic(graph, values, free), topo, graph)
+
+
+def _without_folds(field: np.ndarray, topo: Topology, graph: sp.csr_matrix, reach: float = 1.3) -> np.ndarray:
+    """Smooth the motion where it would turn a mesh triangle over, up to ``reach`` x full intensity.
+
+    Hand-placed handles can pull a lip edge past the skin next to it; a field that folds tears the image.
+    """
+    tris = topo.wall_triangles()
+    canon = topo.canonical
+
+    def areas(p):
+        a, b, c = p[tris[:, 0], :2], p[tris[:, 1], :2], p[tris[:, 2], :2]
+        return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+
+    a0 = areas(canon)
+    adj = (graph > 0).astype(np.float64)
+    deg = np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+    field = field.copy()
+    keep = int(np.argmax(np.linalg.norm(field[:N_MESH], axis=1)))
+    for _ in range(300):
+        bad = (np.sign(areas(canon + reach * field)) != np.sign(a0)) & (np.abs(a0) > 1e-9)
+        if not bad.any():
+            break
+        verts = np.setdiff1d(np.unique(tris[bad]), [keep])
+        smooth = (adj @ field[:N_MESH]) / deg[:, None]
+        field[verts] = 0.5 * field[verts] + 0.5 * smooth[verts]
+    return field
 
 
 @lru_cache(maxsize=1)

@@ -5,19 +5,22 @@ Shared by every engine: the warp engine moves pixels with it, the diffusion engi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import scipy.sparse as sp
 
 from aufx.au import AUVector
 from aufx.engines.basis import Basis, basis
 from aufx.estimate import channel_vector, estimate_raw
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.topology import topology
+from aufx.face.topology import N_LANDMARKS, topology
 
 # Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face as
 # it is (no jump when a slider leaves 0); from RAMP upwards the edit starts from the raw value, so the re-measured
 # result reaches the target.
 RAMP = 0.2
+FLOOR = 0.25
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None)
         t[j], t[i] = max(t[i], t[j]), shown[i]
     ramp_lo = np.clip(t / RAMP, 0.0, 1.0)
     ramp_hi = np.clip((1.0 - t) / RAMP, 0.0, 1.0)
+    raw = np.clip(raw, -FLOOR, 1.0 + FLOOR)  # an edit never spans much more than the full 0..1 scale
     start = shown + (raw - shown) * np.where(raw < 0, ramp_lo, ramp_hi)
     delta = t - start
     delta[np.isclose(t, shown, atol=1e-9)] = 0.0  # an untouched slider is no edit at all
@@ -79,6 +83,39 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
             new[lo] += (1.0 - upper_share) * fix
 
 
+@lru_cache(maxsize=1)
+def _mesh_adjacency() -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+    tris = topology().wall_triangles()
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(N_LANDMARKS, N_LANDMARKS))
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    return tris, adj, np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+
+
+def _signed_areas(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    a, b, c = pts[tris[:, 0], :2], pts[tris[:, 1], :2], pts[tris[:, 2], :2]
+    return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+
+
+def _unfold(cur: np.ndarray, new: np.ndarray, max_iter: int = 30) -> np.ndarray:
+    """No folded triangles: where the motion would turn a triangle over, the corners that lag behind are carried
+    along with their neighbours (the leading corner, e.g. a pulled lip corner, keeps its requested motion)."""
+    tris, adj, deg = _mesh_adjacency()
+    a0 = _signed_areas(cur, tris)
+    valid = np.abs(a0) > 1e-6
+    disp = new - cur
+    others = np.array([[1, 2], [0, 2], [0, 1]])
+    for _ in range(max_iter):
+        bad = np.flatnonzero(valid & (np.sign(_signed_areas(cur + disp, tris)) != np.sign(a0)))
+        if bad.size == 0:
+            break
+        corners = tris[bad]
+        lead = np.argmax(np.linalg.norm(disp[corners], axis=2), axis=1)
+        lag = np.unique(corners[np.arange(len(bad))[:, None], others[lead]])
+        disp[lag] = 0.5 * disp[lag] + 0.5 * (adj @ disp)[lag] / deg[lag, None]
+    return cur + disp
+
+
 def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
     b = basis()
     topo = topology()
@@ -86,8 +123,10 @@ def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
     cur = face.canonical
     new = cur + b.displacement(delta)
     closing = _closure_fraction(face, target, b)
-    _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)
-    for eye in ("eye_R", "eye_L"):
-        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
+    for _ in range(2):  # unfolding may nudge a lid or lip: the no-crossing rule has the last word
+        new = _unfold(cur, new)
+        _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)
+        for eye in ("eye_R", "eye_L"):
+            _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
     return Deformation(delta, new, disp, face.landmarks[:, :2] + disp)

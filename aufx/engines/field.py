@@ -4,6 +4,10 @@ Per face (once): a region of interest, a ring of zero-motion anchors around the 
 low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
 forward displacement field, a few fixed-point steps invert it (q = p - d(q)), and one remap moves the pixels. Motion
 is exactly zero outside the ring, so hair, clothes and background are untouched.
+
+Inside the mouth and eye openings the field follows one side only (the lower lip, the upper lid). Interpolating
+across an opening would stretch it faster than the fixed point can follow when lips part; those pixels are drawn by
+the interior layers anyway, so only the lips and lids themselves need to land exactly.
 """
 from __future__ import annotations
 
@@ -61,7 +65,8 @@ class WarpField:
         band_tris = band_tris[(band_tris >= N_MESH).any(axis=1)]
         depth = face.landmarks[topo.triangles, 2].mean(axis=1)
         mesh_tris = topo.triangles[np.argsort(-depth)]  # far first, so nearer triangles win where they overlap
-        self.weights = self._rasterise(verts, np.vstack([band_tris, mesh_tris]))
+        tris = np.vstack([band_tris, mesh_tris])
+        self.weights = self._rasterise(verts, tris, _ignored_corners(tris, topo))
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
@@ -71,7 +76,7 @@ class WarpField:
         rx0, ry0 = self.roi[:2]
         return (xy - [rx0, ry0] + 0.5) * self.scale - 0.5
 
-    def _rasterise(self, verts: np.ndarray, tris: np.ndarray) -> sp.csr_matrix:
+    def _rasterise(self, verts: np.ndarray, tris: np.ndarray, ignore: np.ndarray) -> sp.csr_matrix:
         lw, lh = self.low_size
         v = self._to_low(verts)
         index = np.full((lh, lw), -1, np.int32)
@@ -90,6 +95,8 @@ class WarpField:
         l2 = (e1[:, 0] * ep[:, 1] - e1[:, 1] * ep[:, 0]) / det
         lam = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0, 1)
         lam[~ok] = 1.0 / 3.0  # degenerate (closed mouth/eye) slivers: average of their corners
+        lam += 1e-6
+        lam[ignore[index[ys, xs]]] = 0.0  # inside an opening: follow the lower lip / the upper lid only
         lam /= lam.sum(axis=1, keepdims=True)
         rows = np.repeat(ys * lw + xs, 3)
         return sp.csr_matrix((lam.ravel(), (rows, t.ravel())), shape=(lw * lh, self.n_verts))
@@ -114,3 +121,17 @@ class WarpField:
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / self.scale
         fx, fy = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
         return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
+
+
+def _ignored_corners(tris: np.ndarray, topo) -> np.ndarray:
+    """(n, 3) mask of triangle corners an opening's interior must not follow: the upper lip, the lower lids."""
+    ignore = np.zeros(tris.shape, bool)
+    for name, follow in (("lips_inner", "lower"), ("eye_R", "upper"), ("eye_L", "upper")):
+        up, lo = set(topo.groups[f"{name}_upper"]), set(topo.groups[f"{name}_lower"])
+        other = (up - lo) if follow == "lower" else (lo - up)
+        both = up | lo
+        for i, tri in enumerate(tris):
+            s = set(tri.tolist())
+            if s <= both and (s & (up - lo)) and (s & (lo - up)):
+                ignore[i] = [v in other for v in tri]
+    return ignore

@@ -89,8 +89,9 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     jaw = float(d.displacement_px[152] @ down) / ipd  # mandible travel
 
     # Colours from this face: lips for the cavity and tongue, skin brightness for the teeth.
-    lips = _poly_mask(image.shape[:2], face.landmarks[list(topo.groups["lips_outer_upper"]) +
-                                                     list(topo.groups["lips_outer_lower"])[-2:0:-1], :2]) > 0.5
+    outer = face.landmarks[list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1], :2]
+    lips = (_poly_mask(image.shape[:2], outer) > 0.5) & ~(_poly_mask(image.shape[:2], face.landmarks[
+        topo.loop("lips_inner"), :2]) > 0.01)
     lip_rgb = _median_colour(image, lips, (150, 80, 80))
     skin = _median_colour(image, _poly_mask(image.shape[:2], face.landmarks[[50, 280, 4], :2]) > 0.5, (180, 140, 120))
     light = float(np.clip(skin.mean() / 170.0, 0.45, 1.1))
@@ -106,7 +107,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     gaps = 1.0 - 0.45 * np.exp(-(edge_dist / 0.02) ** 2)
     arch = (1.0 - 0.5 * np.clip(un, 0, 1) ** 2) * np.where(un > 0.78, 0.65, 1.0)
     shade = (gaps * arch)[..., None]
-    lower_edge = -0.01 + jaw + 0.035 * un ** 2
+    lower_edge = -0.01 + 0.8 * jaw + 0.035 * un ** 2  # lower incisors rise above the lower lip as the jaw drops
     lower = ((v > lower_edge) & (v < lower_edge + cfg.teeth_height_ipd) & (un < 0.9))[..., None]
     out = np.where(lower, teeth * shade * 0.85, out)  # lower row sits deeper, in more shadow
     upper_edge = cfg.upper_incisal_ipd - 0.05 * un ** 2

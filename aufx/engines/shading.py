@@ -107,7 +107,7 @@ def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tup
         strokes, stipple = looks[ch]
         for st in strokes:
             poly = np.array([_place(a, pts) for a in st.anchors])
-            width = max(1.0, st.width * ipd)
+            width = max(1.5, st.width * ipd)  # thinner than that reads as a drawn line, not a fold
             k = amount * st.depth * cfg.strength
             if st.kind == "crease":
                 _line(dark, poly, width, k)

@@ -4,6 +4,7 @@ MediaPipe is imported lazily: the app and the CLI start without it, and it loads
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ class LandmarkDetector:
     """Thread-safe wrapper: one MediaPipe graph per (static/video) mode, calls serialised by a lock."""
 
     def __init__(self, config: DetectorConfig = DetectorConfig(), video: bool = False):
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: warnings are noise for users
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import mediapipe as mp  # heavy: load only when a face is first analysed
 
         self.config = config

@@ -46,11 +46,29 @@ class Topology:
         return self.triangles[keep]
 
 
+def _lip_regions(canon: np.ndarray, groups: dict) -> dict[str, tuple[int, ...]]:
+    """Every mesh vertex of the upper and of the lower lip (the rings between the outer and inner contours too)."""
+    from matplotlib.path import Path as Polygon
+
+    outer = list(groups["lips_outer_upper"]) + list(groups["lips_outer_lower"])[-2:0:-1]
+    inside = Polygon(canon[outer, :2]).contains_points(canon[:468, :2], radius=1e-6)
+    inner_up = canon[list(groups["lips_inner_upper"]), :2]
+    line_y = np.interp(canon[:468, 0], inner_up[:, 0], inner_up[:, 1])
+    idx = set(np.flatnonzero(inside).tolist()) | set(outer) | set(groups["lips_inner_upper"]) | set(
+        groups["lips_inner_lower"])
+    upper = sorted(i for i in idx if canon[i, 1] <= line_y[i] + 1e-9 and i not in groups["lips_inner_lower"])
+    lower = sorted(i for i in idx if i not in upper or i in groups["lips_inner_lower"])
+    corners = {groups["lips_outer_upper"][0], groups["lips_outer_upper"][-1], groups["lips_inner_upper"][0],
+               groups["lips_inner_upper"][-1]}
+    return {"lips_upper": tuple(sorted(set(upper) | corners)), "lips_lower": tuple(sorted(set(lower) | corners))}
+
+
 @lru_cache(maxsize=1)
 def topology() -> Topology:
     canon = np.asarray(json.loads((ASSETS / "canonical_face.json").read_text())["vertices"], dtype=np.float64)
     tris = np.asarray(json.loads((ASSETS / "face_topology.json").read_text())["triangles"], dtype=np.int32)
     raw = json.loads((ASSETS / "face_regions.json").read_text())
     groups = {k: tuple(v) for k, v in raw.items() if k != "description" and not k.endswith("_pairs")}
+    groups.update(_lip_regions(canon, groups))
     pairs = {k[:-6]: np.asarray(v, dtype=np.int32) for k, v in raw.items() if k.endswith("_pairs")}
     return Topology(canon, tris, groups, pairs)
