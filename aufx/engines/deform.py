@@ -105,9 +105,12 @@ def _unfold(cur: np.ndarray, new: np.ndarray, max_iter: int = 30) -> np.ndarray:
     valid = np.abs(a0) > 1e-6
     disp = new - cur
     others = np.array([[1, 2], [0, 2], [0, 1]])
+    best, stalled = np.inf, 0
     for _ in range(max_iter):
         bad = np.flatnonzero(valid & (np.sign(_signed_areas(cur + disp, tris)) != np.sign(a0)))
-        if bad.size == 0:
+        stalled = 0 if bad.size < best else stalled + 1
+        best = min(best, bad.size)
+        if bad.size == 0 or stalled >= 4:  # done, or the remaining slivers will not open without losing the AU
             break
         corners = tris[bad]
         lead = np.argmax(np.linalg.norm(disp[corners], axis=2), axis=1)
@@ -123,10 +126,9 @@ def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
     cur = face.canonical
     new = cur + b.displacement(delta)
     closing = _closure_fraction(face, target, b)
-    for _ in range(2):  # unfolding may nudge a lid or lip: the no-crossing rule has the last word
-        new = _unfold(cur, new)
-        _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)
-        for eye in ("eye_R", "eye_L"):
-            _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
+    new = _unfold(cur, new)
+    _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)  # the no-crossing rule has the last word
+    for eye in ("eye_R", "eye_L"):
+        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
     return Deformation(delta, new, disp, face.landmarks[:, :2] + disp)

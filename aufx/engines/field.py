@@ -71,6 +71,10 @@ class WarpField:
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
         cv2.fillPoly(self.region, [ring_roi], 1, lineType=cv2.LINE_8, shift=3)
+        self.region_mask = self.region.astype(bool)[..., None]
+        self._grid = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
+        lw, lh = self.low_size
+        self._low_grid = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
         rx0, ry0 = self.roi[:2]
@@ -110,16 +114,15 @@ class WarpField:
 
     def backward_maps(self, disp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Full-resolution source coordinates (absolute image pixels) for every ROI pixel."""
-        lw, lh = self.low_size
         fwd = self.forward(disp_px)
-        gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
+        gx, gy = self._low_grid
         off = fwd.copy()
         for _ in range(self.cfg.inverse_iterations):  # q = p - d(q): converges where the warp does not fold
             off = cv2.remap(fwd, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         rx0, ry0, rx1, ry1 = self.roi
-        full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / self.scale
-        fx, fy = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
+        full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / np.float32(self.scale)
+        fx, fy = self._grid
         return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
 
 

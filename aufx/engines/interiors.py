@@ -59,6 +59,22 @@ def _median_colour(image: np.ndarray, mask: np.ndarray, default) -> np.ndarray:
     return np.median(sel, axis=0).astype(np.float32) if len(sel) >= 4 else np.asarray(default, np.float32)
 
 
+def _mouth_colours(face: FaceAnalysis, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lip colour (for the cavity and tongue) and skin brightness (for the teeth), sampled once per face."""
+    if "mouth_colours" not in face.cache:
+        topo = topology()
+        box = np.array(face.box)
+        crop = image[box[1]:box[3], box[0]:box[2]]
+        pts = face.landmarks[:, :2] - box[:2]
+        outer = pts[list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1]]
+        lips = (_poly_mask(crop.shape[:2], outer) > 0.5) & ~(_poly_mask(crop.shape[:2], pts[topo.loop("lips_inner")])
+                                                              > 0.01)
+        lip_rgb = _median_colour(crop, lips, (150, 80, 80))
+        skin = _median_colour(crop, _poly_mask(crop.shape[:2], pts[[50, 280, 4]]) > 0.5, (180, 140, 120))
+        face.cache["mouth_colours"] = (lip_rgb, float(np.clip(skin.mean() / 170.0, 0.45, 1.1)))
+    return face.cache["mouth_colours"]
+
+
 def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                  box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
     topo = topology()
@@ -88,14 +104,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     un = np.clip(np.abs(u) / half, 0, 1.5)
     jaw = float(d.displacement_px[152] @ down) / ipd  # mandible travel
 
-    # Colours from this face: lips for the cavity and tongue, skin brightness for the teeth.
-    outer = face.landmarks[list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1], :2]
-    lips = (_poly_mask(image.shape[:2], outer) > 0.5) & ~(_poly_mask(image.shape[:2], face.landmarks[
-        topo.loop("lips_inner"), :2]) > 0.01)
-    lip_rgb = _median_colour(image, lips, (150, 80, 80))
-    skin = _median_colour(image, _poly_mask(image.shape[:2], face.landmarks[[50, 280, 4], :2]) > 0.5, (180, 140, 120))
-    light = float(np.clip(skin.mean() / 170.0, 0.45, 1.1))
-
+    lip_rgb, light = _mouth_colours(face, image)
     cavity = lip_rgb * 0.18 * (0.55 + 0.45 * np.clip(un, 0, 1))[..., None]
     out = np.broadcast_to(cavity, (*u.shape, 3)).copy()
     tongue_top = 0.07 + jaw * 0.75 + 0.12 * un ** 2

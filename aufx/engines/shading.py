@@ -118,12 +118,16 @@ def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tup
         if stipple is not None:
             c = _place(stipple.at, pts)
             rad = stipple.radius * ipd
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            fall = np.exp(-((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (2 * rad ** 2))
-            g = cv2.GaussianBlur(_grain(max(h, w))[:h, :w], (0, 0), max(0.6, stipple.grain * ipd))
-            g /= g.std() + 1e-6
-            dark += np.clip(g, 0, None) * fall * stipple.depth * amount * cfg.strength * 0.5
-            lit += np.clip(-g, 0, None) * fall * stipple.depth * amount * cfg.strength * 0.3
+            x0, y0 = np.maximum(np.floor(c - 3 * rad).astype(int), 0)
+            x1, y1 = np.minimum(np.ceil(c + 3 * rad).astype(int), [w, h])
+            if x1 > x0 and y1 > y0:
+                gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+                fall = np.exp(-((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (2 * rad ** 2))
+                g = cv2.GaussianBlur(_grain(max(h, w))[y0:y1, x0:x1], (0, 0), max(0.6, stipple.grain * ipd))
+                g /= g.std() + 1e-6
+                k = stipple.depth * amount * cfg.strength
+                dark[y0:y1, x0:x1] += np.clip(g, 0, None) * fall * k * 0.5
+                lit[y0:y1, x0:x1] += np.clip(-g, 0, None) * fall * k * 0.3
     face_mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(face_mask, [np.round(pts[list(topology().groups["face_oval"])]).astype(np.int32)], 1)
     gain = (1.0 - np.clip(dark, 0, 0.7) + np.clip(lit, 0, 0.4) * 0.6) * face_mask + (1 - face_mask)
@@ -131,11 +135,18 @@ def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tup
 
 
 def _line(canvas: np.ndarray, poly: np.ndarray, width: float, strength: float) -> None:
-    """Add a soft line: a thin stroke blurred to the stroke width."""
-    layer = np.zeros_like(canvas)
-    cv2.polylines(layer, [np.round(poly * 16).astype(np.int32)], False, 1.0, 1, cv2.LINE_AA, shift=4)
-    layer = cv2.GaussianBlur(layer, (0, 0), width / 2.0)
+    """Add a soft line: a thin stroke blurred to the stroke width (drawn and blurred in its own small box)."""
+    sigma = width / 2.0
+    pad = int(np.ceil(3 * sigma)) + 2
+    h, w = canvas.shape
+    x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - pad, 0)
+    x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + pad, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return
+    layer = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cv2.polylines(layer, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], False, 1.0, 1, cv2.LINE_AA, shift=4)
+    layer = cv2.GaussianBlur(layer, (0, 0), sigma)
     peak = layer.max()
     if peak > 0:
-        canvas += layer * (strength / peak)
+        canvas[y0:y1, x0:x1] += layer * (strength / peak)
 

@@ -57,6 +57,5 @@ class WarpEngine:
         roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_shading(roi, face, d, wf.roi, self.config.shading)
         out = image.copy()
-        region = wf.region.astype(bool)
-        out[ry0:ry1, rx0:rx1][region] = roi[region]
+        np.copyto(out[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
         return out

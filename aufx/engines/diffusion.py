@@ -1,0 +1,74 @@
+"""Diffusion engine: refines the warp engine's result with SD1.5 img2img (AU LoRA + AU tokens, optional ControlNet).
+
+Warp-then-refine: the warp keeps geometry and identity; a low-strength img2img pass on the face crop makes folds,
+teeth and closed eyes look photographic. Only the face mask is regenerated; pixels outside it are returned
+unchanged. torch and diffusers are imported on the first edit, so importing this module is cheap.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from aufx.au import AUVector
+from aufx.diffusion.config import DiffusionConfig
+
+
+class DiffusionEngine:
+    name = "diffusion"
+
+    def __init__(self, config: DiffusionConfig | None = None):
+        self.config = config or DiffusionConfig()
+        self._resolved: dict = {}  # what the last edit ran with: device, dtype, seed, scheduler, LoRA hash
+
+    def load(self):
+        """Load (or fetch from the process cache) the pipeline now; raises ModelUnavailable with what to fetch."""
+        from aufx.diffusion.loading import get_pipeline
+
+        return get_pipeline(self.config)
+
+    def refine(self, init_rgb: np.ndarray, face_mask: np.ndarray, au_vector: AUVector,
+               target_landmarks_px: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
+        """Regenerate the masked face of ``init_rgb`` (the warp result for ``au_vector``); same shape, uint8."""
+        from aufx.diffusion import region
+        from aufx.diffusion.loading import resolve_runtime
+        from aufx.diffusion.sampling import generate
+
+        cfg = self.config
+        _check_inputs(init_rgb, face_mask, target_landmarks_px, cfg)
+        box = region.face_box(face_mask, cfg.crop_margin)
+        if box is None:
+            return init_rgb.copy()
+        loaded = self.load()
+        crop = region.extract(init_rgb, box, cfg.crop_size)
+        control = self._control_image(crop, box, target_landmarks_px) if cfg.controlnet_path else None
+        seed = cfg.seed if seed is None else int(seed)
+        generated = generate(loaded, cfg, crop, au_vector, seed, control)
+        note = resolve_runtime(cfg.device, cfg.dtype).note
+        self._resolved = {**loaded.info, "seed": seed, "scheduler": type(loaded.pipe.scheduler).__name__,
+                          **({"runtime_note": note} if note else {})}
+        return region.paste(init_rgb, generated, box, region.blend_weights(face_mask, box, cfg.feather))
+
+    def _control_image(self, crop: np.ndarray, box, landmarks: np.ndarray | None) -> np.ndarray:
+        from aufx.diffusion import conditioning, region
+
+        size = self.config.crop_size
+        if self.config.cond == "canny":
+            return conditioning.canny_edges(crop)
+        return conditioning.draw_mesh(region.to_crop(landmarks, box, size), size)
+
+    def params(self) -> dict:
+        """JSON-able settings for the output sidecar; after an edit, also what that edit resolved (device, seed...)."""
+        cfg = self.config
+        out = {"engine": self.name, **cfg.to_dict(),
+               "scheduler_steps": cfg.active_steps, "guidance_scale_used": cfg.active_guidance_scale,
+               "denoising_steps": int(cfg.active_steps * cfg.strength)}
+        return {**out, **self._resolved}
+
+
+def _check_inputs(init_rgb, face_mask, landmarks, cfg: DiffusionConfig) -> None:
+    if init_rgb.dtype != np.uint8 or init_rgb.ndim != 3 or init_rgb.shape[2] != 3:
+        raise ValueError(f"init_rgb must be an (H, W, 3) uint8 RGB array, got {init_rgb.dtype} {init_rgb.shape}")
+    if face_mask.shape != init_rgb.shape[:2]:
+        raise ValueError(f"face_mask shape {face_mask.shape} does not match the image {init_rgb.shape[:2]}")
+    if cfg.controlnet_path and cfg.cond == "mesh" and (landmarks is None or len(landmarks) < 468):
+        raise ValueError("cond='mesh' draws the target face mesh: pass the (478, 2) target landmarks in pixels, "
+                         "or use cond='canny'")
