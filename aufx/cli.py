@@ -15,10 +15,11 @@ from pathlib import Path
 
 from aufx import __version__
 from aufx.au import AUError
+from aufx.diffusion.errors import EngineUnavailable
 from aufx.face.analysis import FaceNotFoundError
 from aufx.io.images import ImageReadError
 
-USER_ERRORS = (AUError, FaceNotFoundError, ImageReadError, FileNotFoundError)
+USER_ERRORS = (AUError, FaceNotFoundError, ImageReadError, FileNotFoundError, EngineUnavailable)
 
 
 def _add_edit(sub) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from aufx.au import AUVector
-from aufx.diffusion.config import DiffusionConfig
+from aufx.diffusion.config import DiffusionConfig, add_diffusion_args, config_from_args
+from aufx.diffusion.errors import EngineUnavailable, LoraFileError, ModelUnavailable
+
+__all__ = ["DiffusionEngine", "DiffusionConfig", "add_diffusion_args", "config_from_args", "EngineUnavailable",
+           "ModelUnavailable", "LoraFileError"]
 
 
 class DiffusionEngine:
