@@ -47,6 +47,11 @@ def _system(cfg: EstimatorConfig, use_evidence: bool = True):
     return cols, np.vstack([a, r]), sw
 
 
+@lru_cache(maxsize=8)
+def _pinv(cfg: EstimatorConfig, use_evidence: bool) -> np.ndarray:
+    return np.linalg.pinv(_system(cfg, use_evidence)[1])
+
+
 def _column(b, channel: str, use_evidence: bool) -> np.ndarray:
     field = b.fields[b.index(channel), :N_MESH].copy()
     if use_evidence and channel in b.evidence:
@@ -59,7 +64,9 @@ def _column(b, channel: str, use_evidence: bool) -> np.ndarray:
 def _solve(shape_change: np.ndarray, cfg: EstimatorConfig, use_evidence: bool, bounds: tuple[float, float]):
     cols, a, sw = _system(cfg, use_evidence)
     rhs = np.concatenate([shape_change[:N_MESH].ravel() * sw, np.zeros(len(cols))])
-    sol = lsq_linear(a, rhs, bounds=bounds, method="bvls").x
+    sol = _pinv(cfg, use_evidence) @ rhs  # the unbounded solution; most faces stay inside the bounds
+    if sol.min() < bounds[0] or sol.max() > bounds[1]:
+        sol = lsq_linear(a, rhs, bounds=bounds, method="bvls").x
     b = basis()
     by_col = dict(zip(cols, sol))
     return np.array([by_col[b.ties.get(c, c)] for c in b.channels])

@@ -12,6 +12,7 @@ the interior layers anyway, so only the lips and lids themselves need to land ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -64,9 +65,10 @@ class WarpField:
         band_tris = ids[band.simplices]
         band_tris = band_tris[(band_tris >= N_MESH).any(axis=1)]
         depth = face.landmarks[topo.triangles, 2].mean(axis=1)
-        mesh_tris = topo.triangles[np.argsort(-depth)]  # far first, so nearer triangles win where they overlap
-        tris = np.vstack([band_tris, mesh_tris])
-        self.weights = self._rasterise(verts, tris, _ignored_corners(tris, topo))
+        order = np.argsort(-depth)  # far first, so nearer triangles win where they overlap
+        tris = np.vstack([band_tris, topo.triangles[order]])
+        ignore = np.vstack([np.zeros(band_tris.shape, bool), _ignored_corners()[order]])
+        self.weights = self._rasterise(verts, tris, ignore)
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
@@ -126,8 +128,11 @@ class WarpField:
         return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
 
 
-def _ignored_corners(tris: np.ndarray, topo) -> np.ndarray:
-    """(n, 3) mask of triangle corners an opening's interior must not follow: the upper lip, the lower lids."""
+@lru_cache(maxsize=1)
+def _ignored_corners() -> np.ndarray:
+    """(n, 3) mask over the mesh triangles: corners an opening's interior must not follow (upper lip, lower lids)."""
+    topo = topology()
+    tris = topo.triangles
     ignore = np.zeros(tris.shape, bool)
     for name, follow in (("lips_inner", "lower"), ("eye_R", "upper"), ("eye_L", "upper")):
         up, lo = set(topo.groups[f"{name}_upper"]), set(topo.groups[f"{name}_lower"])
