@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import lsq_linear
@@ -18,6 +19,9 @@ from aufx.au import AUVector
 from aufx.engines.basis import N_MESH, basis
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
+
+if TYPE_CHECKING:  # aufx.calibration builds on this module
+    from aufx.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,12 @@ def estimate_aus(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -
     """Measured AUs, clipped to the [0, 1] scale the sliders show."""
     raw = estimate_raw(face, cfg)
     return AUVector.clipped(dict(zip(basis().channels, raw)))
+
+
+def estimate_calibrated(face: FaceAnalysis, calibration: Calibration) -> AUVector:
+    """Measured AUs on OpenFace's scale through a calibration fitted on the user's data (aufx.calibration);
+    AUs the calibration has no model for keep their raw estimate."""
+    return calibration.vector(estimate_raw(face))
 
 
 def channel_vector(vec: AUVector) -> np.ndarray:

@@ -169,7 +169,8 @@ def copy_audio(src: str | Path, video: str | Path, out: str | Path) -> bool:
     """Write ``out``: the video stream of ``video`` (copied, not re-encoded) with the first audio stream of ``src``.
 
     The audio is stream-copied when MP4 accepts its codec (AAC, MP3, ...), otherwise re-encoded to AAC, and cut to the
-    video's length. Without audio in ``src``, ``out`` is just the video. ``out`` may be ``video`` itself.
+    video's length; the video is never cut (``-shortest`` would drop the last frames when the audio ends a little
+    early, as AAC tracks often do). Without audio in ``src``, ``out`` is just the video. ``out`` may be ``video`` itself.
     Returns whether audio was added.
     """
     src, video, out = Path(src), Path(video), Path(out)
@@ -182,10 +183,12 @@ def copy_audio(src: str | Path, video: str | Path, out: str | Path) -> bool:
         return False
     tmp = out.with_name(f".{out.stem}.with-audio{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    duration = probe_video(video).duration
     errors = []
     for audio_codec in ("copy", "aac"):
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(src),
-               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-shortest", str(tmp)]
+               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-t", f"{duration:.6f}",
+               str(tmp)]
         run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if run.returncode == 0:
             os.replace(tmp, out)
