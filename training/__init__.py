@@ -1,1 +1,2 @@
-"""Training data and training scripts: annotations from OpenFace output (training.annotations), datasets, LoRA."""
+"""Training: annotations from OpenFace output, face alignment, the AU regressor, and the diffusion engine's AU LoRA
+(see training/README.md)."""
