@@ -106,10 +106,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     if args.app:
-        from eval.bench_app import run as run_app
+        from eval.bench_app import main as run_app
 
-        run_app()
-        return 0
+        return run_app([])
     if args.engine == "diffusion":
         from eval.bench_diffusion import main as run_diffusion
 

@@ -1,0 +1,46 @@
+"""The whole app: the tabs assembled into one Blocks, the queue configured, and a launch that stays local."""
+from __future__ import annotations
+
+import gradio as gr
+
+from aufx import __version__
+from aufx.ui import batch_api, edit_tab, evaluate_tab, live_tab, study_tab, train_tab
+from aufx.ui.config import AppConfig
+
+HEADER = f"""## AUFX {__version__}: edit facial expressions by FACS Action Units
+Sliders are AU intensities on a 0..1 scale (OpenFace `_r` / 5; FACS A trace 0.2 ... E maximum 1.0). Start values
+are the AUs measured on your photo. Emotion presets are prototypes (Ekman, Friesen & Hager 2002; Cohn, Ambadar &
+Ekman 2007), not ground truth. API: see the "Use via API" link at the bottom of the page."""
+
+# System fonts: the default theme would fetch its web font from Google, and the app must work offline.
+THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+
+# The AU sliders scroll inside their column, so the photo and the presets stay in view while you work.
+CSS = "#au-panel { max-height: 72vh; overflow-y: auto; flex-wrap: nowrap; } #au-panel > * { flex: none; }"
+
+
+def build_app(cfg: AppConfig = AppConfig()) -> gr.Blocks:
+    with gr.Blocks(title="AUFX", analytics_enabled=False, delete_cache=cfg.cache_sweep) as demo:
+        gr.Markdown(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Edit", id="edit"):
+                edit_state = edit_tab.build(cfg)
+            with gr.Tab("Live", id="live"):
+                live_tab.build(cfg, edit_state)
+            with gr.Tab("Train", id="train"):
+                train_tab.build()
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build()
+            with gr.Tab("Study", id="study"):
+                study_tab.build()
+        batch_api.register(cfg)
+    demo.queue(max_size=cfg.queue_max_size, default_concurrency_limit=cfg.edit_concurrency)
+    return demo
+
+
+def launch(demo: gr.Blocks, cfg: AppConfig, block: bool = True):
+    """Serve on cfg.host (127.0.0.1 unless told otherwise); a share link only when asked; bounded uploads."""
+    return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, max_file_size=cfg.max_file_size,
+                       prevent_thread_lock=not block, theme=THEME, css=CSS, ssr_mode=False, mcp_server=False,
+                       pwa=False, enable_monitoring=False)

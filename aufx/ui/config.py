@@ -1,0 +1,38 @@
+"""Every knob of the app in one place, with the reason for its default."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_port() -> int:
+    raw = os.environ.get("AUFX_PORT", "7860")
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"AUFX_PORT={raw!r} is not a port number") from None
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    time_limit_s: int = 120  # one user's webcam stream may not hold the server longer than this
+    stream_every_s: float = 0.1  # the browser sends a frame this often; the queue keeps only the newest
+    max_side: int = 640  # frames are processed at webcam resolution at most: enough for a projector demo
+    concurrency: int = 2  # live streams served at once; more would only slow every stream down on a small CPU
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    host: str = field(default_factory=lambda: os.environ.get("AUFX_HOST", "127.0.0.1"))  # never public unless asked
+    port: int = field(default_factory=_env_port)
+    share: bool = False  # a gradio.live tunnel exposes the lab's photos: only on explicit request
+    max_file_size: str = "25mb"  # larger uploads are refused before they reach the decoder
+    edit_concurrency: int = 2  # slider edits computed at once across users (the warp engine is CPU-bound)
+    queue_max_size: int = 64  # requests waiting beyond this are refused instead of piling up
+    state_ttl_s: int = 3600  # an idle session's image and analysis are dropped after this long
+    api_results_keep_s: int = 3600  # /edit_image results are fetched at once; older files are deleted
+    cache_sweep: tuple[int, int] = (600, 3600)  # every 10 min, delete Gradio cache files older than 1 h
+    preview_max_side: int = 1280  # the on-screen image; the download is always full resolution
+    preview_quality: int = 92  # JPEG for the live preview: encodes in ~1 ms, unlike PNG (~60 ms at 512 px)
+    slider_step: float = 0.01
+    live: LiveConfig = field(default_factory=LiveConfig)

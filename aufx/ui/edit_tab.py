@@ -1,0 +1,235 @@
+"""The Edit tab: a photo in; AU sliders and emotion presets; the edited photo out, live while a slider moves.
+
+The photo is analysed once (/analyze) into a per-session EditSession. A slider move (/edit) re-runs only the warp
+engine and skips re-measuring the output; releasing the slider (/edit_final) renders again and measures the result.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from aufx.au import AUVector
+from aufx.presets import emotion_presets
+from aufx.ui.au_panel import AUPanel, build_panel
+from aufx.ui.components import photo_input, unchanged
+from aufx.ui.config import AppConfig
+from aufx.ui.errors import NoImageError, user_errors
+from aufx.ui.session import EditSession, au_table, face_choices, presets_markdown
+
+TABLE_HEADERS = ["AU", "Name", "Input", "Target", "Output"]
+PRESET_INFO = ("A preset replaces the whole expression: every AU goes to 0 (neutral), then the preset's AUs are "
+               "set to their prototype value x intensity. Fine-tune with the sliders afterwards. Moving this slider "
+               "re-applies the last preset you clicked.")
+TEXT_INFO = "The target as text, e.g. AU04:0.6,AU12:0.7,R14:0.2 (0..1 = OpenFace _r / 5). Edit it and press Enter."
+
+
+def _need(session: EditSession | None) -> EditSession:
+    if session is None:
+        raise NoImageError("Load a photo first (upload, webcam snapshot or paste).")
+    return session
+
+
+def _close(session: EditSession | None) -> None:
+    if session is not None:
+        session.close()
+
+
+def build(cfg: AppConfig) -> gr.State:
+    """The tab's components and events; returns the session state (the Live tab reads its offsets)."""
+    state = gr.State(None, time_to_live=cfg.state_ttl_s, delete_callback=_close)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6):
+            with gr.Row():
+                image_in = photo_input(label="Photo (upload, webcam snapshot or paste)", type="filepath",
+                                       image_mode=None, sources=["upload", "webcam", "clipboard"], height=230,
+                                       scale=1, elem_id="photo-in")
+                with gr.Column(scale=1, min_width=220):
+                    faces = gr.Dropdown(label="Face", choices=[], interactive=True, elem_id="face-pick",
+                                        info="Several faces: pick the one to edit (0 = largest).")
+                    status = gr.Markdown("Load a photo with a face to start.", label="Status", elem_id="edit-status")
+                    download_btn = gr.Button("Download PNG + JSON", variant="primary", elem_id="download-btn")
+                    files = gr.File(label="Full-resolution PNG (AU vector embedded) + JSON", file_count="multiple",
+                                    interactive=False, visible=False, elem_id="download-files")
+            view = gr.ImageSlider(label="Before / after (drag the divider)", type="filepath", interactive=False,
+                                  height=560, elem_id="before-after")
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="AUs measured on the input, target, measured on the "
+                                 "output (updated when a slider is released)", interactive=False, wrap=True,
+                                 column_widths=["9%", "25%", "22%", "22%", "22%"], max_height=420,
+                                 elem_id="au-table")
+        with gr.Column(scale=5):
+            presets = list(emotion_presets().items())
+            buttons = {}
+            for row in (presets[:4], presets[4:]):
+                with gr.Row():
+                    buttons.update({k: gr.Button(p["label"], size="sm", min_width=70, elem_id=f"preset-{k}")
+                                    for k, p in row})
+            preset_key = gr.Textbox(label="preset", visible=False)  # the /apply_preset API's preset name
+            intensity_slider = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Preset intensity",
+                                         info=PRESET_INFO, elem_id="preset-intensity")
+            with gr.Row():
+                neutral_btn = gr.Button("Neutralise (all AUs 0)", size="sm", elem_id="neutralise-btn")
+                reset_btn = gr.Button("Reset to measured", size="sm", elem_id="reset-btn")
+            au_text = gr.Textbox(label="Target AUs", info=TEXT_INFO, elem_id="au-text")
+            with gr.Column(elem_id="au-panel"):
+                panel = build_panel(cfg)
+            with gr.Accordion("Save / load presets; sources of the shipped ones", open=False):
+                preset_name = gr.Textbox(label="Preset name", value="my preset")
+                save_btn = gr.Button("Save the current AUs as a preset JSON", size="sm")
+                saved_file = gr.File(label="Saved preset", interactive=False, visible=False)
+                load_file = gr.File(label="Load a preset JSON (sets the target)", file_types=[".json"],
+                                    type="filepath", height=90)
+                gr.Markdown(presets_markdown())
+
+    # The state is an output of every full update only to restart its time-to-live: the session is mutated in place.
+    full = [*panel.components, view, table, au_text, status, state]
+
+    def show(session: EditSession) -> dict:
+        """Render and re-measure the session's target; set every output that depends on it."""
+        result = session.render(measure=True)
+        t = result.timings_ms
+        note = (f"Face {session.face_index}: warp {t.get('warp', 0):.0f} ms, re-measured in "
+                f"{t.get('measure_output', 0):.0f} ms.")
+        return {**panel.values(session.refresh_sliders()), view: session.before_after(),
+                table: au_table(session, result), au_text: session.target.to_text(),
+                status: f"{_describe(session)} {note}", state: session}
+
+    @user_errors
+    def analyze(image: str | None, session: EditSession | None):
+        """A new photo replaces the session; if it has no usable face, the previous session stays as it was."""
+        if not image:
+            _close(session)
+            return {state: None, faces: gr.Dropdown(choices=[], value=None), view: None, table: None,
+                    au_text: "", status: "Load a photo with a face to start."}
+        fresh = EditSession.open(image, Path(image).name, cfg)
+        _close(session)
+        return {faces: gr.Dropdown(choices=face_choices(fresh.editor), value=0), **show(fresh)}
+
+    @user_errors
+    def select_face(face_index: int, session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            session.select_face(int(face_index))
+            return show(session)
+
+    @user_errors
+    def edit(session: EditSession | None, **values: float):
+        session = _need(session)
+        with session.lock:
+            if session.move_sliders(values) or session.result is None:
+                session.render(measure=False)
+            return session.before_after()
+
+    @user_errors
+    def edit_final(session: EditSession | None, **values: float):
+        session = _need(session)
+        with session.lock:
+            session.move_sliders(values)
+            return show(session)
+
+    @user_errors
+    def apply_preset(preset: str, intensity: float, session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            session.apply_preset(preset, intensity)
+            return show(session)
+
+    @user_errors
+    def set_intensity(intensity: float, session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            if session.preset is None:
+                return unchanged(full)
+            session.apply_preset(session.preset, intensity)
+            return show(session)
+
+    @user_errors
+    def neutralise(session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            session.set_target(AUVector())
+            return show(session)
+
+    @user_errors
+    def reset(session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            session.set_target(session.measured)
+            return show(session)
+
+    @user_errors
+    def set_aus(au_text: str, session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            session.apply_text(au_text)
+            return show(session)
+
+    @user_errors
+    def download(session: EditSession | None):
+        session = _need(session)
+        with session.lock:
+            return [str(p) for p in session.download()]
+
+    @user_errors
+    def save_preset(name: str, session: EditSession | None):
+        return str(_need(session).save_preset(name))
+
+    @user_errors
+    def load_preset(preset_file: str | None, session: EditSession | None):
+        session = _need(session)
+        if not preset_file:
+            return unchanged(full)
+        with session.lock:
+            session.load_preset(preset_file)
+            return show(session)
+
+    sliders = panel.components
+    keyed = dict(panel.sliders)
+    quiet = dict(show_progress="hidden", concurrency_id="engine", concurrency_limit=cfg.edit_concurrency)
+    image_in.change(analyze, [image_in, state], [faces, *full], api_name="analyze")
+    faces.input(select_face, [faces, state], full, api_name="select_face", **quiet)
+    gr.on([s.input for s in sliders], edit, [state], [view], inputs_kwargs=keyed, api_name="edit",
+          trigger_mode="always_last", **quiet)
+    gr.on([s.release for s in sliders], edit_final, [state], full, inputs_kwargs=keyed, api_name="edit_final",
+          trigger_mode="always_last", **quiet)
+    for key, b in buttons.items():
+        b.click(partial(apply_preset, key), [intensity_slider, state], full, api_visibility="private", **quiet)
+    gr.on([], apply_preset, [preset_key, intensity_slider, state], full, api_name="apply_preset", **quiet)
+    intensity_slider.release(set_intensity, [intensity_slider, state], full, api_name="set_intensity", **quiet)
+    neutral_btn.click(neutralise, [state], full, api_name="neutralise", **quiet)
+    reset_btn.click(reset, [state], full, api_name="reset", **quiet)
+    au_text.submit(set_aus, [au_text, state], full, api_name="set_aus", **quiet)
+    # The file boxes appear once they hold something; a separate UI-only step keeps the API's return a plain path.
+    download_btn.click(download, [state], [files], api_name="download", concurrency_id="engine").success(
+        _reveal, None, [files], api_visibility="private", queue=False)
+    save_btn.click(save_preset, [preset_name, state], [saved_file], api_name="save_preset").success(
+        _reveal, None, [saved_file], api_visibility="private", queue=False)
+    load_file.upload(load_preset, [load_file, state], full, api_name="load_preset", **quiet)
+    for region, box in panel.splits.items():
+        _wire_split(panel, region, box, state)
+    return state
+
+
+def _reveal():
+    return gr.File(visible=True)
+
+
+def _describe(session: EditSession) -> str:
+    h, w = session.editor.image.shape[:2]
+    n = len(session.editor.faces)
+    return (f"**{session.editor.name}**: {w}x{h}, {n} face{'s' if n != 1 else ''} found "
+            f"(analysed in {session.editor.analysis_ms:.0f} ms).")
+
+
+def _wire_split(panel: AUPanel, region: str, box: gr.Checkbox, state: gr.State) -> None:
+    def toggle(split: bool, session: EditSession | None):
+        values = None
+        if session is not None:
+            with session.lock:
+                values = session.sync_sides(region)
+        return panel.split_updates(region, split, values)
+
+    box.input(toggle, [box, state], panel.split_outputs(region), api_name=f"split_{region}",
+              show_progress="hidden")
+

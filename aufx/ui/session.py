@@ -1,0 +1,193 @@
+"""One browser session's edit: the photo analysed once, the current target AUs, the last result and its files.
+
+Kept in gr.State, so a slider move re-runs only the engine on the cached analysis. No Gradio here: the tab wires it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aufx.au import ActionUnit, AUVector, catalogue
+from aufx.io.images import save_png
+from aufx.pipeline import Editor, EditResult, build_target
+from aufx.presets import emotion_presets, load_user_preset, save_user_preset
+from aufx.ui import au_controls
+from aufx.ui.config import AppConfig
+
+
+def write_preview(path: Path, rgb: np.ndarray, max_side: int, quality: int) -> Path:
+    """Screen copy of an image: bounded size, JPEG (fast), written atomically so a reader never sees half a file."""
+    img = Image.fromarray(rgb)
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    tmp = path.with_name(path.name + ".part")
+    img.save(tmp, format="JPEG", quality=quality)
+    tmp.replace(path)
+    return path
+
+
+def face_choices(editor: Editor) -> list[tuple[str, int]]:
+    """Dropdown entries: every face with its box, largest first."""
+    out = []
+    for i, face in enumerate(editor.faces):
+        x0, y0, x1, y1 = face.box
+        out.append((f"{i}: {x1 - x0}x{y1 - y0} px at ({x0}, {y0})", i))
+    return out
+
+
+@dataclass(eq=False)
+class EditSession:
+    editor: Editor
+    cfg: AppConfig
+    workdir: Path
+    face_index: int = 0
+    target: AUVector = field(default_factory=AUVector)
+    shown: dict[str, float] = field(default_factory=dict)  # slider values last sent to the UI
+    preset: str | None = None  # the preset the intensity slider re-applies; cleared by any other edit
+    intensity: float | None = None  # the preset's intensity, for the metadata
+    result: EditResult | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # handlers hold it across render
+
+    @classmethod
+    def open(cls, image, name: str, cfg: AppConfig) -> "EditSession":
+        editor = Editor(image, name=name)
+        workdir = Path(tempfile.mkdtemp(prefix="aufx-session-"))
+        write_preview(workdir / "before.jpg", editor.image, cfg.preview_max_side, cfg.preview_quality)
+        session = cls(editor, cfg, workdir)
+        session.select_face(0)
+        return session
+
+    # State -------------------------------------------------------------------------------------------------------
+    @property
+    def measured(self) -> AUVector:
+        return self.editor.measured(self.face_index)
+
+    def select_face(self, index: int) -> None:
+        self.editor.face(index)  # raises FaceNotFoundError for an index out of range
+        self.face_index = index
+        self.set_target(self.measured)
+
+    def set_target(self, target: AUVector, preset: str | None = None,
+                   intensity: float | None = None) -> dict[str, float]:
+        """Replace the whole target (preset, reset, neutralise, loaded file); returns what the sliders must show."""
+        self.target, self.preset, self.intensity = target, preset, intensity
+        return self.refresh_sliders()
+
+    def refresh_sliders(self) -> dict[str, float]:
+        """Every slider's value for the current target; call only when all sliders are sent to the UI."""
+        self.shown = au_controls.slider_values(self.target)
+        return self.shown
+
+    def apply_preset(self, name: str, intensity: float) -> dict[str, float]:
+        """The preset on a neutral face: every AU 0, then the preset's AUs at prototype value x intensity."""
+        key = name.strip().lower()
+        target = build_target(self.measured, preset=key, intensity=intensity, neutral=True)
+        return self.set_target(target, preset=key, intensity=intensity)
+
+    def apply_text(self, au_text: str) -> dict[str, float]:
+        """AU text (``AU12:0.8,R14:0.2``) on top of the current target: only the named AUs change."""
+        return self.set_target(build_target(self.target, au_text=au_text))
+
+    def move_sliders(self, values: dict[str, float | None]) -> bool:
+        """A slider event: apply the sliders that moved; False when nothing moved (no edit needed)."""
+        changes = au_controls.moved(values, self.shown)
+        if not changes:
+            return False
+        self.target = self.target.updated(changes)
+        self.shown.update(changes)
+        self.preset = self.intensity = None
+        return True
+
+    def sync_sides(self, region: str) -> dict[str, float]:
+        """Fresh values for a region's sliders when its L/R split is toggled (hidden sliders may be stale)."""
+        fresh = au_controls.slider_values(self.target)
+        keys = [s.key for s in au_controls.region_specs()[region]]
+        self.shown.update({k: fresh[k] for k in keys})
+        return {k: fresh[k] for k in keys}
+
+    # Rendering ---------------------------------------------------------------------------------------------------
+    def render(self, measure: bool) -> EditResult:
+        """Run the engine on the cached analysis; ``measure`` re-detects the output (the final pass)."""
+        with self.lock:
+            result = self.editor.edit(self.target, self.face_index, measure_output=measure)
+            self.result = result
+            write_preview(self.workdir / "after.jpg", result.image, self.cfg.preview_max_side,
+                          self.cfg.preview_quality)
+        return result
+
+    def before_after(self) -> tuple[str, str]:
+        return str(self.workdir / "before.jpg"), str(self.workdir / "after.jpg")
+
+    def final_result(self) -> EditResult:
+        """The measured result for the current target (recomputed if the last pass was a live one)."""
+        r = self.result
+        measured = r is not None and "measure_output" in r.timings_ms
+        if not measured or r.target != self.target or r.face_index != self.face_index:
+            r = self.render(measure=True)
+        return r
+
+    # Files -------------------------------------------------------------------------------------------------------
+    def metadata(self, result: EditResult) -> dict:
+        return result.metadata(input=self.editor.name, preset=self.preset, intensity=self.intensity,
+                               au_text=result.target.to_text(),
+                               faces_found=len(self.editor.faces), image_size=list(self.editor.image.shape[:2]),
+                               source="aufx app")
+
+    def download(self) -> tuple[Path, Path]:
+        """Full-resolution PNG with the AU vector in its 'aufx' text chunk, and the same metadata as a sidecar."""
+        result = self.final_result()
+        meta = self.metadata(result)
+        stem = Path(self.editor.name).stem or "image"
+        png = save_png(self.workdir / f"{stem}_aufx.png", result.image, meta)
+        sidecar = self.workdir / f"{stem}_aufx.png.json"
+        sidecar.write_text(json.dumps(meta, indent=2))
+        return png, sidecar
+
+    def save_preset(self, name: str) -> Path:
+        clean = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip()) or "preset"
+        return save_user_preset(self.workdir / f"{clean}.json", name.strip() or clean, self.target,
+                                note=f"saved from the AUFX app on {self.editor.name}")
+
+    def load_preset(self, path: str | Path) -> dict[str, float]:
+        _name, vector = load_user_preset(path)
+        return self.set_target(vector)
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def au_table(session: EditSession, result: EditResult | None) -> list[list[str]]:
+    """One row per AU: measured on the input, target, measured on the output; both sides shown where they differ."""
+    out = result.measured_output if result is not None else None
+    return [[au.code, au.name, _cell(session.measured, au), _cell(session.target, au), _cell(out, au)]
+            for au in catalogue()]
+
+
+def _cell(vec: AUVector | None, au: ActionUnit) -> str:
+    if vec is None:
+        return "–"
+    text = f"{vec.au(au.code):.2f}"
+    if au.bilateral:
+        left, right = (vec[c] for c in au.channels())
+        if abs(left - right) >= 0.01:
+            text += f" (L {left:.2f} R {right:.2f})"
+    return text
+
+
+def presets_markdown() -> str:
+    """The shipped prototypes with their AUs and sources, for the UI."""
+    lines = ["| Preset | AUs (0..1) | Source |", "|---|---|---|"]
+    for p in emotion_presets().values():
+        aus = ", ".join(f"{k} {v:g}" for k, v in p["aus"].items()) or "all 0"
+        opt = p.get("optional")
+        if opt:
+            aus += " (optional: " + ", ".join(f"{k} {v:g}" for k, v in opt.items()) + ")"
+        lines.append(f"| {p['label']} | {aus} | {p['source']} |")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""The app in a real browser (Debian's headless Chromium): upload a face, click Happy, see the edited image; and the
+Live tab streaming a (fake, file-backed) webcam through the engine with a frame-rate read-out."""
+from __future__ import annotations
+
+import io
+import re
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app_fixtures import astronaut
+from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, start_app, webcam_clip
+
+pytestmark = pytest.mark.browser
+
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    return astronaut(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, photo):
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")
+    root = tmp_path_factory.mktemp("chromium")
+    driver = chromium(root / "profile", webcam_clip(photo, root / "webcam.y4m"))
+    yield driver
+    driver.quit()
+
+
+def _pixels(src: str) -> np.ndarray:
+    with DIRECT.open(src, timeout=10) as r:
+        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB")).astype(np.int16)
+
+
+def _loaded(driver, img) -> bool:
+    return driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", img)
+
+
+def test_happy_preset_in_the_browser(app, browser, photo, tmp_path):
+    d = browser
+    d.get(app.url)
+    wait = WebDriverWait(d, 30)
+    wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "#photo-in input[type=file]"))
+    d.find_element(By.CSS_SELECTOR, "#photo-in input[type=file]").send_keys(str(photo))
+    wait.until(lambda _: "1 face found" in d.find_element(By.ID, "edit-status").text)
+    d.find_element(By.ID, "preset-happy").click()
+    wait.until(lambda _: d.find_element(By.CSS_SELECTOR, "#au-text textarea, #au-text input")
+               .get_attribute("value") == "AU06:0.6,AU12:0.8")
+    wait.until(lambda _: all(_loaded(d, i) for i in d.find_elements(By.CSS_SELECTOR, "#before-after img")))
+    d.save_screenshot(str(tmp_path / "edit_happy.png"))
+    assert (tmp_path / "edit_happy.png").stat().st_size > 10_000
+    srcs = [i.get_attribute("src") for i in d.find_elements(By.CSS_SELECTOR, "#before-after img")]
+    assert len(srcs) == 2 and "after" in srcs[1]
+    before, after = (_pixels(s) for s in srcs)
+    assert before.shape == after.shape == (512, 512, 3)
+    assert np.abs(after - before).mean() > 0.3 and np.abs(after - before).max() > 40  # the face changed
+
+
+def test_live_webcam_streams_through_the_engine(app, browser, tmp_path):
+    d = browser
+    d.get(app.url)
+    wait = WebDriverWait(d, 30)
+    wait.until(lambda _: d.find_elements(By.XPATH, "//button[@role='tab' and normalize-space()='Live']"))
+    d.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Live']").click()
+    wait.until(lambda _: d.find_elements(By.XPATH, "//*[@id='live-cam']//button[contains(., 'Access Webcam')]"))
+    d.find_element(By.XPATH, "//*[@id='live-cam']//button[contains(., 'Access Webcam')]").click()
+    wait.until(lambda _: d.find_elements(By.XPATH, "//*[@id='live-cam']//button[contains(., 'Record')]"))
+    d.find_element(By.XPATH, "//*[@id='live-cam']//button[contains(., 'Record')]").click()
+    fps = re.compile(r"([\d.]+) fps · (\d+) ms per frame · mirror$")
+    wait.until(lambda _: (m := fps.search(d.find_element(By.ID, "live-fps").text)) and float(m.group(1)) >= 2.0)
+    assert "no face" not in d.find_element(By.ID, "live-fps").text
+    wait.until(lambda _: any(_loaded(d, i) for i in d.find_elements(By.CSS_SELECTOR, "#live-out img")))
+    d.save_screenshot(str(tmp_path / "live.png"))
