@@ -90,7 +90,7 @@ def _slider_latency(url: str, photo: Path, repeats: int) -> tuple[float, float]:
 
     q = QueueSession(url)
     try:
-        out = q.call("analyze", [q.upload(photo), None])
+        out = q.call("analyze", [q.upload(photo), None, None])  # the photo; the session and engine states
         values = dict(zip(slider_keys(), q.outputs_of_type("analyze", out, "slider")))
         live, final = [], []
         for i in range(repeats + 2):

@@ -128,18 +128,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figures(result: dict) -> list[tuple[str, str]]:
+def figures(result: dict) -> list[tuple[str, Figure]]:
+    """The report's plots with their titles: the page embeds them, the app's Evaluate tab shows them as PNGs."""
     s, records = result["summary"], result["per_image"]
     figs = []
     if s.get("au"):
-        figs.append(("Per-AU error", _png(_per_au_errors(s["au"]))))
-        figs.append(("Target vs measured, per AU", _png(_scatter(records, list(s["au"]["per_au"])))))
+        figs.append(("Per-AU error", _per_au_errors(s["au"])))
+        figs.append(("Target vs measured, per AU", _scatter(records, list(s["au"]["per_au"]))))
     cos = [r["identity"]["cosine"] for r in records if r.get("identity")]
     if cos:
-        figs.append(("Identity", _png(_identity_hist(cos, result["metrics"]["identity"]["backend"]))))
+        figs.append(("Identity", _identity_hist(cos, result["metrics"]["identity"]["backend"])))
     for backend, conf in s.get("emotion", {}).items():
         if conf["n"] or conf["excluded"]:
-            figs.append((f"Emotion confusion ({backend})", _png(_confusion(conf, backend))))
+            figs.append((f"Emotion confusion ({backend})", _confusion(conf, backend)))
     return figs
 
 
@@ -178,8 +179,8 @@ def write_report(result: dict, path: Path) -> Path:
                   _table(["AU", "MAE ↓", "RMSE ↓", "n"],
                          [[c, fmt(v["mae"]), fmt(v["rmse"]), v["n"]] for c, v in au["per_au"].items()])]
     parts.append("<h2>Plots</h2>")
-    parts += [f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'><figcaption>{html.escape(t)}"
-              "</figcaption></figure>" for t, b in _figures(result)]
+    parts += [f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{_png(f)}'><figcaption>"
+              f"{html.escape(t)}</figcaption></figure>" for t, f in figures(result)]
     parts += ["<h2>Backends</h2>",
               _table(["backend", "kind", "status", "licence", "reason"],
                      [[n, b["kind"], b["status"], b["licence"], b.get("reason", "")]

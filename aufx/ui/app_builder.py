@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from aufx import __version__
-from aufx.ui import batch_api, edit_tab, evaluate_tab, live_tab, study_tab, train_tab
+from aufx.ui import batch_api, edit_tab, evaluate_tab, live_tab, sequence_tab, study_tab, train_tab
 from aufx.ui.config import AppConfig
 
 HEADER = f"""## AUFX {__version__}: edit facial expressions by FACS Action Units
@@ -23,17 +23,19 @@ CSS = "#au-panel { max-height: 72vh; overflow-y: auto; flex-wrap: nowrap; } #au-
 def build_app(cfg: AppConfig = AppConfig()) -> gr.Blocks:
     with gr.Blocks(title="AUFX", analytics_enabled=False, delete_cache=cfg.cache_sweep) as demo:
         gr.Markdown(HEADER)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Edit", id="edit"):
-                edit_state = edit_tab.build(cfg)
+                edit = edit_tab.build(cfg)
             with gr.Tab("Live", id="live"):
-                live_tab.build(cfg, edit_state)
-            with gr.Tab("Train", id="train"):
-                train_tab.build()
+                live_tab.build(cfg, edit.state)
+            with gr.Tab("Sequence", id="sequence"):
+                sequence_tab.build(cfg)
+            with gr.Tab("Train", id="train") as train:
+                train_tab.build(edit, tabs, train)
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate_tab.build()
+                evaluate_tab.build(cfg)
             with gr.Tab("Study", id="study"):
-                study_tab.build()
+                study_tab.build(cfg)
         batch_api.register(cfg)
     demo.queue(max_size=cfg.queue_max_size, default_concurrency_limit=cfg.edit_concurrency)
     return demo

@@ -1,12 +1,15 @@
 """The Edit tab: a photo in; AU sliders and emotion presets; the edited photo out, live while a slider moves.
 
 The photo is analysed once (/analyze) into a per-session EditSession. A slider move (/edit) re-runs only the warp
-engine and skips re-measuring the output; releasing the slider (/edit_final) renders again and measures the result.
+engine and skips re-measuring the output; releasing the slider (/edit_final) renders again with the chosen engine
+(warp, or diffusion: /set_engine) and measures the result.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 
@@ -15,8 +18,9 @@ from aufx.presets import emotion_presets
 from aufx.ui.au_panel import AUPanel, build_panel
 from aufx.ui.components import photo_input, unchanged
 from aufx.ui.config import AppConfig
+from aufx.ui.engine_panel import EnginePanel, build_engine_panel, engine_choice
 from aufx.ui.errors import NoImageError, user_errors
-from aufx.ui.session import EditSession, au_table, face_choices, presets_markdown
+from aufx.ui.session import EditSession, EngineChoice, au_table, face_choices, presets_markdown
 
 TABLE_HEADERS = ["AU", "Name", "Input", "Target", "Output"]
 PRESET_INFO = ("A preset replaces the whole expression: every AU goes to 0 (neutral), then the preset's AUs are "
@@ -36,9 +40,17 @@ def _close(session: EditSession | None) -> None:
         session.close()
 
 
-def build(cfg: AppConfig) -> gr.State:
-    """The tab's components and events; returns the session state (the Live tab reads its offsets)."""
+@dataclass
+class EditTab:
+    state: gr.State  # the EditSession; the Live tab reads its offsets
+    engine: EnginePanel
+    apply_engine: Callable  # chain onto an event that set the engine panel's values, so the session follows them
+
+
+def build(cfg: AppConfig) -> EditTab:
+    """The tab's components and events."""
     state = gr.State(None, time_to_live=cfg.state_ttl_s, delete_callback=_close)
+    chosen = gr.State(EngineChoice(), time_to_live=cfg.state_ttl_s)  # kept across photos, set before one is loaded
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
             with gr.Row():
@@ -72,6 +84,7 @@ def build(cfg: AppConfig) -> gr.State:
                 neutral_btn = gr.Button("Neutralise (all AUs 0)", size="sm", elem_id="neutralise-btn")
                 reset_btn = gr.Button("Reset to measured", size="sm", elem_id="reset-btn")
             au_text = gr.Textbox(label="Target AUs", info=TEXT_INFO, elem_id="au-text")
+            engine_panel = build_engine_panel()
             with gr.Column(elem_id="au-panel"):
                 panel = build_panel(cfg)
             with gr.Accordion("Save / load presets; sources of the shipped ones", open=False):
@@ -88,21 +101,21 @@ def build(cfg: AppConfig) -> gr.State:
     def show(session: EditSession) -> dict:
         """Render and re-measure the session's target; set every output that depends on it."""
         result = session.render(measure=True)
-        t = result.timings_ms
-        note = (f"Face {session.face_index}: warp {t.get('warp', 0):.0f} ms, re-measured in "
-                f"{t.get('measure_output', 0):.0f} ms.")
+        if session.engine_note:
+            gr.Warning(session.engine_note)
         return {**panel.values(session.refresh_sliders()), view: session.before_after(),
                 table: au_table(session, result), au_text: session.target.to_text(),
-                status: f"{_describe(session)} {note}", state: session}
+                status: f"{_describe(session)} {_timings(session, result)}", state: session}
 
     @user_errors
-    def analyze(image: str | None, session: EditSession | None):
+    def analyze(image: str | None, session: EditSession | None, choice: EngineChoice):
         """A new photo replaces the session; if it has no usable face, the previous session stays as it was."""
         if not image:
             _close(session)
             return {state: None, faces: gr.Dropdown(choices=[], value=None), view: None, table: None,
                     au_text: "", status: "Load a photo with a face to start."}
         fresh = EditSession.open(image, Path(image).name, cfg)
+        fresh.engine = choice
         _close(session)
         return {faces: gr.Dropdown(choices=face_choices(fresh.editor), value=0), **show(fresh)}
 
@@ -165,6 +178,23 @@ def build(cfg: AppConfig) -> gr.State:
             session.apply_text(au_text)
             return show(session)
 
+    def set_engine(engine: str, model: str, lora_path: str, controlnet_path: str, cond: str, strength: float,
+                   guidance_scale: float, steps: int, few_step: bool, seed: int, crop_size: int,
+                   session: EditSession | None, choice: EngineChoice):
+        """The engine of the final pass; with a photo loaded, the current edit is rendered with it at once."""
+        try:
+            new = engine_choice(engine, model, lora_path, controlnet_path, cond, strength, guidance_scale, steps,
+                                few_step, seed, crop_size)
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        if session is None:
+            return {chosen: new, status: f"Engine: {new.describe()}. Load a photo with a face to start."}
+        with session.lock:
+            if new == choice and new == session.engine:
+                return {chosen: new}
+            session.engine = new
+            return {chosen: new, **show(session)}
+
     @user_errors
     def download(session: EditSession | None):
         session = _need(session)
@@ -187,7 +217,9 @@ def build(cfg: AppConfig) -> gr.State:
     sliders = panel.components
     keyed = dict(panel.sliders)
     quiet = dict(show_progress="hidden", concurrency_id="engine", concurrency_limit=cfg.edit_concurrency)
-    image_in.change(analyze, [image_in, state], [faces, *full], api_name="analyze")
+    image_in.change(analyze, [image_in, state, chosen], [faces, *full], api_name="analyze")
+    engine_io = dict(fn=set_engine, inputs=[*engine_panel.inputs, state, chosen], outputs=[*full, chosen], **quiet)
+    gr.on(engine_panel.triggers(), api_name="set_engine", trigger_mode="always_last", **engine_io)
     faces.input(select_face, [faces, state], full, api_name="select_face", **quiet)
     gr.on([s.input for s in sliders], edit, [state], [view], inputs_kwargs=keyed, api_name="edit",
           trigger_mode="always_last", **quiet)
@@ -208,11 +240,21 @@ def build(cfg: AppConfig) -> gr.State:
     load_file.upload(load_preset, [load_file, state], full, api_name="load_preset", **quiet)
     for region, box in panel.splits.items():
         _wire_split(panel, region, box, state)
-    return state
+    return EditTab(state, engine_panel, lambda event: event.success(api_visibility="private", **engine_io))
 
 
 def _reveal():
     return gr.File(visible=True)
+
+
+def _timings(session: EditSession, result) -> str:
+    t = result.timings_ms
+    refined = f", diffusion {t['diffusion']:.0f} ms" if "diffusion" in t else ""
+    text = (f"Face {session.face_index}: warp {t.get('warp', 0):.0f} ms{refined}, re-measured in "
+            f"{t.get('measure_output', 0):.0f} ms.")
+    if session.engine_note:
+        text += f"\n\n**Diffusion unavailable, the warp result is shown.** {session.engine_note}"
+    return text
 
 
 def _describe(session: EditSession) -> str:

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 
 from aufx.au import ActionUnit, AUVector, catalogue
+from aufx.diffusion.config import DiffusionConfig
+from aufx.diffusion.errors import EngineUnavailable
 from aufx.io.images import save_png
 from aufx.pipeline import Editor, EditResult, build_target
 from aufx.presets import emotion_presets, load_user_preset, save_user_preset
@@ -42,6 +44,20 @@ def face_choices(editor: Editor) -> list[tuple[str, int]]:
     return out
 
 
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine of the final pass (slider release, preset, download): the warp alone, or refined by diffusion."""
+
+    diffusion: DiffusionConfig | None = None  # None: warp only
+    seed: int = 0
+
+    def describe(self) -> str:
+        if self.diffusion is None:
+            return "warp"
+        lora = f", LoRA {Path(self.diffusion.lora_path).name}" if self.diffusion.lora_path else ""
+        return f"diffusion ({self.diffusion.model}{lora}, seed {self.seed})"
+
+
 @dataclass(eq=False)
 class EditSession:
     editor: Editor
@@ -53,6 +69,8 @@ class EditSession:
     preset: str | None = None  # the preset the intensity slider re-applies; cleared by any other edit
     intensity: float | None = None  # the preset's intensity, for the metadata
     result: EditResult | None = None
+    engine: EngineChoice = field(default_factory=EngineChoice)
+    engine_note: str = ""  # why the last final pass kept the warp result (e.g. diffusion weights missing)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # handlers hold it across render
 
     @classmethod
@@ -114,13 +132,26 @@ class EditSession:
 
     # Rendering ---------------------------------------------------------------------------------------------------
     def render(self, measure: bool) -> EditResult:
-        """Run the engine on the cached analysis; ``measure`` re-detects the output (the final pass)."""
+        """Run the engine on the cached analysis. The live pass is always the warp (fast enough to follow a slider);
+        ``measure`` marks the final pass: refined by the chosen engine and re-measured."""
         with self.lock:
-            result = self.editor.edit(self.target, self.face_index, measure_output=measure)
+            result = self._final() if measure else self.editor.edit(self.target, self.face_index,
+                                                                    measure_output=False)
             self.result = result
             write_preview(self.workdir / "after.jpg", result.image, self.cfg.preview_max_side,
                           self.cfg.preview_quality)
         return result
+
+    def _final(self) -> EditResult:
+        """The chosen engine's result; when diffusion cannot run here, the warp result and the reason why."""
+        self.engine_note = ""
+        if self.engine.diffusion is not None:
+            try:
+                return self.editor.edit(self.target, self.face_index, engine="diffusion", seed=self.engine.seed,
+                                        config=self.engine.diffusion)
+            except EngineUnavailable as exc:
+                self.engine_note = str(exc)
+        return self.editor.edit(self.target, self.face_index, measure_output=True)
 
     def before_after(self) -> tuple[str, str]:
         return str(self.workdir / "before.jpg"), str(self.workdir / "after.jpg")
