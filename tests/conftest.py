@@ -38,3 +38,32 @@ def grace_editor(grace):
     from aufx.pipeline import Editor
 
     return Editor(grace, name="grace_hopper")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread: the 2-core CI machine is faster that way, and the runs are repeatable."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """One app server for every app test module (each client is its own session on it)."""
+    from eval.app_harness import start_app
+
+    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """The astronaut as a PNG file, as a user uploads it."""
+    from app_fixtures import astronaut as astronaut_png
+
+    return astronaut_png(tmp_path_factory.mktemp("photos"))

@@ -16,21 +16,8 @@ from aufx.engines.warp import WarpEngine
 from aufx.io.images import read_png_metadata
 from aufx.pipeline import Editor
 from app_fixtures import ANALYZE_SLIDERS_AT, astronaut, grace_hopper, rgb, sliders
-from eval.app_harness import start_app
 
 MOUTH_CORNERS = [61, 291]  # MediaPipe face-mesh indices of the outer lip corners
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    return astronaut(tmp_path_factory.mktemp("photos"))
 
 
 def client(app, folder: Path) -> Client:

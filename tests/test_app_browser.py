@@ -22,18 +22,6 @@ DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    return astronaut(tmp_path_factory.mktemp("photos"))
-
-
-@pytest.fixture(scope="module")
 def browser(tmp_path_factory, photo):
     if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
         pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")

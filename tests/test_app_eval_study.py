@@ -25,7 +25,6 @@ from aufx.cli import main as aufx_cli
 from aufx.study.sheet import sheet_size
 from aufx.study.stimulus_config import SheetLayout
 from eval import backends
-from eval.app_harness import start_app
 from eval.config import METRICS
 
 CONDITIONS_YAML = """base: neutral
@@ -35,13 +34,6 @@ conditions:
   - {name: sad, preset: sad}
 """
 REPORT = "aufx_evaluation"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
-    yield proc
-    proc.stop()
 
 
 def client(app, folder: Path) -> Client:

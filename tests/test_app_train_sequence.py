@@ -16,21 +16,8 @@ from PIL import Image
 
 from aufx.io.video import read_video, write_video
 from app_fixtures import ANALYZE_SLIDERS_AT, astronaut, rgb, sliders
-from eval.app_harness import start_app
 
 MOUTH = (slice(120, 165), slice(190, 260))  # rows, columns around the astronaut's mouth (512x512)
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    return astronaut(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")

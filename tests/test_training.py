@@ -50,12 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 60  # the main run; it checkpoints at STEPS // 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
