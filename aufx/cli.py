@@ -150,19 +150,12 @@ def _load_calibration(path: Path | None):
 
 
 def _calibrated_edit(calibration, face, output, measure_output: bool) -> dict:
-    """AUs on the calibration's (OpenFace) scale, on the input face and on the same face re-detected in the output
-    (the face whose box holds the edited face's centre, closest in size). Targets stay on the editor's scale: the
-    calibration only changes what is reported."""
+    """AUs on the calibration's (OpenFace) scale, on the input face and on the same face re-detected in the output.
+    Targets stay on the editor's scale: the calibration only changes what is reported."""
     from aufx.estimate import estimate_calibrated
-    from aufx.face.analysis import analyze_faces
+    from aufx.pipeline import match_face
 
-    after = None
-    if measure_output:
-        x0, y0, x1, y1 = face.box
-        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-        inside = [f for f in analyze_faces(output) if f.box[0] <= centre[0] <= f.box[2] and
-                  f.box[1] <= centre[1] <= f.box[3]]
-        after = min(inside, key=lambda f: abs(f.area - face.area), default=None)
+    after = match_face(output, face) if measure_output else None
     return {"estimator": calibration.source, "aus": list(calibration.aus),
             "measured_input": estimate_calibrated(face, calibration).per_au(calibration.aus),
             "measured_output": estimate_calibrated(after, calibration).per_au(calibration.aus) if after is not None

@@ -125,11 +125,9 @@ class Editor:
                           eng.params(), timings)
 
 
-def measure_like(image: np.ndarray, face: FaceAnalysis) -> AUVector | None:
-    """Re-detect the output and measure the face that overlaps the edited one most (None if it is gone)."""
+def match_face(image: np.ndarray, face: FaceAnalysis) -> FaceAnalysis | None:
+    """Re-detect an edited image and return the face that overlaps the edited one most (None if it is gone)."""
     faces = analyze_faces(image)
-    if not faces:
-        return None
     x0, y0, x1, y1 = face.box
 
     def overlap(f: FaceAnalysis) -> float:
@@ -137,8 +135,14 @@ def measure_like(image: np.ndarray, face: FaceAnalysis) -> AUVector | None:
         iw, ih = max(0, min(x1, a1) - max(x0, a0)), max(0, min(y1, b1) - max(y0, b0))
         return iw * ih / max(1, face.area + f.area - iw * ih)
 
-    best = max(faces, key=overlap)
-    return estimate_after(face, best) if overlap(best) > 0.3 else None
+    best = max(faces, key=overlap, default=None)
+    return best if best is not None and overlap(best) > 0.3 else None
+
+
+def measure_like(image: np.ndarray, face: FaceAnalysis) -> AUVector | None:
+    """AUs of the edited face in an output image: input AUs + the change between the two meshes."""
+    after = match_face(image, face)
+    return estimate_after(face, after) if after is not None else None
 
 
 def face_mask(face: FaceAnalysis, d) -> np.ndarray:
