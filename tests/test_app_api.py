@@ -15,7 +15,7 @@ from aufx.au import AUVector
 from aufx.engines.warp import WarpEngine
 from aufx.io.images import read_png_metadata
 from aufx.pipeline import Editor
-from app_fixtures import ANALYZE_SLIDERS_AT, astronaut, grace_hopper, rgb, sliders
+from app_fixtures import ANALYZE_SLIDERS_AT, grace_hopper, rgb, sliders
 
 MOUTH_CORNERS = [61, 291]  # MediaPipe face-mesh indices of the outer lip corners
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from app_fixtures import astronaut
-from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, start_app, webcam_clip
+from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, webcam_clip
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from aufx.io.video import read_video, write_video
-from app_fixtures import ANALYZE_SLIDERS_AT, astronaut, rgb, sliders
+from app_fixtures import ANALYZE_SLIDERS_AT, rgb, sliders
 
 MOUTH = (slice(120, 165), slice(190, 260))  # rows, columns around the astronaut's mouth (512x512)
 

@@ -5,7 +5,6 @@ data counts, final losses, versions, and every loss that was switched off with t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -23,14 +22,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def final_losses(history: list[dict], window: int = 50) -> dict[str, float]:

@@ -35,7 +35,8 @@ from training.data import EpochSampler, FaceDataset, balanced_weights, read_anno
 from training.ema import EMA
 from training.losses import ImageLosses, build_image_losses, noise_target, predict_x0
 from training.model import AUDenoiser
-from training.run_card import final_losses, sha256, write_run_card
+from aufx.io.digest import sha256_file
+from training.run_card import final_losses, write_run_card
 
 LORA_FILE = "lora_unet.safetensors"
 log = logging.getLogger("training.train")
@@ -333,7 +334,7 @@ def _export(cfg, out, trained, ema, status, table, precision, precision_note, ac
         "steps": step,
         "resumed_from": str(resumed_from) if resumed_from else None,
         "steps_per_second": round(steps_per_second, 4),
-        "outputs": {"lora": LORA_FILE, "lora_sha256": sha256(out / LORA_FILE),
+        "outputs": {"lora": LORA_FILE, "lora_sha256": sha256_file(out / LORA_FILE),
                     "weights": "EMA" if cfg.ema else "last",
                     "au_regressor": REGRESSOR_WEIGHTS if status["au"].active else None},
     }

@@ -2,7 +2,6 @@
 cached pipeline per (model, LoRA, ControlNet, LCM-LoRA, dtype, device, compile) so slider moves never reload."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aufx.io.digest import sha256_file
 from aufx.diffusion.config import DiffusionConfig
 from aufx.diffusion.errors import EngineUnavailable, ModelUnavailable
 
@@ -167,14 +167,6 @@ def _load_au_lora(pipe, cfg: DiffusionConfig):
     return load_lora(path, pipe.unet)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class LoadedPipeline:
     """A ready pipeline with its AU encoder, schedulers and prompt-embedding cache; ``lock`` serialises edits."""
@@ -240,7 +232,7 @@ def load_pipeline(cfg: DiffusionConfig, rt: Runtime) -> LoadedPipeline:
         pipe.unet = torch.compile(pipe.unet)
     info = {"model": cfg.model, "device": rt.device, "dtype": rt.dtype}
     if cfg.lora_path:
-        info["lora_sha256"] = _sha256(str(Path(cfg.lora_path).expanduser()))
+        info["lora_sha256"] = sha256_file(Path(cfg.lora_path).expanduser())
     return LoadedPipeline(pipe=pipe, au_encoder=encoder, runtime=rt, info=info)
 
 

@@ -5,7 +5,6 @@ machine as it is, and can be archived next to the responses as the exact study t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Sequence
 import pandas as pd
 
 from aufx import __version__
+from aufx.io.digest import sha256_file
 from aufx.study.design import (TASKS, build_pairs, categories, expected_category, expects_higher,
                                select_conditions)
 from aufx.study.manifest import DESIGN_COLUMNS, StudyError, read_manifest
@@ -153,7 +153,7 @@ def _checked_image(stimuli_dir: Path, row: pd.Series) -> tuple[Path, str]:
     if suffix not in IMAGE_SUFFIXES:
         raise StudyError(f"{name!r}: browsers cannot show {suffix or 'suffix-less'} images; "
                          f"use one of {', '.join(IMAGE_SUFFIXES)}")
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = sha256_file(source)
     expected = str(row.get("sha256", "")).strip().lower()
     if expected and expected != digest:
         raise StudyError(f"{name!r} changed since the manifest was written (sha256 {digest[:12]}… != "

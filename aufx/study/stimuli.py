@@ -40,7 +40,8 @@ from aufx.study.identity_distance import IdentityMeter
 from aufx.study.manifest import StudyError
 from aufx.study.sheet import contact_sheet, thumbnail
 from aufx.study.stimulus_config import CROPS, MASKS, Condition, ConditionSet, StimulusConfig
-from aufx.study.store import IMAGES, MANIFEST, RECIPE, StimulusStore, encode_png, sha256, write_atomic
+from aufx.io.digest import sha256_file
+from aufx.study.store import IMAGES, MANIFEST, RECIPE, StimulusStore, encode_png, write_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 SHEET = "contact_sheet.png"
@@ -163,7 +164,7 @@ class _Source:
 def build_stimuli(config: StimulusConfig, progress: Progress | None = None) -> BuildSummary:
     """Render every stimulus not already finished in ``config.out``; then the manifest, contact sheet and zip."""
     photos = find_identities(config.identities)
-    sources = {name: sha256(path) for name, path in photos.items()}
+    sources = {name: sha256_file(path) for name, path in photos.items()}
     items = plan(list(photos), config.conditions)
     store = StimulusStore(config.out, config.recipe())
     done, dropped = store.reconcile({it.file: sources[it.identity] for it in items})
