@@ -1,7 +1,7 @@
 """The warp engine: training-free, CPU, real time.
 
 edit(image, face, target AUs): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
-eye and mouth interiors where apertures open (interiors.py) -> appearance shading of each AU (shading.py) ->
+eye and mouth interiors where apertures open (eyes.py, mouth.py) -> appearance shading of each AU (shading.py) ->
 composite into the full-resolution original, which is untouched outside the face region.
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ import numpy as np
 from aufx.au import AUVector
 from aufx.engines.deform import Deformation, deform
 from aufx.engines.field import FieldConfig, WarpField
-from aufx.engines.interiors import InteriorConfig, render_eyes, render_mouth
+from aufx.engines.eyes import render_eyes
+from aufx.engines.interiors import InteriorConfig
+from aufx.engines.mouth import render_mouth
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
 
