@@ -62,6 +62,8 @@ def _add_target(p) -> None:
     p.add_argument("--optional", action="store_true", help="include a preset's contested AUs (AU7 in fear)")
     p.add_argument("--neutral", action="store_true",
                    help="start from all AUs at 0 instead of the face's measured AUs")
+    p.add_argument("--only-named", dest="only_named", action="store_true",
+                   help="a preset changes only the AUs it names (default: it replaces the whole expression)")
 
 
 def _add_estimate(sub) -> None:
@@ -123,7 +125,7 @@ def cmd_edit(args) -> int:
     editor = Editor(src)
     face = editor.face(args.face)
     measured = editor.measured(args.face)
-    target = build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional)
+    target = build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)
     extra = getattr(args, "diffusion_options", {})
     result = editor.edit(target, args.face, args.engine, measure_output=not args.no_measure, seed=args.seed, **extra)
     result.timings_ms["cli_total"] = (time.perf_counter() - t0) * 1000
@@ -232,12 +234,12 @@ def cmd_edit_video(args) -> int:
     from aufx.sequence import VideoEditConfig, check_output, edit_video
 
     check_output(args.output)
-    build_target(AUVector(), args.au, args.preset, args.intensity, args.neutral, args.optional)  # errors before work
+    build_target(AUVector(), args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)  # errors before work
     smoothing = VideoEditConfig().landmark_smoothing
     config = VideoEditConfig(replace(smoothing, min_cutoff=args.smooth) if args.smooth > 0 else None)
 
     def target_for(measured):
-        return build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional)
+        return build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)
 
     with _progress("edit-video") as progress:
         summary = edit_video(args.input, args.output, target_for, config, progress)

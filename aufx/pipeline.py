@@ -25,17 +25,18 @@ ENGINES = ("warp", "diffusion")
 
 
 def build_target(measured: AUVector, au_text: str = "", preset: str | None = None, intensity: float = 1.0,
-                 neutral: bool = False, include_optional: bool = False) -> AUVector:
-    """Target AUs: start from the measured face (or all zero with ``neutral``), apply a preset's AUs, then ``--au``.
+                 neutral: bool = False, include_optional: bool = False, only_named: bool = False) -> AUVector:
+    """Target AUs, the one meaning shared by the CLI, the app, the API and the stimulus builder.
 
-    Only the AUs a preset or ``--au`` names change, so ``--au AU12:0.8`` edits the smile and nothing else.
+    A preset replaces the whole expression: every AU goes to 0, then the prototype x intensity (a smiling face
+    asked for "sad" stops smiling). Without a preset the start is the measured face (all zero with ``neutral``).
+    ``--au`` applies on top either way. ``only_named`` keeps the measured face and changes only the AUs the preset
+    names (the behaviour before presets replaced the expression).
     """
     target = AUVector() if neutral else measured
     if preset:
         proto = preset_vector(preset, intensity, include_optional)
-        target = target.updated({k: v for k, v in proto.compact(6).items()})
-        if neutral:
-            target = proto
+        target = target.updated(proto.compact(6)) if only_named and not neutral else proto
     return target.updated(parse_au_text(au_text)) if au_text else target
 
 

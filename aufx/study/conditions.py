@@ -16,7 +16,7 @@ from aufx.study.manifest import StudyError
 from aufx.study.stimulus_config import Condition, ConditionSet
 
 TOP_KEYS = ("conditions", "intensities", "engines", "base")
-CONDITION_KEYS = ("name", "preset", "aus", "optional")
+CONDITION_KEYS = ("name", "preset", "aus", "optional", "only_named")
 
 
 def load_conditions(path: str | Path) -> ConditionSet:
@@ -68,15 +68,19 @@ def _condition(raw, index: int) -> Condition:
     aus = raw.get("aus", "")
     if isinstance(aus, dict):  # {AU12: 0.8} -> "AU12:0.8"
         aus = ",".join(f"{k}:{v}" for k, v in aus.items())
-    return Condition(raw.get("name"), raw.get("preset"), aus, raw.get("optional", False))
+    return Condition(raw.get("name"), raw.get("preset"), aus, raw.get("optional", False), raw.get("only_named", False))
 
 
 def condition_channels(condition: Condition) -> dict[str, float]:
-    """The AU channels a condition sets, with their values at intensity 1."""
+    """The AU channels a condition sets, with their values at intensity 1.
+
+    A preset replaces the whole expression (every channel, the prototype's zeros included), as everywhere in AUFX;
+    with ``only_named`` it sets only the AUs it names. ``aus`` alone sets only the AUs it names.
+    """
     channels = {}
     if condition.preset:
         proto = preset_vector(condition.preset, 1.0, condition.optional)
-        channels = {ch: v for ch, v in proto.items() if v}
+        channels = {ch: v for ch, v in proto.items() if v or not condition.only_named}
     channels.update(parse_au_text(condition.aus))
     return channels
 

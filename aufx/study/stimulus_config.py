@@ -36,6 +36,7 @@ class Condition:
     preset: str | None = None
     aus: str = ""
     optional: bool = False  # include the preset's contested AUs (AU7 in fear)
+    only_named: bool = False  # the preset moves only the AUs it names (default: it replaces the whole expression)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -44,8 +45,9 @@ class Condition:
         if self.preset is None and not self.aus:
             raise StudyError(f"condition {self.name!r}: give a preset (an emotion prototype), aus (e.g. "
                              "\"AU12:0.8\"), or both")
-        if not isinstance(self.optional, bool):
-            raise StudyError(f"condition {self.name!r}: optional must be true or false, got {self.optional!r}")
+        for key in ("optional", "only_named"):
+            if not isinstance(getattr(self, key), bool):
+                raise StudyError(f"condition {self.name!r}: {key} must be true or false, got {getattr(self, key)!r}")
         try:
             if self.preset is not None:
                 if not isinstance(self.preset, str):
