@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from aufx.au import AUVector
 from aufx.engines.basis import Basis, basis
+from aufx.engines.gains import gain_vector
 from aufx.estimate import channel_vector, estimate_raw
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import N_LANDMARKS, topology
@@ -25,7 +26,8 @@ FLOOR = 0.25
 
 @dataclass(frozen=True)
 class Deformation:
-    delta: np.ndarray  # (n_channels,) intensity change per basis channel
+    delta: np.ndarray  # (n_channels,) requested intensity change per basis channel (normalised AU units)
+    appearance: np.ndarray  # (n_channels,) how strongly each channel's appearance (shading) is rendered, >= 0
     canonical_target: np.ndarray  # (478, 3)
     displacement_px: np.ndarray  # (478, 2) image-space motion of each landmark
     target_landmarks: np.ndarray  # (478, 2)
@@ -63,7 +65,8 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis) -> dict[st
         want = max([target[ch]] + [target[c] for c in tied])
         m = raw[b.index(ch)]
         if want > m + 1e-9 and m < 1.0:
-            out[aperture] = max(out.get(aperture, 0.0), (want - m) / (1.0 - m))
+            gain = gain_vector((ch,), "geometry")[0]
+            out[aperture] = max(out.get(aperture, 0.0), min(1.0, gain * (want - m) / (1.0 - m)))
     return out
 
 
@@ -124,11 +127,12 @@ def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
     topo = topology()
     delta = channel_deltas(face, target, b)
     cur = face.canonical
-    new = cur + b.displacement(delta)
+    new = cur + b.displacement(delta * gain_vector(b.channels, "geometry"))
     closing = _closure_fraction(face, target, b)
     new = _unfold(cur, new)
     _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)  # the no-crossing rule has the last word
     for eye in ("eye_R", "eye_L"):
         _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
-    return Deformation(delta, new, disp, face.landmarks[:, :2] + disp)
+    look = np.clip(delta, 0.0, 1.0) * gain_vector(b.channels, "appearance")
+    return Deformation(delta, look, new, disp, face.landmarks[:, :2] + disp)

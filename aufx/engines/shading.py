@@ -89,7 +89,7 @@ def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tup
     if not cfg.enabled:
         return roi
     b = basis()
-    amounts = {ch: float(np.clip(d.delta[b.index(ch)], 0, 1)) for ch in b.channels}
+    amounts = {ch: float(d.appearance[b.index(ch)]) for ch in b.channels}
     for ch, other in b.ties.items():
         amounts[other] = max(amounts[other], amounts[ch])
         amounts[ch] = 0.0

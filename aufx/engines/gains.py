@@ -1,0 +1,25 @@
+"""Per-AU render gains (assets/au_calibration.json): how far the warp engine moves and shades for one unit of
+requested intensity, so that an outside reader (OpenFace 2.0) reads the request back. Fitted by eval/calibrate.py."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+
+from aufx.au import channel_au
+from aufx.face.topology import ASSETS
+
+CALIBRATION_FILE = ASSETS / "au_calibration.json"
+
+
+@lru_cache(maxsize=1)
+def render_gains() -> dict[str, dict[str, float]]:
+    """AU code -> {"geometry": g, "appearance": a}; AUs not listed have gain 1."""
+    return json.loads(CALIBRATION_FILE.read_text())["gains"]
+
+
+def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
+    """(n_channels,) gain of each basis channel (L12 and R12 share AU12's)."""
+    gains = render_gains()
+    return np.array([gains.get(channel_au(ch).code, {}).get(kind, 1.0) for ch in channels])
