@@ -3,7 +3,9 @@ requested intensity, so that an outside reader (OpenFace 2.0) reads the request 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -11,12 +13,29 @@ from aufx.au import channel_au
 from aufx.face.topology import ASSETS
 
 CALIBRATION_FILE = ASSETS / "au_calibration.json"
+_override: dict[str, dict[str, float]] = {}
 
 
 @lru_cache(maxsize=1)
+def _file_gains() -> dict[str, dict[str, float]]:
+    return json.loads(CALIBRATION_FILE.read_text())["gains"]
+
+
 def render_gains() -> dict[str, dict[str, float]]:
     """AU code -> {"geometry": g, "appearance": a}; AUs not listed have gain 1."""
-    return json.loads(CALIBRATION_FILE.read_text())["gains"]
+    return {**_file_gains(), **_override}
+
+
+@contextmanager
+def gains_overridden(gains: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+    """Render with other gains for some AUs (the calibration's trial renders); restored on exit."""
+    saved = dict(_override)
+    _override.update({k: dict(v) for k, v in gains.items()})
+    try:
+        yield
+    finally:
+        _override.clear()
+        _override.update(saved)
 
 
 def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:

@@ -1,0 +1,138 @@
+"""Fit the warp engine's per-AU render gains against OpenFace: ``python -m eval.calibrate --faces DIR``.
+
+For each AU, every development face is edited to a low and a high target under a grid of (geometry, appearance)
+gains; OpenFace 2.x (static models; one batched call per AU) reads the edits. The dose slope (reading vs target,
+normalised units, per face then averaged) and the off-target change (mean |change| of the other 16 AUs, OpenFace
+units 0..5) of every trial are kept; the chosen gains are the smallest that bring the slope nearest the goal while
+the off-target change stays under its bound. One model for every face: there are no per-face gains. ``--write``
+stores the gains and all trials in assets/au_calibration.json (read by aufx/engines/gains.py).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aufx.engines.gains import CALIBRATION_FILE, gains_overridden, render_gains
+from aufx.pipeline import Editor, build_target
+from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
+from eval.pairing import IMAGE_EXTS
+
+
+@dataclass
+class CalibrationConfig:
+    faces: Path = Path("faces")
+    aus: tuple[str, ...] = OPENFACE_AUS
+    geometry: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)  # trial multipliers of the AU's mesh motion
+    appearance: tuple[float, ...] = (0.5, 1.0, 2.0)  # trial multipliers of the AU's shading
+    targets: tuple[float, ...] = (0.2, 0.8)
+    goal_slope: float = 1.0  # reading change per unit of requested change
+    max_off_target: float = 0.3  # OpenFace units (0..5): a trial moving the other AUs more is not chosen
+    gain_cost: float = 0.03  # per unit of gain: of two trials about as good, the gentler one wins
+    openface_bin: str | None = None
+    crop_size: int = 400
+    crop_margin: float = 0.6
+
+
+def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader: OpenFaceReader) -> list[dict]:
+    grid = list(itertools.product(cfg.geometry, cfg.appearance))
+    crops, keys = [], []
+    for fi, ed in enumerate(editors):
+        box = ed.face(0).box
+        crops.append(face_crop(ed.image, box, cfg.crop_size, cfg.crop_margin))
+        keys.append((fi, None, None))
+        measured = ed.measured(0)
+        for gi, (g, p) in enumerate(grid):
+            with gains_overridden({au: {"geometry": g, "appearance": p}}):
+                for t in cfg.targets:
+                    out = ed.edit(build_target(measured, f"{au}:{t}"), 0, measure_output=False).image
+                    crops.append(face_crop(out, box, cfg.crop_size, cfg.crop_margin))
+                    keys.append((fi, gi, t))
+    reads = reader.read(crops)
+    src = {k[0]: r for k, r in zip(keys, reads) if k[1] is None}
+    trials = []
+    for gi, (g, p) in enumerate(grid):
+        slopes, offs = [], []
+        for fi in range(len(editors)):
+            pts = [(k[2], r) for k, r in zip(keys, reads) if k[0] == fi and k[1] == gi and r is not None]
+            if len(pts) < 2 or src.get(fi) is None:
+                continue
+            t = np.array([q[0] for q in pts])
+            slopes.append(float(np.polyfit(t, [q[1][au] for q in pts], 1)[0]))
+            offs += [np.mean([abs(q[1][o] - src[fi][o]) * 5 for o in OPENFACE_AUS if o != au]) for q in pts]
+        if slopes:
+            trials.append({"geometry": g, "appearance": p, "slope": round(float(np.mean(slopes)), 3),
+                           "slope_min": round(float(np.min(slopes)), 3),
+                           "off_target": round(float(np.mean(offs)), 3), "faces": len(slopes)})
+    return trials
+
+
+def choose(trials: list[dict], cfg: CalibrationConfig) -> dict:
+    ok = [t for t in trials if t["off_target"] <= cfg.max_off_target] or trials
+    return min(ok, key=lambda t: abs(t["slope"] - cfg.goal_slope) + cfg.gain_cost * (t["geometry"] + t["appearance"]))
+
+
+def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
+    binary = cfg.openface_bin or os.environ.get("OPENFACE_BIN")
+    if not binary:
+        raise SystemExit("calibration needs OpenFace 2.x FeatureExtraction: set OPENFACE_BIN or --openface_bin")
+    reader = OpenFaceReader(binary)
+    paths = sorted(p for p in Path(cfg.faces).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    editors = [Editor(p) for p in paths]
+    fit, gains = {}, {}
+    for au in cfg.aus:
+        t0 = time.perf_counter()
+        trials = trials_for_au(au, editors, cfg, reader)
+        best = choose(trials, cfg)
+        gains[au] = {"geometry": best["geometry"], "appearance": best["appearance"]}
+        fit[au] = {"chosen": best, "trials": trials}
+        progress(f"{au}: gains {gains[au]} slope {best['slope']} (min over faces {best['slope_min']}) off-target "
+                 f"{best['off_target']}  [{time.perf_counter() - t0:.0f} s]")
+    return {"gains": gains, "fit": {"instrument": reader.source, "date": time.strftime("%Y-%m-%d"),
+                                    "faces": [p.name for p in paths], "targets": list(cfg.targets),
+                                    "goal_slope": cfg.goal_slope, "max_off_target": cfg.max_off_target,
+                                    "per_au": fit}}
+
+
+def write(result: dict, path: Path = CALIBRATION_FILE) -> None:
+    data = json.loads(path.read_text())
+    data["gains"] = {**data.get("gains", {}), **result["gains"]}
+    data["fit"] = result["fit"] if not data.get("fit") else {**data["fit"], **{k: v for k, v in result["fit"].items()
+                                                                                if k != "per_au"},
+                                                               "per_au": {**data["fit"].get("per_au", {}),
+                                                                          **result["fit"]["per_au"]}}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--faces", required=True, type=Path)
+    p.add_argument("--aus", help="comma-separated AU codes (default: the 17 OpenFace AUs)")
+    p.add_argument("--geometry", help="trial geometry gains, e.g. 1,1.5,2,3")
+    p.add_argument("--appearance", help="trial appearance gains, e.g. 0.5,1,2")
+    p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
+    p.add_argument("--write", action="store_true", help=f"store the gains and trials in {CALIBRATION_FILE.name}")
+    a = p.parse_args(argv)
+    cfg = CalibrationConfig(faces=a.faces, openface_bin=a.openface_bin)
+    if a.aus:
+        cfg.aus = tuple(s.strip().upper() for s in a.aus.split(","))
+    if a.geometry:
+        cfg.geometry = tuple(float(s) for s in a.geometry.split(","))
+    if a.appearance:
+        cfg.appearance = tuple(float(s) for s in a.appearance.split(","))
+    print(f"current gains: {render_gains()}")
+    result = calibrate(cfg)
+    if a.write:
+        write(result)
+        print(f"written: {CALIBRATION_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
