@@ -5,6 +5,7 @@ import gradio as gr
 
 from aufx import __version__
 from aufx.ui import batch_api, edit_tab, evaluate_tab, live_tab, sequence_tab, study_tab, train_tab
+from aufx.ui import live_stream
 from aufx.ui.config import AppConfig
 
 HEADER = f"""## AUFX {__version__}: edit facial expressions by FACS Action Units
@@ -45,4 +46,5 @@ def launch(demo: gr.Blocks, cfg: AppConfig, block: bool = True):
     """Serve on cfg.host (127.0.0.1 unless told otherwise); a share link only when asked; bounded uploads."""
     return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, max_file_size=cfg.max_file_size,
                        prevent_thread_lock=not block, theme=THEME, css=CSS, ssr_mode=False, mcp_server=False,
-                       pwa=False, enable_monitoring=False)
+                       pwa=False, enable_monitoring=False,
+                       app_kwargs={"routes": live_stream.routes(cfg.live)})  # the Live tab's WebSocket

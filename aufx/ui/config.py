@@ -16,9 +16,12 @@ def _env_port() -> int:
 @dataclass(frozen=True)
 class LiveConfig:
     time_limit_s: int = 120  # one user's webcam stream may not hold the server longer than this
-    stream_every_s: float = 0.1  # the browser sends a frame this often; the queue keeps only the newest
-    max_side: int = 640  # frames are processed at webcam resolution at most: enough for a projector demo
-    concurrency: int = 2  # live streams served at once; more would only slow every stream down on a small CPU
+    max_sessions: int = 2  # live sessions at once: each owns a face tracker and about one core at camera rate
+    idle_timeout_s: float = 10.0  # a session that sent no frame for this long is closed and its tracker freed
+    max_side: int = 640  # frames (and the puppet portrait) at webcam resolution at most: enough for a projector
+    analysis_max_side: int = 480  # the tracker sees at most this; 0.4 px mean landmark change from 640 (measured)
+    field_max_side: int = 160  # the per-frame warp field: built every frame, so coarser than the Edit tab's 256
+    jpeg_quality: int = 80  # the frames sent back: ~1 ms to encode at 640x480, ~40 kB
 
 
 @dataclass(frozen=True)
