@@ -1,0 +1,187 @@
+"""OpenFace as a measurement backend: parsing real FeatureExtraction CSVs, one call per batch, the content cache,
+AUFX's face order for several faces, and clear errors. Tests of the binary itself run where OPENFACE_BIN is set."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aufx.face.analysis import analyze_faces
+from aufx.io.digest import array_digest
+from aufx.openface_runner import (LANDMARK_MODEL, SOURCE, OpenFace, OpenFaceError, face_crop, openface_binary,
+                                  reading_from_csv)
+
+DATA = Path(__file__).parent / "data" / "openface"
+HAVE_OPENFACE = bool(os.environ.get("OPENFACE_BIN"))
+needs_openface = pytest.mark.skipif(not HAVE_OPENFACE, reason="OPENFACE_BIN is not set: build OpenFace 2.x (README "
+                                    "'Measuring with OpenFace') and point OPENFACE_BIN to its FeatureExtraction")
+
+
+def iou(a, b) -> float:
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.fixture(scope="module")
+def noise() -> np.ndarray:
+    return (np.random.default_rng(0).random((300, 300, 3)) * 255).astype(np.uint8)  # as no_face.csv was made
+
+
+@pytest.fixture(scope="module")
+def two_faces(astronaut, grace):
+    image = np.concatenate([astronaut, grace[:512]], axis=1)
+    return image, analyze_faces(image)
+
+
+def fake_openface(tmp_path: Path, answers: dict[str, str], exit_code: int = 0) -> Path:
+    """A stand-in FeatureExtraction (a real executable beside OpenFace's folder layout): for each -f image it
+    writes the committed CSV of that image's content (``answers``: content digest -> fixture name) and logs the call."""
+    folder = tmp_path / "openface"
+    (folder / "AU_predictors").mkdir(parents=True)
+    (folder / LANDMARK_MODEL).parent.mkdir(parents=True)
+    (folder / LANDMARK_MODEL).write_text("")
+    (folder / "answers.json").write_text(json.dumps({k: str(DATA / v) for k, v in answers.items()}))
+    script = folder / "FeatureExtraction"
+    script.write_text(f"""#!{sys.executable}
+import json, shutil, sys
+from pathlib import Path
+import cv2
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from aufx.io.digest import array_digest
+here = Path(__file__).parent
+answers = json.loads((here / "answers.json").read_text())
+args = sys.argv[1:]
+out = Path(args[args.index("-out_dir") + 1])
+out.mkdir(parents=True, exist_ok=True)
+images = [args[i + 1] for i, a in enumerate(args) if a == "-f"]
+with open(here / "calls.log", "a") as log:
+    log.write(" ".join(args) + "\\n")
+if {exit_code}:
+    print("Could not open the landmark model")
+    sys.exit({exit_code})
+for name in images:
+    rgb = cv2.cvtColor(cv2.imread(name), cv2.COLOR_BGR2RGB)
+    shutil.copy(answers[array_digest(rgb)], out / (Path(name).stem + ".csv"))
+print("Closed successfully")
+""")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def calls(binary: Path) -> list[str]:
+    log = binary.parent / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_reads_real_csvs(astronaut_editor):
+    astro = reading_from_csv(DATA / "astronaut.csv")
+    assert astro.success and astro.confidence == 0.92
+    assert astro.raw["AU12_r"] == 3.19 and astro.raw["AU12_c"] == 1.0 and astro.raw["AU28_c"] == 0.0
+    assert astro.aus["L12"] == astro.aus["R12"] == pytest.approx(3.19 / 5)  # bilateral: both sides
+    assert astro.aus["AU26"] == 0.0 and astro.aus["L06"] == pytest.approx(1.90 / 5)
+    assert iou(astro.box, astronaut_editor.faces[0].box) > 0.6  # OpenFace's 68 landmarks vs AUFX's mesh
+    grace = reading_from_csv(DATA / "grace_hopper.csv")
+    per_au = grace.aus.per_au()
+    assert per_au["AU07"] == pytest.approx(0.388) and per_au["AU23"] == pytest.approx(0.158)
+    assert per_au["AU24"] == 0.0  # not an OpenFace AU: never reported
+    assert reading_from_csv(DATA / "no_face.csv") is None  # success 0
+
+
+def test_one_call_for_a_batch_then_cached(tmp_path, monkeypatch, astronaut, grace, noise):
+    answers = {array_digest(astronaut): "astronaut.csv", array_digest(grace): "grace_hopper.csv",
+               array_digest(noise): "no_face.csv"}
+    binary = fake_openface(tmp_path, answers)
+    of = OpenFace(binary)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    grace_png = tmp_path / "grace.png"
+    import cv2
+
+    cv2.imwrite(str(grace_png), cv2.cvtColor(grace, cv2.COLOR_RGB2BGR))  # paths work as well as arrays
+    first = of.read([astronaut, grace_png, noise, astronaut])
+    assert len(calls(binary)) == 1 == of.calls and calls(binary)[0].count("-f ") == 3  # duplicates sent once
+    assert first[0] == first[3] == reading_from_csv(DATA / "astronaut.csv")
+    assert first[1] == reading_from_csv(DATA / "grace_hopper.csv") and first[2] is None
+    again = of.read([grace, noise, astronaut])
+    assert of.calls == 1 and again == [first[1], None, first[0]]  # the cache answers, no-face results included
+    assert not list(scratch.iterdir())  # the images and CSVs were removed
+
+
+def test_cache_size_and_batches(tmp_path, monkeypatch, astronaut, grace, noise):
+    import aufx.openface_runner as runner
+
+    binary = fake_openface(tmp_path, {array_digest(astronaut): "astronaut.csv",
+                                      array_digest(grace): "grace_hopper.csv", array_digest(noise): "no_face.csv"})
+    monkeypatch.setattr(runner, "BATCH_SIZE", 2)
+    of = OpenFace(binary, cache_size=1)
+    assert of.read([astronaut, grace, noise])[2] is None and of.calls == 2  # 3 images, 2 per call
+    of.read([noise])
+    assert of.calls == 2  # the newest stays cached
+    of.read([astronaut])
+    assert of.calls == 3  # the oldest was dropped
+
+
+def test_several_faces_keep_aufx_order(tmp_path, two_faces):
+    image, faces = two_faces
+    assert len(faces) == 2 and faces[0].box[0] >= 512  # AUFX: Grace Hopper (larger, on the right) first
+    boxes = [f.box for f in faces]
+    crops = [face_crop(image, b, [o for o in boxes if o != b])[0] for b in boxes]
+    binary = fake_openface(tmp_path, {array_digest(c): f"two_faces_{i}.csv" for i, c in enumerate(crops)})
+    of = OpenFace(binary)
+    readings = of.read_faces(image, faces)
+    assert of.calls == 1 == len(calls(binary))
+    assert [r.aus for r in readings] == [reading_from_csv(DATA / f"two_faces_{i}.csv").aus for i in range(2)]
+    assert readings[0].aus.au("AU07") > 0.3 and readings[1].aus.au("AU12") > 0.5  # Grace's squint, the smile
+    for reading, face in zip(readings, faces):
+        assert iou(reading.box, face.box) > 0.6  # crop boxes mapped back into the photo
+
+
+def test_missing_or_broken_binary(tmp_path, monkeypatch, astronaut):
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    with pytest.raises(OpenFaceError, match="OPENFACE_BIN.*noncommercial|noncommercial.*OPENFACE_BIN"):
+        openface_binary()
+    with pytest.raises(OpenFaceError, match="not found at"):
+        OpenFace(tmp_path / "nowhere" / "FeatureExtraction")
+    lonely = tmp_path / "lonely" / "FeatureExtraction"
+    lonely.parent.mkdir()
+    lonely.write_text("#!/bin/sh\n")
+    lonely.chmod(0o755)
+    with pytest.raises(OpenFaceError, match="models are missing"):
+        OpenFace(lonely.parent)  # the folder is accepted too
+    failing = fake_openface(tmp_path, {}, exit_code=3)
+    monkeypatch.setenv("OPENFACE_BIN", str(failing))
+    with pytest.raises(OpenFaceError, match="exit code 3.*Could not open the landmark model"):
+        OpenFace().read([astronaut])
+
+
+@needs_openface
+def test_binary_prints_the_committed_numbers(astronaut, grace, noise):
+    of = OpenFace()
+    readings = of.read([astronaut, grace, noise])
+    assert of.calls == 1 and readings[2] is None
+    for reading, name in zip(readings, ("astronaut", "grace_hopper")):
+        fixture = reading_from_csv(DATA / f"{name}.csv")
+        assert reading.raw == pytest.approx(fixture.raw, abs=0.011) and reading.box == fixture.box
+    assert SOURCE == "OpenFace 2.x static"
+
+
+@needs_openface
+def test_binary_reads_each_face_of_a_group(two_faces):
+    image, faces = two_faces
+    of = OpenFace()
+    readings = of.read_faces(image, faces)
+    assert of.calls == 1
+    alone = [reading_from_csv(DATA / f) for f in ("grace_hopper.csv", "astronaut.csv")]
+    for reading, single, face in zip(readings, alone, faces):
+        assert iou(reading.box, face.box) > 0.6
+        diffs = [abs(reading.aus.au(a) - single.aus.au(a)) for a in ("AU05", "AU06", "AU07", "AU10", "AU12", "AU25")]
+        assert max(diffs) < 0.1, diffs  # a crop reads like the face photographed alone
