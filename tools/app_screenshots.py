@@ -65,11 +65,8 @@ def live_tab(d, url: str, out: Path, expression: str = "Surprise") -> None:
     box.click()
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(expression, Keys.ENTER)
-    for label in ("Access Webcam", "Record"):
-        button = f"//*[@id='live-cam']//button[contains(., '{label}')]"
-        _wait(lambda: d.find_elements(By.XPATH, button))
-        d.find_element(By.XPATH, button).click()
-    fps = re.compile(r"([\d.]+) fps")
+    d.find_element(By.ID, "live-start").click()
+    fps = re.compile(r"^([\d.]+) fps")
     _wait(lambda: (m := fps.search(d.find_element(By.ID, "live-fps").text)) and float(m.group(1)) > 2)
     time.sleep(2.0)
     d.save_screenshot(str(out))

@@ -1,0 +1,75 @@
+"""The Live tab in Debian's headless Chromium with a file-backed fake webcam: Start opens a session and the page
+draws edited frames with a frame-rate read-out; a control change reaches the running stream; Stop ends the stream,
+the camera and the server's session."""
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, webcam_clip
+
+pytestmark = pytest.mark.browser
+
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+RATE = re.compile(r"^(\d+\.\d) fps · ")
+# The drawn frame as a small gray array, and whether the page's camera is still open.
+CANVAS = """const c = document.querySelector('#live-view canvas'), s = document.createElement('canvas');
+s.width = 64; s.height = 48; s.getContext('2d').drawImage(c, 0, 0, 64, 48);
+return Array.from(s.getContext('2d').getImageData(0, 0, 64, 48).data).filter((_, i) => i % 4 === 0);"""
+CAMERA_OPEN = "return document.querySelector('#live-view video').srcObject !== null;"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, photo):
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")
+    root = tmp_path_factory.mktemp("chromium")
+    driver = chromium(root / "profile", webcam_clip(photo, root / "webcam.y4m"))
+    yield driver
+    driver.quit()
+
+
+def _active(app) -> int:
+    with DIRECT.open(app.url + "aufx/live/status", timeout=10) as r:
+        return json.loads(r.read())["active"]
+
+
+def _rate(d) -> float | None:
+    m = RATE.match(d.find_element(By.ID, "live-fps").text)
+    return float(m.group(1)) if m else None
+
+
+def test_stream_starts_draws_and_stops_cleanly(app, browser):
+    d = browser
+    d.get(app.url)
+    wait = WebDriverWait(d, 60)
+    tab = "//button[@role='tab' and normalize-space()='Live']"
+    wait.until(lambda _: d.find_elements(By.XPATH, tab))
+    d.find_element(By.XPATH, tab).click()
+    wait.until(lambda _: d.find_element(By.ID, "live-start").is_displayed())
+    assert _rate(d) == 0.0 and _active(app) == 0
+    blank = np.array(d.execute_script(CANVAS))
+
+    d.find_element(By.ID, "live-start").click()
+    wait.until(lambda _: (_rate(d) or 0) > 1.0)  # frames come back and are drawn; speed is eval/bench.py --live
+    assert "no face" not in d.find_element(By.ID, "live-fps").text
+    assert _active(app) == 1 and d.execute_script(CAMERA_OPEN)
+    drawn = np.array(d.execute_script(CANVAS))
+    assert drawn.std() > 20 and np.abs(drawn - blank).mean() > 20  # a photo, not the empty stage
+
+    d.find_element(By.XPATH, "//*[@id='live-mode']//label[contains(., 'Puppet')]").click()
+    wait.until(lambda _: "Puppet mode needs a portrait" in d.find_element(By.ID, "live-fps").text)
+
+    d.find_element(By.ID, "live-stop").click()
+    wait.until(lambda _: d.find_element(By.ID, "live-fps").text == "0.0 fps · stopped")
+    assert not d.execute_script(CAMERA_OPEN)
+    wait.until(lambda _: _active(app) == 0)  # the server closed the session and freed its tracker
+    assert not d.execute_script("return window.aufxLive.stats().streaming;")
+    errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
