@@ -2,7 +2,7 @@
 
     python -m aufx edit --input face.jpg --au "AU12:0.8,AU06:0.6" --output out.png
     python -m aufx edit --input face.jpg --preset happy --intensity 0.8 --output out.png
-    python -m aufx estimate --input face.jpg [--estimator results/estimator.json]
+    python -m aufx estimate --input face.jpg [--estimator results/estimator.json | --estimator openface]
     python -m aufx presets
     python -m aufx animate --input portrait.jpg --track track.jsonl --output out.mp4
     python -m aufx edit-video --input clip.mp4 --au "AU12:0.8" --output out.mp4
@@ -70,7 +70,9 @@ def _add_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="print the AUs measured on each face as JSON")
     p.add_argument("--input", "-i", required=True)
     p.add_argument("--per-side", action="store_true", help="report L/R values for bilateral AUs")
-    _add_estimator(p)
+    p.add_argument("--estimator", help="'openface': measure with your OpenFace 2.x (see --openface_bin); or a "
+                   "calibration JSON from python -m training.fit_estimator (AUs on your OpenFace data's scale)")
+    p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
 
 
 def _add_animate(sub) -> None:
@@ -166,16 +168,49 @@ def _calibrated_edit(calibration, face, output, measure_output: bool) -> dict:
 
 def cmd_estimate(args) -> int:
     from aufx.estimate import estimate_calibrated
+    from aufx.openface_runner import AUFX_SOURCE
     from aufx.pipeline import Editor
 
-    calibration = _load_calibration(args.estimator)
+    if args.estimator == "openface":
+        return _estimate_openface(args)
+    calibration = _load_calibration(Path(args.estimator) if args.estimator else None)
     editor = Editor(args.input)
     out = []
     for i, face in enumerate(editor.faces):
         aus = estimate_calibrated(face, calibration) if calibration is not None else editor.measured(i)
-        row = {"face": i, **face.describe(), "aus": aus.as_dict() if args.per_side else aus.per_au()}
+        row = {"face": i, **face.describe(), "aus": aus.as_dict() if args.per_side else aus.per_au(),
+               "source": AUFX_SOURCE}
         if calibration is not None:
             row.update(estimator=calibration.source, calibrated_aus=list(calibration.aus))
+        out.append(row)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _estimate_openface(args) -> int:
+    """OpenFace's static reading of every face AUFX finds (AUFX's order), one FeatureExtraction call in all."""
+    from aufx.au import get_au
+    from aufx.io.openface import OPENFACE_AUS
+    from aufx.openface_runner import SOURCE, OpenFaceError, shared_openface
+    from aufx.pipeline import Editor
+
+    try:
+        openface = shared_openface(args.openface_bin)
+        editor = Editor(args.input)
+        readings = openface.read_faces(editor.image, editor.faces)
+    except OpenFaceError as exc:
+        print(f"aufx: error: {exc}", file=sys.stderr)
+        return 2
+    out = []
+    for i, (face, reading) in enumerate(zip(editor.faces, readings)):
+        row = {"face": i, **face.describe(), "aus": None, "source": SOURCE}
+        if reading is None:
+            row["note"] = "OpenFace found no face in this face's crop"
+        else:
+            sides = [ch for a in OPENFACE_AUS for ch in get_au(a).channels()]
+            row["aus"] = ({ch: round(reading.aus[ch], 3) for ch in sides} if args.per_side
+                          else reading.aus.per_au(OPENFACE_AUS))
+            row["openface"] = {"confidence": reading.confidence, "box": list(reading.box) if reading.box else None}
         out.append(row)
     print(json.dumps(out, indent=2))
     return 0

@@ -23,9 +23,11 @@ import pandas as pd
 from aufx.au import AUVector
 from aufx.io.digest import array_digest
 from aufx.io.images import load_image
-from aufx.io.openface import FAILED, OpenFaceFormatError, read_openface_csv
+from aufx.io.openface import FAILED, OPENFACE_AUS, OpenFaceFormatError, read_openface_csv
 
 SOURCE = "OpenFace 2.x static"  # how every number measured with it is labelled
+AUFX_SOURCE = "AUFX estimator"  # the other measurement: aufx.estimate on the face mesh
+SOURCES = {"aufx": AUFX_SOURCE, "openface": SOURCE}  # the "measure with" choices of the CLI, app, eval and stimuli
 ENV_VAR = "OPENFACE_BIN"
 HOW_TO = ("AUFX neither ships nor downloads OpenFace (licence: noncommercial research use only); build OpenFace 2.x "
           "yourself (https://github.com/TadasBaltrusaitis/OpenFace/wiki, see README 'Measuring with OpenFace') and set "
@@ -139,13 +141,19 @@ class OpenFace:
     def read_faces(self, image: np.ndarray | str | Path, faces: Sequence) -> list[OpenFaceReading | None]:
         """One reading per AUFX face (FaceAnalysis list, AUFX's order), each from its own crop (face box enlarged,
         other faces greyed out, upscaled if small), all in one call; boxes come back in ``image`` coordinates."""
-        rgb = load_image(image)
-        boxes = [tuple(int(v) for v in f.box) for f in faces]
-        crops = [face_crop(rgb, box, [b for j, b in enumerate(boxes) if j != i]) for i, box in enumerate(boxes)]
-        readings = self.read([c for c, _ in crops])
-        h, w = rgb.shape[:2]
-        return [None if r is None else replace(r, box=_to_image(r.box, origin, (h, w)))
-                for r, (_, origin) in zip(readings, crops)]
+        return self.read_many_faces([(image, faces)])[0]
+
+    def read_many_faces(self, items: Sequence[tuple]) -> list[list[OpenFaceReading | None]]:
+        """read_faces for several (image, faces) pairs in one call (e.g. every output of a stimulus set)."""
+        plans = []
+        for image, faces in items:
+            rgb = load_image(image)
+            boxes = [tuple(int(v) for v in f.box) for f in faces]
+            crops = [face_crop(rgb, b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
+            plans.append((rgb.shape[:2], crops))
+        readings = iter(self.read([c for _, crops in plans for c, _ in crops]))
+        return [[None if (r := next(readings)) is None else replace(r, box=_to_image(r.box, origin, size))
+                 for _, origin in crops] for size, crops in plans]
 
     def _run(self, images: dict[str, np.ndarray]) -> dict[str, OpenFaceReading | None]:
         """FeatureExtraction on every image (keyed by digest) in a private temp folder, removed afterwards."""
@@ -238,3 +246,19 @@ def shared_openface(binary: str | os.PathLike | None = None) -> OpenFace:
         if path not in _shared:
             _shared[path] = OpenFace(path)
         return _shared[path]
+
+
+def openface_start(reading: OpenFaceReading | None, estimated: AUVector) -> AUVector:
+    """What a face reads in OpenFace mode: OpenFace's 17 AUs, the AUFX estimate for the AUs OpenFace does not
+    measure (AU16, AU24, AU27, AU43); the estimate alone where OpenFace found no face."""
+    if reading is None:
+        return estimated
+    return estimated.updated({a: reading.aus.au(a) for a in OPENFACE_AUS})
+
+
+def engine_target(target: AUVector, shown: AUVector, estimated: AUVector) -> AUVector:
+    """The editor's target for a request made on another instrument's scale: ``shown`` is the face as that
+    instrument reads it, ``target`` what the user asks for. Each channel the user changed moves by the same amount
+    from the AUFX estimate (the engine's own start); untouched channels stay at the estimate, so they are no edit."""
+    moved = {ch: estimated[ch] + target[ch] - shown[ch] for ch in target if abs(target[ch] - shown[ch]) > 1e-9}
+    return AUVector({**estimated.as_dict(), **{ch: min(1.0, max(0.0, v)) for ch, v in moved.items()}})

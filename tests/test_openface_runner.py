@@ -185,3 +185,26 @@ def test_binary_reads_each_face_of_a_group(two_faces):
         assert iou(reading.box, face.box) > 0.6
         diffs = [abs(reading.aus.au(a) - single.aus.au(a)) for a in ("AU05", "AU06", "AU07", "AU10", "AU12", "AU25")]
         assert max(diffs) < 0.1, diffs  # a crop reads like the face photographed alone
+
+
+def test_cli_estimate_with_openface(tmp_path, monkeypatch, capsys, two_faces):
+    from aufx.cli import main
+
+    image, faces = two_faces
+    boxes = [f.box for f in faces]
+    crops = [face_crop(image, b, [o for o in boxes if o != b])[0] for b in boxes]
+    binary = fake_openface(tmp_path, {array_digest(c): f"two_faces_{i}.csv" for i, c in enumerate(crops)})
+    photo = tmp_path / "two.png"
+    import cv2
+
+    cv2.imwrite(str(photo), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert main(["estimate", "-i", str(photo), "--estimator", "openface", "--openface_bin", str(binary)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["face"] for r in rows] == [0, 1] and {r["source"] for r in rows} == {SOURCE}
+    for i, row in enumerate(rows):
+        assert row["box"] == list(boxes[i])  # AUFX's face, OpenFace's numbers
+        assert row["aus"] == reading_from_csv(DATA / f"two_faces_{i}.csv").aus.per_au(tuple(row["aus"]))
+        assert len(row["aus"]) == 17 and "AU24" not in row["aus"]  # only what OpenFace measures
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    assert main(["estimate", "-i", str(photo), "--estimator", "openface"]) == 2
+    assert "OPENFACE_BIN" in capsys.readouterr().err
