@@ -67,3 +67,16 @@ def photo(tmp_path_factory):
     from app_fixtures import astronaut as astronaut_png
 
     return astronaut_png(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, photo):
+    """Debian's headless Chromium whose webcam is a clip of the astronaut (one per test module)."""
+    from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, webcam_clip
+
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")
+    root = tmp_path_factory.mktemp("chromium")
+    driver = chromium(root / "profile", webcam_clip(photo, root / "webcam.y4m"))
+    yield driver
+    driver.quit()

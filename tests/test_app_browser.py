@@ -11,21 +11,9 @@ from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, webcam_clip
-
 pytestmark = pytest.mark.browser
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory, photo):
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")
-    root = tmp_path_factory.mktemp("chromium")
-    driver = chromium(root / "profile", webcam_clip(photo, root / "webcam.y4m"))
-    yield driver
-    driver.quit()
 
 
 def _pixels(src: str) -> np.ndarray:

@@ -12,8 +12,6 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from eval.app_harness import CHROMEDRIVER, CHROMIUM, chromium, webcam_clip
-
 pytestmark = pytest.mark.browser
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -23,16 +21,6 @@ CANVAS = """const c = document.querySelector('#live-view canvas'), s = document.
 s.width = 64; s.height = 48; s.getContext('2d').drawImage(c, 0, 0, 64, 48);
 return Array.from(s.getContext('2d').getImageData(0, 0, 64, 48).data).filter((_, i) => i % 4 === 0);"""
 CAMERA_OPEN = "return document.querySelector('#live-view video').srcObject !== null;"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory, photo):
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.fail(f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make browser`")
-    root = tmp_path_factory.mktemp("chromium")
-    driver = chromium(root / "profile", webcam_clip(photo, root / "webcam.y4m"))
-    yield driver
-    driver.quit()
 
 
 def _active(app) -> int:
