@@ -2,7 +2,8 @@
 
 Errors are per AU in the OpenFace view (bilateral AUs: mean of both sides, AUVector.au), over the AUs the measurement
 reports: OpenFace has 17, AUFX's estimator may have more. The measurement comes from either a callable
-``measure_aus(image_rgb) -> dict | None`` (the app plugs in aufx.estimate) or OpenFace 2.x CSVs of the outputs.
+``measure_aus(image_rgb) -> dict | None`` (the app plugs in aufx.estimate), OpenFace 2.x CSVs of the outputs, or the
+user's OpenFace binary run on the outputs directly (OpenFaceReader).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from aufx.au import AUVector, au_codes, channel_au, resolve_key
-from aufx.io.openface import read_openface_csv
+from aufx.io.openface import DEFAULT_MIN_CONFIDENCE, OPENFACE_AUS, read_openface_csv
 
 MeasureAUs = Callable[[np.ndarray], "Mapping[str, float] | None"]
 
@@ -67,3 +68,45 @@ def aufx_measure(image: np.ndarray) -> dict[str, float] | None:
 
     found = analyze_faces(image)
     return estimate_aus(found[0]).per_au() if found else None
+
+
+class OpenFaceReader:
+    """AUs of generated images (paths or RGB arrays) read by the user's OpenFace (aufx.openface_runner), not CSVs: the
+    images are read a batch per FeatureExtraction call, on first request. Like ``openface_aus``, a reading below
+    OpenFace's usual confidence threshold counts as no reading."""
+
+    def __init__(self, openface, paths: list, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
+        from aufx.openface_runner import BATCH_SIZE
+
+        self.openface, self.paths, self.min_confidence, self.batch = openface, paths, min_confidence, BATCH_SIZE
+        self._got: dict[int, tuple[dict[str, float] | None, list[str]]] = {}
+
+    def __call__(self, i: int) -> tuple[dict[str, float] | None, list[str]]:
+        """(AUs, notes) of image i: the 17 OpenFace AUs (0..1), or None with the reason in notes."""
+        if i not in self._got:
+            self._read(range(i - i % self.batch, min(len(self.paths), i - i % self.batch + self.batch)))
+        return self._got.pop(i)
+
+    def _read(self, indices: range) -> None:
+        from aufx.io.images import ImageReadError, load_image
+        from aufx.openface_runner import OpenFaceError
+
+        images = {}
+        for i in indices:
+            try:
+                images[i] = load_image(self.paths[i])
+            except ImageReadError as exc:
+                self._got[i] = None, [str(exc)]
+        try:
+            readings = self.openface.read(list(images.values()))
+        except OpenFaceError as exc:
+            self._got.update({i: (None, [str(exc)]) for i in images})
+            return
+        for i, r in zip(images, readings):
+            if r is None:
+                self._got[i] = None, ["OpenFace found no face in the output"]
+            elif r.confidence < self.min_confidence:
+                self._got[i] = None, [f"OpenFace's confidence {r.confidence:.2f} is below {self.min_confidence}: "
+                                      "AUs not used"]
+            else:
+                self._got[i] = {a: r.aus.au(a) for a in OPENFACE_AUS}, []

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 METRICS = ("au", "identity", "lpips", "psnr", "ssim", "emotion")
+AU_BACKENDS = ("aufx", "openface")
 
 
 @dataclass
@@ -15,6 +16,8 @@ class EvalConfig:
     report: Path = Path("results/metrics.json")  # report.html and its plots are written beside it
     metrics: tuple[str, ...] = METRICS
     gens_openface_dir: Path | None = None  # OpenFace 2.x CSVs of the generated images, named `<stem>.csv`
+    au_backend: str = "aufx"  # what measures the outputs' AUs: "aufx" (estimator) or "openface" (your binary, run here)
+    openface_bin: Path | None = None  # OpenFace 2.x FeatureExtraction for au_backend "openface" (else $OPENFACE_BIN)
     identity_backend: str = "dlib"  # offline default; "facenet" where facenet-pytorch and its weights are installed
     emotion_backends: tuple[str, ...] = ("fer",)  # "fer" (independent CNN, 7 classes) and/or "prototype" (8 classes)
     detector_upsample: int = 0  # dlib HOG detector upsampling; 0 finds faces >= ~80 px, 1 smaller ones (4x slower)
@@ -30,6 +33,8 @@ class EvalConfig:
         self.gens_openface_dir = Path(self.gens_openface_dir) if self.gens_openface_dir else None
         self.metrics = tuple(self.metrics)
         self.emotion_backends = tuple(self.emotion_backends)
+        if self.au_backend not in AU_BACKENDS:
+            raise ValueError(f"au_backend must be one of {', '.join(AU_BACKENDS)}, got {self.au_backend!r}")
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")

@@ -27,8 +27,8 @@ from aufx.au import AUVector
 from aufx.io.images import ImageReadError, load_image
 from aufx.io.openface import OpenFaceFormatError
 from eval import aggregate, backends, faces, identity, image_quality
-from eval.au_error import MeasureAUs, au_error, aufx_measure, openface_aus
-from eval.config import METRICS, EvalConfig
+from eval.au_error import MeasureAUs, OpenFaceReader, au_error, aufx_measure, openface_aus
+from eval.config import AU_BACKENDS, METRICS, EvalConfig
 from eval.emotion import PrototypeMatcher
 from eval.pairing import pair_images, read_annotations
 
@@ -76,10 +76,20 @@ class Evaluator:
         self._matcher = PrototypeMatcher()  # intended emotion from the targets; needs no model
         self.detector = self._load("dlib_hog")
         want = set(c.metrics)
-        has_aus = measure_aus is not None or c.gens_openface_dir is not None
-        no_aus = "no AU measurement: pass measure_aus (the app plugs in aufx.estimate) or --gens_openface_dir"
+        self.openface, openface_failed = None, None
+        if c.au_backend == "openface" and c.gens_openface_dir is None and ({"au", "emotion"} & set(c.metrics)):
+            from aufx.openface_runner import OpenFaceError, shared_openface
+
+            try:
+                self.openface = shared_openface(c.openface_bin)
+            except OpenFaceError as exc:
+                openface_failed = str(exc)
+        has_aus = measure_aus is not None or c.gens_openface_dir is not None or self.openface is not None
+        no_aus = openface_failed or ("no AU measurement: pass measure_aus (the app plugs in aufx.estimate), "
+                                     "--au_backend openface or --gens_openface_dir")
         if "au" in want:
-            self.metric_status["au"] = {"status": "ok"} if has_aus else {"status": "unavailable", "reason": no_aus}
+            self.metric_status["au"] = ({"status": "ok", "measured_by": self.measured_by(measure_aus)} if has_aus
+                                        else {"status": "unavailable", "reason": no_aus})
         self.identity = self._metric("identity", c.identity_backend) if "identity" in want else None
         self.lpips = self._metric("lpips", "lpips") if "lpips" in want else None
         region = ("caller box/mask, else the dlib detector box" if self.detector else
@@ -93,6 +103,16 @@ class Evaluator:
                     "status": "unavailable", "backend": name, "reason": f"needs measured AUs; {no_aus}"}
             elif (model := self._metric(f"emotion:{name}", name)) is not None:
                 self.emotion[name] = model
+
+    def measured_by(self, measure_aus: MeasureAUs | None) -> str | None:
+        """The source of the outputs' AUs, as every report names it."""
+        from aufx.openface_runner import AUFX_SOURCE, SOURCE
+
+        if self.config.gens_openface_dir is not None:
+            return "openface"  # the user's own CSVs, whichever OpenFace model made them
+        if self.openface is not None:
+            return SOURCE
+        return AUFX_SOURCE if measure_aus is aufx_measure else "measure_aus" if measure_aus else None
 
     def _load(self, name: str):
         self.backend_status[name] = entry = backends.status(name)
@@ -162,7 +182,11 @@ class Evaluator:
 
         if "au" in want or "prototype" in self.emotion:
             if measured is _MEASURE:
-                measured = self.measure_aus(generated) if self.measure_aus else None
+                if self.measure_aus is None and self.openface is not None:
+                    measured, more = OpenFaceReader(self.openface, [generated])(0)
+                    rec["notes"] += more
+                else:
+                    measured = self.measure_aus(generated) if self.measure_aus else None
             rec["measured_aus"] = dict(measured) if measured is not None else None
         if "au" in want:
             rec["au"] = au_error(targets, measured) if targets is not None and measured is not None else None
@@ -253,6 +277,7 @@ def evaluate(config: EvalConfig, measure_aus: MeasureAUs | None = None, progress
     pairing = pair_images(config.gens, config.refs, annotations)
     ev = Evaluator(config, measure_aus)
     records, n = [], len(pairing.pairs)
+    read_openface = OpenFaceReader(ev.openface, [p.gen for p in pairing.pairs]) if ev.openface else None
     started = time.perf_counter()
     for i, p in enumerate(pairing.pairs):
         if progress:
@@ -268,12 +293,14 @@ def evaluate(config: EvalConfig, measure_aus: MeasureAUs | None = None, progress
                 measured = openface_aus(p.gen, config.gens_openface_dir)
             except (FileNotFoundError, OpenFaceFormatError) as exc:
                 measured, notes = None, [str(exc)]
+        elif read_openface is not None:
+            measured, notes = read_openface(i)
         rec = ev.pair_metrics(source, output, targets=p.targets, intended=p.intended, face_box=p.face_box,
                               measured=measured, source_key=str(p.source))
         rec["notes"] = notes + rec["notes"]
         head = {"gen": str(p.gen), "source": str(p.source), "targets": p.targets.compact() if p.targets else None,
                 "target_from": p.target_from, "intended_from": p.intended_from,
-                "measured_from": "openface" if config.gens_openface_dir else "measure_aus" if measure_aus else None}
+                "measured_from": ev.measured_by(measure_aus)}
         records.append({**head, **rec})  # rec's intended_from ("target_aus") overrides the pairing's
     if progress:
         progress(n, n)
@@ -314,6 +341,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--au_csv", type=Path, help="annotations CSV image_path,AU01,...,AU45 (0..1) with target AUs")
     ap.add_argument("--report", type=Path, default=d.report, help="metrics JSON; report.html goes beside it")
     ap.add_argument("--gens_openface_dir", type=Path, help="OpenFace 2.x CSVs of the generated images (<stem>.csv)")
+    ap.add_argument("--au_backend", default=d.au_backend, choices=AU_BACKENDS,
+                    help="what reads the outputs' AUs: the AUFX estimator, or your OpenFace run here (default "
+                         "%(default)s)")
+    ap.add_argument("--openface_bin", type=Path, help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
     ap.add_argument("--identity_backend", default=d.identity_backend, choices=backends.names("identity"))
     ap.add_argument("--emotion_backend", default=",".join(d.emotion_backends),
                     help=f"comma list from {','.join(backends.names('emotion'))} (default %(default)s)")
@@ -340,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = EvalConfig(gens=args.gens, refs=args.refs, au_csv=args.au_csv, report=args.report,
                             metrics=_split(args.metrics), gens_openface_dir=args.gens_openface_dir,
+                            au_backend=args.au_backend, openface_bin=args.openface_bin,
                             identity_backend=args.identity_backend, emotion_backends=_split(args.emotion_backend),
                             detector_upsample=args.detector_upsample, write_html=not args.no_html)
         from tqdm import tqdm
@@ -349,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 bar.total, bar.n = n, i
                 bar.refresh()
 
-            measure = None if config.gens_openface_dir else aufx_measure
+            measure = None if config.gens_openface_dir or config.au_backend == "openface" else aufx_measure
             result = evaluate(config, measure_aus=measure, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

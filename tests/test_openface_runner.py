@@ -208,3 +208,35 @@ def test_cli_estimate_with_openface(tmp_path, monkeypatch, capsys, two_faces):
     monkeypatch.delenv("OPENFACE_BIN", raising=False)
     assert main(["estimate", "-i", str(photo), "--estimator", "openface"]) == 2
     assert "OPENFACE_BIN" in capsys.readouterr().err
+
+
+def test_evaluate_reads_outputs_with_openface(tmp_path, monkeypatch, astronaut, grace):
+    import cv2
+
+    from eval.config import EvalConfig
+    from eval.evaluate import evaluate
+
+    gens = tmp_path / "gens"
+    gens.mkdir()
+    for name, rgb, target in (("astronaut", astronaut, {"AU12": 0.8}), ("grace", grace, {"AU07": 0.2})):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(gens / f"{name}__edit.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        (gens / f"{name}__edit.png.json").write_text(json.dumps({"input": str(tmp_path / f"{name}.png"),
+                                                                 "target_aus": target}))
+    binary = fake_openface(tmp_path, {array_digest(astronaut): "astronaut.csv",
+                                      array_digest(grace): "grace_hopper.csv"})
+    config = EvalConfig(gens=gens, report=tmp_path / "m.json", metrics=("au", "psnr"), au_backend="openface",
+                        openface_bin=binary, write_html=False)
+    result = evaluate(config)
+    assert len(calls(binary)) == 1  # both outputs in one FeatureExtraction call
+    assert result["metrics"]["au"] == {"status": "ok", "measured_by": SOURCE}
+    per = {Path(r["gen"]).name: r for r in result["per_image"]}
+    astro = per["astronaut__edit.png"]
+    assert astro["measured_from"] == SOURCE and len(astro["au"]["abs_error"]) == 17
+    assert astro["au"]["abs_error"]["AU12"] == pytest.approx(0.8 - 3.19 / 5, abs=1e-4)
+    assert per["grace__edit.png"]["au"]["abs_error"]["AU07"] == pytest.approx(1.94 / 5 - 0.2, abs=1e-4)
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    result = evaluate(EvalConfig(gens=gens, report=tmp_path / "m2.json", metrics=("au", "psnr"),
+                                 au_backend="openface", write_html=False))
+    assert result["metrics"]["au"]["status"] == "unavailable" and "OPENFACE_BIN" in result["metrics"]["au"]["reason"]
+    assert all(r["psnr"]["image"] == "inf" for r in result["per_image"])  # the other metrics still run
