@@ -1,7 +1,11 @@
-"""Appearance of AUs as shading: creases, bulges and chin stippling drawn in the face's own skin tone.
+"""Appearance of AUs as relief: folds, furrows, bags and bulges lit like the face itself.
 
-Multiplicative shading keeps the hue and texture of the skin underneath; strokes are placed on the *target*
-landmarks so wrinkles sit where the deformed face has them. Strength follows the requested increase of each AU.
+Each AU's strokes (assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles sit
+where the deformed face has them. The relief is shaded with the light direction read from the face's own shading
+(Lambert on the relief normals, plus occlusion in the valleys), blurred to the photo's own sharpness, scaled to the
+person's skin-texture contrast, and applied as a luminance gain so the skin's own texture and hue stay underneath;
+where the gain darkens, grain is added back so the photo's noise level is kept. Strength follows the requested
+increase of each AU.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import yaml
 from aufx.au import catalogue
 from aufx.engines.basis import basis, mirror_map
 from aufx.engines.deform import Deformation
+from aufx.engines.photometry import Photometry, grain, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
 
@@ -23,13 +28,27 @@ from aufx.face.topology import ASSETS, topology
 class ShadingConfig:
     enabled: bool = True
     strength: float = 1.0  # global multiplier on every stroke's depth
+    bulge: float = 0.5  # a fold's bulge height relative to its valley depth, unless the stroke says otherwise
+    bulge_offset: float = 1.3  # bulge centre from the valley centre, in valley widths
+    bulge_width: float = 1.6  # bulge width relative to the valley width
+    aspect: float = 1.0  # relief height in pixels per (depth x width in pixels): sets the slopes the light sees
+    occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
+    exposure: float = 0.2  # lightening of a bulge top per unit relative height (it catches more light)
+    irregularity: float = 0.35  # relative depth variation along a fold (real creases are not uniform)
+    texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
+    texture_gain: tuple[float, float] = (0.8, 1.5)  # range of the texture scaling
+    max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
+    max_light: float = 0.2
+    min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
 
 
 @dataclass(frozen=True)
 class Stroke:
-    kind: str
+    kind: str  # "fold" | "mound"
+    side: str | None  # fold bulge: "up" | "down" | "in" | "out" | None
     width: float
     depth: float
+    bulge: float | None
     anchors: tuple[tuple[tuple[int, float], ...], ...]  # per point: ((landmark, weight), ...)
 
 
@@ -59,14 +78,19 @@ def appearance() -> dict[str, tuple[list[Stroke], Stipple | None]]:
         s = spec.get(au.code) or spec.get({"AU45": "AU43"}.get(au.code, ""))
         if not s:
             continue
-        strokes = [Stroke(st["kind"], st["width"], st["depth"], tuple(_anchor(p) for p in st["points"]))
-                   for st in s.get("strokes", [])]
+        strokes = []
+        for st in s.get("strokes", []):
+            if st["kind"] not in ("fold", "mound") or st.get("side") not in (None, "up", "down", "in", "out"):
+                raise ValueError(f"au_appearance.yaml {au.code}: bad stroke kind/side in {st}")
+            strokes.append(Stroke(st["kind"], st.get("side"), st["width"], st["depth"], st.get("bulge"),
+                                  tuple(_anchor(p) for p in st["points"])))
         stip = s.get("stipple")
         stipple = Stipple(_anchor(stip["at"]), stip["radius"], stip["depth"], stip["grain"]) if stip else None
         if au.bilateral:
             l, r = au.channels()
             out[r] = (strokes, stipple)
-            out[l] = ([Stroke(st.kind, st.width, st.depth, _mirror(st.anchors, m)) for st in strokes],
+            out[l] = ([Stroke(st.kind, st.side, st.width, st.depth, st.bulge, _mirror(st.anchors, m))
+                       for st in strokes],
                       Stipple(_mirror((stipple.at,), m)[0], stipple.radius, stipple.depth, stipple.grain)
                       if stipple else None)
         else:
@@ -78,18 +102,76 @@ def _place(anchor, pts: np.ndarray) -> np.ndarray:
     return sum(w * pts[i] for i, w in anchor)
 
 
-@lru_cache(maxsize=4)
-def _grain(size: int) -> np.ndarray:
-    """Fixed-seed skin grain: the same edit always renders the same pixels."""
-    return np.random.default_rng(1234).standard_normal((size, size)).astype(np.float32)
+class _Relief:
+    """Height canvases over the ROI, filled stroke by stroke in small boxes: ``rel`` (height relative to the
+    stroke's own width, for occlusion) and ``px`` (height in pixels, whose gradient is the surface slope).
+    Overlapping strokes combine by the highest / the deepest (touching creases do not dig a pit, neighbouring
+    bulges do not pile up into a blister); the stipple adds its dimples on top."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.rel = np.zeros(shape, np.float32)
+        self.px = np.zeros(shape, np.float32)
+        self.valley_rel = np.zeros(shape, np.float32)
+        self.valley_px = np.zeros(shape, np.float32)
+        self.box = [shape[1], shape[0], 0, 0]  # union of touched boxes (x0, y0, x1, y1)
+
+    def _touch(self, x0, y0, x1, y1):
+        b = self.box
+        self.box = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
+
+    def add(self, poly: np.ndarray, width_px: float, height: float) -> None:
+        """A Gaussian ridge (height > 0) or valley along a polyline, sigma = width / 2, peak = height."""
+        sigma = width_px / 2.0
+        pad = int(np.ceil(3 * sigma)) + 2
+        h, w = self.rel.shape
+        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - pad, 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + pad, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return
+        layer = np.zeros((y1 - y0, x1 - x0), np.float32)
+        p = np.round((poly - [x0, y0]) * 16).astype(np.int32)
+        if len(p) == 1:
+            cv2.circle(layer, tuple(p[0]), 16, 1.0, -1, cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(layer, [p], False, 1.0, 1, cv2.LINE_AA, shift=4)
+        layer = cv2.GaussianBlur(layer, (0, 0), sigma)
+        peak = layer.max()
+        if peak > 0:
+            layer *= height / peak
+            if height < 0:
+                np.minimum(self.valley_rel[y0:y1, x0:x1], layer, out=self.valley_rel[y0:y1, x0:x1])
+                np.minimum(self.valley_px[y0:y1, x0:x1], layer * width_px, out=self.valley_px[y0:y1, x0:x1])
+            else:
+                np.maximum(self.rel[y0:y1, x0:x1], layer, out=self.rel[y0:y1, x0:x1])
+                np.maximum(self.px[y0:y1, x0:x1], layer * width_px, out=self.px[y0:y1, x0:x1])
+            self._touch(x0, y0, x1, y1)
+
+    def add_field(self, x0: int, y0: int, field: np.ndarray, width_px: float) -> None:
+        fh, fw = field.shape
+        self.rel[y0:y0 + fh, x0:x0 + fw] += field
+        self.px[y0:y0 + fh, x0:x0 + fw] += field * width_px
+        self._touch(x0, y0, x0 + fw, y0 + fh)
 
 
-def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tuple[int, int, int, int],
-                   cfg: ShadingConfig) -> np.ndarray:
-    if not cfg.enabled:
+def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
+    """The polyline moved sideways by ``dist`` px along its normals, to the side ``towards`` points to."""
+    if len(poly) < 2:
+        return poly + towards * dist
+    t = np.gradient(poly, axis=0)
+    n = np.stack([-t[:, 1], t[:, 0]], axis=1)
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
+    if float(np.mean(n @ towards)) < 0:
+        n = -n
+    return poly + n * dist
+
+
+def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
+                   box: tuple[int, int, int, int], cfg: ShadingConfig) -> np.ndarray:
+    """The warped ROI (h, w, 3) uint8 with each AU's relief shaded in; ``image`` is the source photo."""
+    if not cfg.enabled or cfg.strength <= 0:
         return roi
     b = basis()
-    amounts = {ch: float(d.appearance[b.index(ch)]) for ch in b.channels}
+    amounts = {ch: float(np.clip(d.delta[b.index(ch)], 0, 1)) for ch in b.channels}
     for ch, other in b.ties.items():
         amounts[other] = max(amounts[other], amounts[ch])
         amounts[ch] = 0.0
@@ -97,56 +179,87 @@ def render_shading(roi: np.ndarray, face: FaceAnalysis, d: Deformation, box: tup
     active = [(ch, a) for ch, a in amounts.items() if a > 1e-3 and ch in looks]
     if not active:
         return roi
+    pm = photometry(image, face)
     ipd = face.pose.scale
     pts = d.target_landmarks - np.array(box[:2], float)
     h, w = roi.shape[:2]
-    dark = np.zeros((h, w), np.float32)
-    lit = np.zeros((h, w), np.float32)
     up = -face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
+    midline = 0.5 * (pts[133] + pts[362])
+    right = np.array([-up[1], up[0]])
+    relief = _Relief((h, w))
     for ch, amount in active:
         strokes, stipple = looks[ch]
         for st in strokes:
             poly = np.array([_place(a, pts) for a in st.anchors])
-            width = max(1.5, st.width * ipd)  # thinner than that reads as a drawn line, not a fold
+            width = max(cfg.min_width_px, st.width * ipd)
             k = amount * st.depth * cfg.strength
-            if st.kind == "crease":
-                _line(dark, poly, width, k)
-                _line(lit, poly + up * width * 1.2, width, 0.35 * k)
-            else:
-                _line(lit, poly, width, k)
-                _line(dark, poly - up * width * 0.9, width * 0.8, 0.5 * k)
+            if st.kind == "mound":
+                relief.add(poly, width, k)
+                continue
+            relief.add(poly, width, -k)
+            if st.side is not None:
+                out = right * np.sign((poly.mean(0) - midline) @ right or 1.0)
+                towards = {"up": up, "down": -up, "out": out, "in": -out}[st.side]
+                bulge = cfg.bulge if st.bulge is None else st.bulge
+                relief.add(_offset(poly, cfg.bulge_offset * width, towards), cfg.bulge_width * width, k * bulge)
         if stipple is not None:
-            c = _place(stipple.at, pts)
-            rad = stipple.radius * ipd
-            x0, y0 = np.maximum(np.floor(c - 3 * rad).astype(int), 0)
-            x1, y1 = np.minimum(np.ceil(c + 3 * rad).astype(int), [w, h])
-            if x1 > x0 and y1 > y0:
-                gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-                fall = np.exp(-((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (2 * rad ** 2))
-                g = cv2.GaussianBlur(_grain(max(h, w))[y0:y1, x0:x1], (0, 0), max(0.6, stipple.grain * ipd))
-                g /= g.std() + 1e-6
-                k = stipple.depth * amount * cfg.strength
-                dark[y0:y1, x0:x1] += np.clip(g, 0, None) * fall * k * 0.5
-                lit[y0:y1, x0:x1] += np.clip(-g, 0, None) * fall * k * 0.3
-    face_mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(face_mask, [np.round(pts[list(topology().groups["face_oval"])]).astype(np.int32)], 1)
-    gain = (1.0 - np.clip(dark, 0, 0.7) + np.clip(lit, 0, 0.4) * 0.6) * face_mask + (1 - face_mask)
-    return np.clip(roi.astype(np.float32) * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
+            _stipple(relief, stipple, _place(stipple.at, pts), ipd, amount * cfg.strength)
+    x0, y0, x1, y1 = relief.box
+    if x1 <= x0 or y1 <= y0:
+        return roi
+    skin = pm.skin_at(x0 + box[0], y0 + box[1], x1 + box[0], y1 + box[1])
+    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, pm, ipd, cfg)
+    patch = roi[y0:y1, x0:x1].astype(np.float32)
+    # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
+    g = grain(max(h, w))[y0:y1, x0:x1]
+    lost = pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0))
+    tinted = np.power(gain[..., None], pm.tint)  # shadows on skin turn redder, as the skin's own do
+    out = roi.copy()
+    out[y0:y1, x0:x1] = np.clip(patch * tinted + (lost * g)[..., None] + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
-def _line(canvas: np.ndarray, poly: np.ndarray, width: float, strength: float) -> None:
-    """Add a soft line: a thin stroke blurred to the stroke width (drawn and blurred in its own small box)."""
-    sigma = width / 2.0
-    pad = int(np.ceil(3 * sigma)) + 2
-    h, w = canvas.shape
-    x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - pad, 0)
-    x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + pad, [w, h])
+def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: float) -> None:
+    """Chin-boss dimpling ("orange peel"): band-passed fixed noise under a Gaussian fall-off."""
+    h, w = relief.rel.shape
+    rad = st.radius * ipd
+    x0, y0 = np.maximum(np.floor(c - 2.5 * rad).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(c + 2.5 * rad).astype(int), [w, h])
     if x1 <= x0 or y1 <= y0:
         return
-    layer = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.polylines(layer, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], False, 1.0, 1, cv2.LINE_AA, shift=4)
-    layer = cv2.GaussianBlur(layer, (0, 0), sigma)
-    peak = layer.max()
-    if peak > 0:
-        canvas[y0:y1, x0:x1] += layer * (strength / peak)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    fall = np.exp(-((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (2 * rad ** 2))
+    scale = max(0.8, st.grain * ipd)
+    g = cv2.GaussianBlur(grain(max(h, w), 99)[y0:y1, x0:x1], (0, 0), scale)
+    g /= g.std() + 1e-6
+    relief.add_field(int(x0), int(y0), (g * fall * st.depth * amount).astype(np.float32), 2 * scale)
 
+
+def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, pm: Photometry, ipd: float,
+          cfg: ShadingConfig) -> np.ndarray:
+    """Luminance gain (bh, bw) over the relief's box: Lambert on the relief normals relative to the flat skin,
+    occlusion by relative height, scaled to the skin texture, blurred to the photo's sharpness, kept on skin."""
+    x0, y0, x1, y1 = box
+    rel = relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]
+    hpx = relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]
+    # along-fold irregularity: a smooth fixed noise modulating the height
+    wob = cv2.GaussianBlur(grain(max(relief.rel.shape), 7)[y0:y1, x0:x1], (0, 0), max(1.0, 0.03 * ipd))
+    wob = 1.0 + cfg.irregularity * wob / (wob.std() + 1e-6)
+    rel = rel * wob
+    hpx = hpx * (wob * cfg.aspect)
+    gx = cv2.Sobel(hpx, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+    gy = cv2.Sobel(hpx, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    lx, ly, lz = pm.light
+    # first-order Lambert: the relief's slope towards the light (soft light: foreshortening is left out, the
+    # valley's darkness comes from occlusion); z points to the camera, image y points down
+    lambert = -(gx * lx + gy * ly) / lz
+    contrast = float(np.clip(pm.texture / cfg.texture_ref, *cfg.texture_gain))
+    shade = contrast * (lambert + cfg.occlusion * np.minimum(rel, 0) + cfg.exposure * np.maximum(rel, 0))
+    topo = topology()
+    for hole in ("eye_R", "eye_L"):
+        cv2.fillPoly(skin, [np.round(pts[topo.loop(hole)] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
+    inner = list(topo.groups["lips_inner_upper"]) + list(topo.groups["lips_inner_lower"])[-2:0:-1]
+    cv2.fillPoly(skin, [np.round(pts[inner] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
+    shade = cv2.GaussianBlur(shade * skin, (0, 0), pm.blur_px)
+    limit = np.where(shade < 0, cfg.max_dark, cfg.max_light).astype(np.float32)
+    return 1.0 + limit * np.tanh(shade / limit)  # soft limits: no flat-topped blotches

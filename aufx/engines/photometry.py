@@ -1,0 +1,169 @@
+"""What the photo itself says about light, sharpness, noise and skin texture, measured once per face.
+
+Everything the warp engine paints (relief shading, closed lids, lash lines) is matched to these numbers so it looks
+photographed with the same camera under the same light: lit from the same side, no sharper than the photo's own
+edges, with the same grain, and with folds as contrasty as the person's own skin texture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
+# skin patches for the texture measure: (landmark, radius in IPD) on both cheeks and the forehead
+_SKIN_PATCHES = ((50, 0.13), (280, 0.13), (151, 0.16))
+
+
+@dataclass(frozen=True)
+class Photometry:
+    light: np.ndarray  # (3,) unit vector towards the light in image axes (x right, y down, z towards the camera)
+    blur_px: float  # Gaussian sigma of the photo's own sharpest edges (the lens/resampling blur), pixels
+    noise: float  # standard deviation of the photo's pixel noise, 8-bit luminance units
+    texture: float  # std of band-passed log luminance on cheeks and forehead (skin texture contrast)
+    max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
+    tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
+    skin: np.ndarray  # (h, w) float32 in [0, 1]: how skin-like each pixel of the face box is (hair, frames: 0)
+    origin: tuple[int, int]  # (x, y) of skin[0, 0] in the image
+
+    def skin_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The skin map over an image box (pixels outside the face box are not skin)."""
+        out = np.zeros((y1 - y0, x1 - x0), np.float32)
+        ox, oy = self.origin
+        h, w = self.skin.shape
+        ax0, ay0, ax1, ay1 = max(x0, ox), max(y0, oy), min(x1, ox + w), min(y1, oy + h)
+        if ax1 > ax0 and ay1 > ay0:
+            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = self.skin[ay0 - oy:ay1 - oy, ax0 - ox:ax1 - ox]
+        return out
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """(h, w) float32 luma (BT.601) of an RGB uint8 image."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) if rgb.ndim == 3 else rgb.astype(np.float32)
+
+
+def gradient_magnitude(y: np.ndarray) -> np.ndarray:
+    """Central-difference gradient magnitude (8-bit units per pixel), shape of ``y``."""
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
+    return np.hypot(gx, gy)
+
+
+def photometry(image: np.ndarray, face: FaceAnalysis) -> Photometry:
+    """The face's photometry, cached on the analysis (the source image of one analysis never changes)."""
+    key = "photometry"
+    if key not in face.cache:
+        face.cache[key] = measure(image, face)
+    return face.cache[key]
+
+
+def measure(image: np.ndarray, face: FaceAnalysis) -> Photometry:
+    ipd = face.pose.scale
+    x0, y0, x1, y1 = face.box
+    pad = int(0.1 * ipd)
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(image.shape[1], x1 + pad), min(image.shape[0], y1 + pad)
+    y = luminance(image[y0:y1, x0:x1])
+    pts = face.landmarks[:, :2] - [x0, y0]
+    mask = np.zeros(y.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(pts[list(topology().groups["face_oval"])]).astype(np.int32)], 1)
+    skin = mask.astype(bool)
+    patch = image[y0:y1, x0:x1]
+    sel = _patches(y.shape, pts, ipd)
+    return Photometry(_light(y, skin, face), _blur(y, skin), _noise(y, skin), _texture(y, sel, ipd),
+                      float(np.percentile(gradient_magnitude(y)[skin], 99.5)), _tint(patch, y, sel, ipd),
+                      _skin_map(patch, sel, skin, ipd), (x0, y0))
+
+
+def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis) -> np.ndarray:
+    """Light direction from the face's own shading: the mean gradient of a heavily blurred luminance over the face
+    points towards the lit side; its size relative to the brightness gives the light's tilt from the view axis.
+    A weak prior from above (the usual key light) steadies flat-lit faces."""
+    ipd = face.pose.scale
+    lum = cv2.GaussianBlur(y, (0, 0), 0.25 * ipd)
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)[skin].mean()
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)[skin].mean()
+    g = np.array([gx, gy]) * (0.9 * ipd) / max(float(lum[skin].mean()), 1.0)  # ~ sin(tilt) for a sphere-like face
+    up = -face.pose.rotation[:2, 1] / (np.linalg.norm(face.pose.rotation[:2, 1]) + 1e-12)
+    xy = g + 0.25 * up
+    s = float(np.clip(np.linalg.norm(xy), 0.2, 0.8))
+    xy = xy / (np.linalg.norm(xy) + 1e-12) * s
+    return np.array([xy[0], xy[1], np.sqrt(1 - s * s)])
+
+
+def _blur(y: np.ndarray, skin: np.ndarray, sigma0: float = 1.0) -> float:
+    """Edge blur by re-blurring (Zhuo & Sim 2011): at a step edge blurred by s the gradient peak falls by
+    sqrt(s^2 + sigma0^2) / s when blurred again by sigma0; read off at the face's strongest edges."""
+    m1 = gradient_magnitude(y)
+    m2 = gradient_magnitude(cv2.GaussianBlur(y, (0, 0), sigma0))
+    strong = skin & (m1 >= np.percentile(m1[skin], 98))
+    r = m1[strong] / np.maximum(m2[strong], 1e-3)
+    r = r[r > 1.01]
+    if len(r) == 0:
+        return 0.5
+    return float(np.clip(np.median(sigma0 / np.sqrt(r * r - 1)), 0.4, 4.0))
+
+
+_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def _noise(y: np.ndarray, skin: np.ndarray) -> float:
+    """Pixel noise by Immerkaer's (1996) Laplacian difference, which cancels smooth shading; the median over the
+    skin (not the mean) keeps wrinkles and edges from counting as noise. The mask's L2 norm is 6."""
+    r = np.abs(cv2.filter2D(y, cv2.CV_32F, _NOISE_MASK))[skin]
+    return float(1.4826 * np.median(r) / 6.0)
+
+
+def _patches(shape: tuple[int, int], pts: np.ndarray, ipd: float) -> np.ndarray:
+    """(h, w) bool: the cheek and forehead patches where skin is sampled."""
+    sel = np.zeros(shape, np.uint8)
+    for i, r in _SKIN_PATCHES:
+        cv2.circle(sel, tuple(int(v) for v in np.round(pts[i])), max(2, int(r * ipd)), 1, -1)
+    return sel.astype(bool)
+
+
+def _band(x: np.ndarray, ipd: float) -> np.ndarray:
+    """Band-pass from pores to fine lines (~0.01-0.05 IPD)."""
+    return cv2.GaussianBlur(x, (0, 0), max(0.5, 0.008 * ipd)) - cv2.GaussianBlur(x, (0, 0), 0.04 * ipd)
+
+
+def _texture(y: np.ndarray, sel: np.ndarray, ipd: float) -> float:
+    """Skin texture contrast: std of the band-passed log luminance on the skin patches."""
+    vals = _band(np.log1p(y), ipd)[sel]
+    return float(vals.std()) if len(vals) > 8 else 0.02
+
+
+def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float) -> np.ndarray:
+    """How each colour channel follows the luminance in the skin's own small-scale shading (regression slopes of
+    band-passed log channel on band-passed log luma): a darkening by g becomes g ** tint per channel."""
+    ly = _band(np.log1p(y), ipd)[sel]
+    var = float(ly.var())
+    if len(ly) < 16 or var < 1e-8:
+        return np.ones(3, np.float32)
+    slopes = [float(np.mean(_band(np.log1p(rgb[..., c].astype(np.float32)), ipd)[sel] * ly) / var) for c in range(3)]
+    return np.clip(np.array(slopes, np.float32), 0.6, 1.6)
+
+
+def _skin_map(rgb: np.ndarray, sel: np.ndarray, face: np.ndarray, ipd: float) -> np.ndarray:
+    """Skin likelihood: Mahalanobis distance in Lab (lightness down-weighted, so shadowed skin stays skin) from the
+    colours of the cheek and forehead patches; hair, brows, frames and background fall off to 0."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32) * np.float32([0.25, 1.0, 1.0])
+    samples = lab[sel]
+    if len(samples) < 16:
+        return face.astype(np.float32)
+    mu = np.median(samples, axis=0)
+    cov = np.cov((samples - mu).T) + np.eye(3) * 4.0
+    diff = (lab - mu).reshape(-1, 3)
+    d = np.sqrt(np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)).reshape(lab.shape[:2])
+    skin = np.clip((4.0 - d) / 1.5, 0, 1) * face
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(0.7, 0.01 * ipd))
+
+
+@lru_cache(maxsize=4)
+def grain(size: int, seed: int = 1234) -> np.ndarray:
+    """Fixed-seed unit white noise (size, size): the same edit always renders the same pixels."""
+    return np.random.default_rng(seed).standard_normal((size, size)).astype(np.float32)

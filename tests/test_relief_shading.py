@@ -1,0 +1,123 @@
+"""Folds as relief on real faces: valleys with bulges beside them, lit like the face, no sharper and no cleaner than
+the photo, scaled to the skin's own texture."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from aufx.engines.deform import deform
+from aufx.engines.photometry import _noise, gradient_magnitude, luminance, measure, photometry
+from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
+from aufx.engines.warp import WarpConfig, WarpEngine
+from aufx.face.analysis import analyze_faces
+from aufx.pipeline import build_target
+
+PLAIN = WarpEngine(WarpConfig(shading=ShadingConfig(enabled=False)))
+SHADED = WarpEngine()
+
+
+def shading_change(editor, text: str, engine=SHADED):
+    """(luma change (h, w) the shading adds on top of the warp, deformation, face)."""
+    face = editor.face()
+    target = build_target(editor.measured(), text)
+    d = deform(face, target)
+    plain = PLAIN.edit(editor.image, face, target, d)
+    shaded = engine.edit(editor.image, face, target, d)
+    return luminance(shaded) - luminance(plain), d, face, shaded
+
+
+def sample(img: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Values along a polyline (dense samples, nearest pixel)."""
+    pts = np.concatenate([np.linspace(a, b, 12, endpoint=False) for a, b in zip(poly[:-1], poly[1:])])
+    xy = np.round(pts).astype(int)
+    return img[xy[:, 1], xy[:, 0]]
+
+
+@pytest.mark.parametrize("face_name,au", [("grace_editor", "AU01"), ("grace_editor", "AU04"),
+                                          ("astronaut_editor", "AU04"), ("astronaut_editor", "AU10")])
+def test_fold_is_a_valley_with_a_lit_bulge_beside_it(request, face_name, au):
+    """Darker along the crease, lighter where the bunched skin rises beside it: relief, not a drawn line."""
+    editor = request.getfixturevalue(face_name)
+    change, d, face, _ = shading_change(editor, f"{au}:1.0")
+    stroke = next(s for s in appearance()["R" + au[2:]][0] if s.kind == "fold" and s.side)
+    poly = np.array([_place(a, d.target_landmarks) for a in stroke.anchors])
+    width = stroke.width * face.pose.scale
+    up = -face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
+    right = np.array([-up[1], up[0]])
+    out = right * np.sign((poly.mean(0) - 0.5 * (d.target_landmarks[133] + d.target_landmarks[362])) @ right)
+    towards = {"up": up, "down": -up, "out": out, "in": -out}[stroke.side]
+    valley = np.median(sample(change, poly))
+    bulge = max(np.median(sample(change, _offset(poly, f * width, towards))) for f in (1.3, 1.8, 2.3))
+    assert valley < -6, (au, valley)
+    assert bulge > 0.5, (au, bulge)
+    # the darkening is not a hairline: half of it is still there a pixel or more off the crease on the far side
+    away = np.median(sample(change, _offset(poly, max(1.0, 0.35 * width), -towards)))
+    assert away < 0.3 * valley, (au, valley, away)
+
+
+@pytest.mark.parametrize("face_name", ["grace_editor", "astronaut_editor"])
+def test_no_painted_edge_is_sharper_than_the_photos_own(request, face_name):
+    editor = request.getfixturevalue(face_name)
+    face = editor.face()
+    strongest = photometry(editor.image, face).max_edge
+    for au in ("AU01", "AU04", "AU06", "AU09", "AU10", "AU12", "AU17"):
+        change, *_ = shading_change(editor, f"{au}:1.0")
+        grad = gradient_magnitude(change)
+        if np.abs(change).max() < 4:  # the face already shows this AU fully: nothing painted
+            continue
+        assert grad.max() <= strongest, (au, grad.max(), strongest)
+
+
+def test_shaded_skin_keeps_the_photos_grain(grace_editor, astronaut_editor):
+    """Noise measured inside the shaded area is what it was before shading (neither smoothed nor speckled): the
+    darkening scales the grain down, the added grain (at the photo's own level) makes up for it. The warp's
+    resampling, which smooths the grain it moves, is not judged here."""
+    for editor, text in ((grace_editor, "AU01:1.0"), (astronaut_editor, "AU04:1.0,AU09:1.0,AU10:1.0")):
+        change, _, face, shaded = shading_change(editor, text)
+        area = cv2.dilate((change < -4).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert area.sum() > 100
+        before = _noise(luminance(shaded) - change, area)
+        photo = photometry(editor.image, face).noise
+        after = _noise(luminance(shaded), area)
+        assert 0.9 * min(before, photo) <= after <= 1.1 * max(before, photo), (text, before, photo, after)
+
+
+def test_light_is_read_from_the_faces_own_shading(grace):
+    """Relight Grace Hopper from her left/right with a ramp: the estimated light follows, and so does the fold."""
+    face = analyze_faces(grace)[0]
+    x0, _, x1, _ = face.box
+    x = np.arange(grace.shape[1], dtype=np.float32)
+    ramp = np.clip(0.35 + 0.95 * (x - x0) / (x1 - x0), 0.35, 1.3)[None, :, None]  # a key light from the side
+    lights = {}
+    for side, r in (("from_right", ramp), ("from_left", ramp[:, ::-1])):
+        lit = np.clip(grace.astype(np.float32) * r, 0, 255).astype(np.uint8)
+        lights[side] = measure(lit, face).light
+    assert lights["from_right"][0] > 0.15 and lights["from_left"][0] < -0.15, lights
+
+
+def test_fold_contrast_follows_the_skin_texture(astronaut):
+    """The same fold on a copy of the photo with coarser skin texture is deeper (contrast follows the texture)."""
+    from aufx.pipeline import Editor
+
+    pores = cv2.GaussianBlur(np.random.default_rng(0).standard_normal(astronaut.shape[:2]).astype(np.float32),
+                             (0, 0), 0.7)
+    rough = np.clip(astronaut * (1 + 0.12 * pores / pores.std())[..., None], 0, 255).astype(np.uint8)
+    found, area = [], None
+    for img in (astronaut, rough):
+        ed = Editor(img, cache=None)
+        change, d, face, _ = shading_change(ed, "AU04:1.0")
+        plain = luminance(PLAIN.edit(img, face, build_target(ed.measured(), "AU04:1.0"), d))
+        area = np.abs(change) > 2 if area is None else area
+        found.append((photometry(img, face).texture, float(np.percentile((change / np.maximum(plain, 1))[area], 5))))
+    (t_raw, dark_raw), (t_rough, dark_rough) = found
+    assert t_rough > 1.2 * t_raw and dark_rough < 1.1 * dark_raw, found
+
+
+def test_strength_knob_and_determinism(grace_editor):
+    weak = WarpEngine(WarpConfig(shading=ShadingConfig(strength=0.5)))
+    full, *_ = shading_change(grace_editor, "AU04:1.0")
+    half, *_ = shading_change(grace_editor, "AU04:1.0", weak)
+    again, *_ = shading_change(grace_editor, "AU04:1.0")
+    assert np.array_equal(full, again)
+    assert 0.3 < np.abs(half).max() / np.abs(full).max() < 0.75
