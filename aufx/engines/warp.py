@@ -57,7 +57,7 @@ class WarpEngine:
         roi = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         roi = render_eyes(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
-        roi = render_shading(roi, face, d, wf.roi, self.config.shading)
+        roi = render_shading(roi, image, face, d, wf.roi, self.config.shading)
         out = image.copy()
         np.copyto(out[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
         return out
