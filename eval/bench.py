@@ -3,6 +3,7 @@
     python eval/bench.py                  # warp engine at 512^2 and 1024^2, with a plain cv2.remap as the floor
     python eval/bench.py --engine diffusion   # diffusion engine (tiny random components on CPU, full size on GPU)
     python eval/bench.py --app            # slider-to-image latency through the running Gradio app, start, memory
+    python eval/bench.py --live           # Live tab in headless Chromium: drawn fps with one and two viewers
 
 Figures are per call, on one core (OpenCV and BLAS threads pinned to 1), on Grace Hopper's portrait scaled so the
 image is N x N.
@@ -101,10 +102,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=("warp", "diffusion"), default="warp")
     p.add_argument("--app", action="store_true", help="benchmark the running Gradio app")
+    p.add_argument("--live", action="store_true", help="benchmark the Live tab in headless Chromium")
     p.add_argument("--repeats", type=int, default=40)
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
+    if args.live:
+        from eval.bench_live import main as run_live
+
+        return run_live([])
     if args.app:
         from eval.bench_app import main as run_app
 

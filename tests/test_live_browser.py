@@ -1,6 +1,6 @@
 """The Live tab in Debian's headless Chromium with a file-backed fake webcam: Start opens a session and the page
-draws edited frames with a frame-rate read-out; a control change reaches the running stream; Stop ends the stream,
-the camera and the server's session."""
+draws edited frames with a frame-rate read-out; the presenter button shows them full screen; a control change
+reaches the running stream; Stop ends the stream, the camera and the server's session."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -50,6 +51,11 @@ def test_stream_starts_draws_and_stops_cleanly(app, browser):
     assert _active(app) == 1 and d.execute_script(CAMERA_OPEN)
     drawn = np.array(d.execute_script(CANVAS))
     assert drawn.std() > 20 and np.abs(drawn - blank).mean() > 20  # a photo, not the empty stage
+
+    d.find_element(By.ID, "live-present").click()  # presenter view: the stage (and only it) full screen
+    wait.until(lambda _: d.execute_script("return document.fullscreenElement?.dataset.role === 'stage';"))
+    ActionChains(d).double_click(d.find_element(By.CSS_SELECTOR, "#live-view canvas")).perform()  # and back
+    wait.until(lambda _: d.execute_script("return document.fullscreenElement === null;"))
 
     d.find_element(By.XPATH, "//*[@id='live-mode']//label[contains(., 'Puppet')]").click()
     wait.until(lambda _: "Puppet mode needs a portrait" in d.find_element(By.ID, "live-fps").text)

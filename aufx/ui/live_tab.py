@@ -115,7 +115,7 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
             intensity_slider = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Preset intensity (mirror)")
             portrait_in = photo_input(label="Portrait to drive (puppet)", sources=["upload", "clipboard"],
                                       type="filepath", image_mode=None, height=200, elem_id="live-portrait")
-            portrait_status = gr.Markdown("No portrait loaded: Puppet mode needs one.", label="Portrait")
+            portrait_status = gr.Markdown("No portrait loaded: Puppet mode needs one.", elem_id="live-portrait-status")
     token = gr.Textbox(visible="hidden", elem_id="live-token")
     # /live_frame (one frame per call, for API clients) has inputs and outputs of its own, never shown
     frame_in = gr.Image(type="numpy", visible=False)

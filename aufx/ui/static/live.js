@@ -12,21 +12,31 @@ grab.height = HEIGHT;
 const grabCtx = grab.getContext("2d");
 grabCtx.setTransform(-1, 0, 0, 1, WIDTH, 0); // selfie view: your left hand on the left of the screen
 
-let ws = null, camera = null, inflight = 0, lastShown = -1, serverMs = 0, latencyMs = 0, flags = 0;
-let painted = [], sent = 0, dropped = 0, skipped = 0, readout = null;
+let ws = null, camera = null, inflight = 0, lastShown = -1, flags = 0;
+let painted = [], shown = 0, sent = 0, dropped = 0, skipped = 0, readout = null; // painted: {at, serverMs, latencyMs}
+
+function recent() {
+  const now = performance.now();
+  painted = painted.filter((p) => now - p.at <= FPS_WINDOW_MS);
+  return painted;
+}
 
 function fps() {
-  const now = performance.now();
-  painted = painted.filter((t) => now - t <= FPS_WINDOW_MS);
-  if (painted.length < 2 || now - painted[painted.length - 1] > 1000) return 0;
-  return ((painted.length - 1) * 1000) / (painted[painted.length - 1] - painted[0]);
+  const p = recent(), now = performance.now();
+  if (p.length < 2 || now - p[p.length - 1].at > 1000) return 0;
+  return ((p.length - 1) * 1000) / (p[p.length - 1].at - p[0].at);
+}
+
+function median(key) {
+  const v = recent().map((p) => p[key]).sort((a, b) => a - b);
+  return v.length ? v[Math.floor(v.length / 2)] : 0;
 }
 
 function showRate() {
   const face = flags & NEEDS_PORTRAIT ? " · Puppet mode needs a portrait: load one below"
     : flags & FACE ? "" : " · no face in view";
-  fpsOut.textContent = `${fps().toFixed(1)} fps · ${serverMs.toFixed(0)} ms server · ` +
-    `${latencyMs.toFixed(0)} ms camera to screen${face}`;
+  fpsOut.textContent = `${fps().toFixed(1)} fps · ${median("serverMs").toFixed(0)} ms server · ` +
+    `${median("latencyMs").toFixed(0)} ms camera to screen${face}`;
 }
 
 function send(t) {
@@ -82,9 +92,8 @@ async function onResult(event) {
   viewCtx.drawImage(bitmap, 0, 0);
   bitmap.close();
   const now = performance.now();
-  painted.push(now);
-  serverMs = head.getFloat32(8, true);
-  latencyMs = now - t;
+  painted.push({ at: now, serverMs: head.getFloat32(8, true), latencyMs: now - t });
+  shown++;
   flags = head.getUint32(12, true);
 }
 
@@ -126,7 +135,7 @@ async function start(token) {
   cam.srcObject = camera;
   await cam.play();
   lastShown = -1;
-  sent = dropped = skipped = 0;
+  sent = shown = dropped = skipped = 0;
   note.textContent = "Streaming.";
   readout = setInterval(showRate, 250);
   nextCameraFrame();
@@ -146,6 +155,7 @@ view.addEventListener("dblclick", () => part("present").click());
 
 window.aufxLive = {
   start, stop,
-  stats: () => ({ fps: fps(), sent, painted: painted.length, dropped, skipped, serverMs, latencyMs,
-    streaming: ws !== null }),
+  // frames sent, drawn, answered as dropped by the server, skipped here (two in flight); medians over 2 s
+  stats: () => ({ fps: fps(), sent, shown, dropped, skipped, serverMs: median("serverMs"),
+    latencyMs: median("latencyMs"), streaming: ws !== null }),
 };
