@@ -41,14 +41,16 @@ def two_faces(astronaut, grace):
     return image, analyze_faces(image)
 
 
-def fake_openface(tmp_path: Path, answers: dict[str, str], exit_code: int = 0) -> Path:
+def fake_openface(tmp_path: Path, answers: dict[str, str], exit_code: int = 0, other: str | None = None) -> Path:
     """A stand-in FeatureExtraction (a real executable beside OpenFace's folder layout): for each -f image it
-    writes the committed CSV of that image's content (``answers``: content digest -> fixture name) and logs the call."""
+    writes the committed CSV of that image's content (``answers``: content digest -> fixture name; ``other``: the
+    fixture for any other image) and logs the call."""
     folder = tmp_path / "openface"
     (folder / "AU_predictors").mkdir(parents=True)
     (folder / LANDMARK_MODEL).parent.mkdir(parents=True)
     (folder / LANDMARK_MODEL).write_text("")
     (folder / "answers.json").write_text(json.dumps({k: str(DATA / v) for k, v in answers.items()}))
+    fallback = str(DATA / other) if other else None
     script = folder / "FeatureExtraction"
     script.write_text(f"""#!{sys.executable}
 import json, shutil, sys
@@ -69,7 +71,7 @@ if {exit_code}:
     sys.exit({exit_code})
 for name in images:
     rgb = cv2.cvtColor(cv2.imread(name), cv2.COLOR_BGR2RGB)
-    shutil.copy(answers[array_digest(rgb)], out / (Path(name).stem + ".csv"))
+    shutil.copy(answers.get(array_digest(rgb), {fallback!r}), out / (Path(name).stem + ".csv"))
 print("Closed successfully")
 """)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -240,3 +242,35 @@ def test_evaluate_reads_outputs_with_openface(tmp_path, monkeypatch, astronaut, 
                                  au_backend="openface", write_html=False))
     assert result["metrics"]["au"]["status"] == "unavailable" and "OPENFACE_BIN" in result["metrics"]["au"]["reason"]
     assert all(r["psnr"]["image"] == "inf" for r in result["per_image"])  # the other metrics still run
+
+
+def test_app_session_measures_with_openface(tmp_path, astronaut_editor):
+    from aufx.openface_runner import AUFX_SOURCE
+    from aufx.ui.config import AppConfig
+    from aufx.ui.session import EditSession, Measurement
+
+    image, face = astronaut_editor.image, astronaut_editor.faces[0]
+    crop = face_crop(image, face.box)[0]
+    binary = fake_openface(tmp_path, {array_digest(crop): "astronaut.csv"}, other="grace_hopper.csv")
+    session = EditSession.open(image, "astronaut.png", AppConfig(), Measurement("openface", str(binary)))
+    estimated = astronaut_editor.measured(0)
+    start = session.measured
+    assert start.au("AU12") == pytest.approx(3.19 / 5) and start["L16"] == estimated["L16"]  # AU16: not OpenFace's
+    assert session.target == start and session.measured_by().startswith(SOURCE)
+    result = session.render(measure=True)
+    assert np.array_equal(result.image, image) and len(calls(binary)) == 1  # untouched: no edit, output cached
+    session.move_sliders({"L12": 0.9, "R12": 0.9})
+    result = session.render(measure=True)
+    assert len(calls(binary)) == 2 and result.measured_output.au("AU07") == pytest.approx(1.94 / 5)  # OpenFace's
+    assert session.engine_aus()["L12"] == pytest.approx(min(1.0, estimated["L12"] + 0.9 - 3.19 / 5))
+    assert result.target == session.target and result.measured_input == start
+    meta = session.metadata(result)
+    assert meta["measured_by"] == session.measured_by() and meta["target_aus"]["AU12"] == 0.9
+    session.set_measurement(Measurement("aufx"))  # the change made on OpenFace's scale is kept
+    assert session.measured == estimated and session.target["L12"] == pytest.approx(
+        min(1.0, estimated["L12"] + 0.9 - 3.19 / 5))
+    missing = EditSession.open(image, "astronaut.png", AppConfig(), Measurement("openface", str(tmp_path / "no")))
+    assert "not found" in missing.measure_note and missing.measured == estimated
+    assert missing.measured_by() == AUFX_SOURCE
+    session.close()
+    missing.close()

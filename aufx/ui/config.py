@@ -38,4 +38,6 @@ class AppConfig:
     preview_max_side: int = 1280  # the on-screen image; the download is always full resolution
     preview_quality: int = 92  # JPEG for the live preview: encodes in ~1 ms, unlike PNG (~60 ms at 512 px)
     slider_step: float = 0.01
+    measure_with: str = "aufx"  # what the sliders start at and the output is measured with: "aufx" or "openface"
+    openface_bin: str = field(default_factory=lambda: os.environ.get("OPENFACE_BIN", ""))  # the user's OpenFace 2.x
     live: LiveConfig = field(default_factory=LiveConfig)

@@ -20,12 +20,16 @@ from aufx.ui.components import photo_input, unchanged
 from aufx.ui.config import AppConfig
 from aufx.ui.engine_panel import EnginePanel, build_engine_panel, engine_choice
 from aufx.ui.errors import NoImageError, user_errors
-from aufx.ui.session import EditSession, EngineChoice, au_table, face_choices, presets_markdown
+from aufx.ui.session import EditSession, EngineChoice, Measurement, au_table, face_choices, presets_markdown
 
 TABLE_HEADERS = ["AU", "Name", "Input", "Target", "Output"]
 PRESET_INFO = ("A preset replaces the whole expression: every AU goes to 0 (neutral), then the preset's AUs are "
                "set to their prototype value x intensity. Fine-tune with the sliders afterwards. Moving this slider "
                "re-applies the last preset you clicked.")
+MEASURE_INFO = ("OpenFace: the sliders start at your OpenFace's static reading and the output is measured with it "
+                "on slider release (AU16, AU24, AU27, AU43, which it does not measure, stay with the AUFX estimator)."
+                " AUFX neither ships nor downloads OpenFace (noncommercial licence): give the path of your build's "
+                "FeatureExtraction (default $OPENFACE_BIN) and press Enter.")
 TEXT_INFO = "The target as text, e.g. AU04:0.6,AU12:0.7,R14:0.2 (0..1 = OpenFace _r / 5). Edit it and press Enter."
 
 
@@ -51,6 +55,7 @@ def build(cfg: AppConfig) -> EditTab:
     """The tab's components and events."""
     state = gr.State(None, time_to_live=cfg.state_ttl_s, delete_callback=_close)
     chosen = gr.State(EngineChoice(), time_to_live=cfg.state_ttl_s)  # kept across photos, set before one is loaded
+    measuring = gr.State(Measurement(cfg.measure_with, cfg.openface_bin), time_to_live=cfg.state_ttl_s)  # likewise
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
             with gr.Row():
@@ -85,6 +90,13 @@ def build(cfg: AppConfig) -> EditTab:
                 reset_btn = gr.Button("Reset to measured", size="sm", elem_id="reset-btn")
             au_text = gr.Textbox(label="Target AUs", info=TEXT_INFO, elem_id="au-text")
             engine_panel = build_engine_panel()
+            with gr.Accordion("Measure with", open=False):
+                measure_with = gr.Radio([("AUFX estimator", "aufx"), ("OpenFace 2.x (your own build)", "openface")],
+                                        value=cfg.measure_with, label="Measure AUs with", elem_id="measure-with",
+                                        info=MEASURE_INFO)
+                openface_bin = gr.Textbox(value=cfg.openface_bin, label="OpenFace FeatureExtraction",
+                                          placeholder="/path/to/OpenFace/build/bin/FeatureExtraction",
+                                          elem_id="openface-bin")
             with gr.Column(elem_id="au-panel"):
                 panel = build_panel(cfg)
             with gr.Accordion("Save / load presets; sources of the shipped ones", open=False):
@@ -105,16 +117,17 @@ def build(cfg: AppConfig) -> EditTab:
             gr.Warning(session.engine_note)
         return {**panel.values(session.refresh_sliders()), view: session.before_after(),
                 table: au_table(session, result), au_text: session.target.to_text(),
-                status: f"{_describe(session)} {_timings(session, result)}", state: session}
+                status: f"{_describe(session)} {_timings(session, result)} AUs: {session.measured_by()}."
+                + (f"\n\n**{session.measure_note}**" if session.measure_note else ""), state: session}
 
     @user_errors
-    def analyze(image: str | None, session: EditSession | None, choice: EngineChoice):
+    def analyze(image: str | None, session: EditSession | None, choice: EngineChoice, measurement: Measurement):
         """A new photo replaces the session; if it has no usable face, the previous session stays as it was."""
         if not image:
             _close(session)
             return {state: None, faces: gr.Dropdown(choices=[], value=None), view: None, table: None,
                     au_text: "", status: "Load a photo with a face to start."}
-        fresh = EditSession.open(image, Path(image).name, cfg)
+        fresh = EditSession.open(image, Path(image).name, cfg, measurement)
         fresh.engine = choice
         _close(session)
         return {faces: gr.Dropdown(choices=face_choices(fresh.editor), value=0), **show(fresh)}
@@ -196,6 +209,19 @@ def build(cfg: AppConfig) -> EditTab:
             return {chosen: new, **show(session)}
 
     @user_errors
+    def set_measurement(backend: str, binary: str, session: EditSession | None):
+        """The instrument for the sliders' start and the output; kept for the next photo too."""
+        try:
+            new = Measurement(backend, (binary or "").strip())
+        except ValueError as exc:
+            raise client_error(exc) from None
+        if session is None:
+            return {measuring: new, status: f"AUs: {new.source}. Load a photo with a face to start."}
+        with session.lock:
+            session.set_measurement(new)
+            return {measuring: new, **show(session)}
+
+    @user_errors
     def download(session: EditSession | None):
         session = _need(session)
         with session.lock:
@@ -217,7 +243,9 @@ def build(cfg: AppConfig) -> EditTab:
     sliders = panel.components
     keyed = dict(panel.sliders)
     quiet = dict(show_progress="hidden", concurrency_id="engine", concurrency_limit=cfg.edit_concurrency)
-    image_in.change(analyze, [image_in, state, chosen], [faces, *full], api_name="analyze")
+    image_in.change(analyze, [image_in, state, chosen, measuring], [faces, *full], api_name="analyze")
+    gr.on([measure_with.input, openface_bin.submit], set_measurement, [measure_with, openface_bin, state],
+          [*full, measuring], api_name="set_measurement", **quiet)
     engine_io = dict(fn=set_engine, inputs=[*engine_panel.inputs, state, chosen], outputs=[*full, chosen], **quiet)
     gr.on(engine_panel.triggers(), api_name="set_engine", trigger_mode="always_last", **engine_io)
     faces.input(select_face, [faces, state], full, api_name="select_face", **quiet)

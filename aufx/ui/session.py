@@ -8,7 +8,7 @@ import json
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from aufx.au import ActionUnit, AUVector, catalogue
 from aufx.diffusion.config import DiffusionConfig
 from aufx.diffusion.errors import EngineUnavailable
 from aufx.io.images import save_png
+from aufx.io.openface import OPENFACE_AUS
+from aufx.openface_runner import SOURCES, OpenFaceError, engine_target, openface_start, shared_openface
 from aufx.pipeline import Editor, EditResult, build_target
 from aufx.presets import emotion_presets, load_user_preset, save_user_preset
 from aufx.ui import au_controls
@@ -58,6 +60,22 @@ class EngineChoice:
         return f"diffusion ({self.diffusion.model}{lora}, seed {self.seed})"
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """What reads the AUs: the sliders' start, "Reset to measured" and the output on slider release."""
+
+    backend: str = "aufx"  # "aufx" (the AUFX estimator) or "openface" (the user's OpenFace 2.x FeatureExtraction)
+    openface_bin: str = ""  # "" = $OPENFACE_BIN
+
+    def __post_init__(self):
+        if self.backend not in SOURCES:
+            raise ValueError(f"measure with one of {', '.join(SOURCES)}, got {self.backend!r}")
+
+    @property
+    def source(self) -> str:
+        return SOURCES[self.backend]
+
+
 @dataclass(eq=False)
 class EditSession:
     editor: Editor
@@ -71,21 +89,69 @@ class EditSession:
     result: EditResult | None = None
     engine: EngineChoice = field(default_factory=EngineChoice)
     engine_note: str = ""  # why the last final pass kept the warp result (e.g. diffusion weights missing)
+    measurement: Measurement = field(default_factory=Measurement)
+    _starts: dict = field(default_factory=dict, repr=False)  # (measurement, face index) -> (AUs it reads, note)
+    _output_note: str = ""  # why the last output was not read by OpenFace
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # handlers hold it across render
 
     @classmethod
-    def open(cls, image, name: str, cfg: AppConfig) -> "EditSession":
+    def open(cls, image, name: str, cfg: AppConfig, measurement: Measurement | None = None) -> "EditSession":
         editor = Editor(image, name=name)
         workdir = Path(tempfile.mkdtemp(prefix="aufx-session-"))
         write_preview(workdir / "before.jpg", editor.image, cfg.preview_max_side, cfg.preview_quality)
-        session = cls(editor, cfg, workdir)
+        session = cls(editor, cfg, workdir, measurement=measurement or Measurement())
         session.select_face(0)
         return session
 
     # State -------------------------------------------------------------------------------------------------------
     @property
     def measured(self) -> AUVector:
-        return self.editor.measured(self.face_index)
+        """The face as the chosen instrument reads it (OpenFace: its 17 AUs, the estimator for the others)."""
+        return self._start()[0]
+
+    @property
+    def measure_note(self) -> str:
+        """Why OpenFace's numbers are not shown (binary missing or failing, no face found); "" when they are."""
+        return self._start()[1] or self._output_note
+
+    def _start(self) -> tuple[AUVector, str]:
+        key = (self.measurement, self.face_index)
+        if key not in self._starts:
+            self._starts[key] = self.editor.measured(self.face_index), ""
+            if self.measurement.backend == "openface":
+                readings, note = self._openface(self.editor.image, self.editor.faces)
+                for i, r in enumerate(readings or [None] * len(self.editor.faces)):
+                    self._starts[(self.measurement, i)] = (
+                        openface_start(r, self.editor.measured(i)),
+                        note or ("" if r else "OpenFace found no face here: the AUFX estimator's reading is shown."))
+        return self._starts[key]
+
+    def set_measurement(self, measurement: Measurement) -> dict[str, float]:
+        """Switch instruments; AUs already changed keep their change, the rest start at the new reading."""
+        before = self.measured
+        self.measurement, self._output_note = measurement, ""
+        self._starts.pop((measurement, self.face_index), None)  # a retry after fixing the binary reads again
+        return self.set_target(engine_target(self.target, before, self.measured), self.preset, self.intensity)
+
+    def _openface(self, image: np.ndarray, faces) -> tuple[list | None, str]:
+        """OpenFace's readings of faces, or None and the reason where it cannot run."""
+        try:
+            return shared_openface(self.measurement.openface_bin or None).read_faces(image, faces), ""
+        except OpenFaceError as exc:
+            return None, f"{exc} The AUFX estimator's reading is shown."
+
+    def measured_by(self) -> str:
+        if self.measurement.backend == "aufx" or self.measure_note:
+            return SOURCES["aufx"]
+        others = ", ".join(a.code for a in catalogue() if a.code not in OPENFACE_AUS)
+        return f"{self.measurement.source} ({others}: {SOURCES['aufx']})"
+
+    def engine_aus(self) -> AUVector:
+        """What the editor is asked for: the target itself, or on OpenFace's scale the same change from the
+        estimator's reading (the engine starts from the estimator)."""
+        if self.measurement.backend == "aufx":
+            return self.target
+        return engine_target(self.target, self.measured, self.editor.measured(self.face_index))
 
     def select_face(self, index: int) -> None:
         self.editor.face(index)  # raises FaceNotFoundError for an index out of range
@@ -135,23 +201,35 @@ class EditSession:
         """Run the engine on the cached analysis. The live pass is always the warp (fast enough to follow a slider);
         ``measure`` marks the final pass: refined by the chosen engine and re-measured."""
         with self.lock:
-            result = self._final() if measure else self.editor.edit(self.target, self.face_index,
+            result = self._final() if measure else self.editor.edit(self.engine_aus(), self.face_index,
                                                                     measure_output=False)
+            if self.measurement.backend != "aufx":
+                result = self._read_output(result, measure)
             self.result = result
             write_preview(self.workdir / "after.jpg", result.image, self.cfg.preview_max_side,
                           self.cfg.preview_quality)
         return result
+
+    def _read_output(self, result: EditResult, measure: bool) -> EditResult:
+        """The result on the chosen instrument's scale: the asked target, the input and (final pass) the output as
+        it reads them."""
+        out = result.measured_output
+        if measure and out is not None and not self.measure_note:
+            readings, self._output_note = self._openface(result.image, [self.editor.face(self.face_index)])
+            out = openface_start(readings[0], out) if readings is not None else out
+        return replace(result, target=self.target, measured_input=self.measured, measured_output=out)
 
     def _final(self) -> EditResult:
         """The chosen engine's result; when diffusion cannot run here, the warp result and the reason why."""
         self.engine_note = ""
         if self.engine.diffusion is not None:
             try:
-                return self.editor.edit(self.target, self.face_index, engine="diffusion", seed=self.engine.seed,
+                return self.editor.edit(self.engine_aus(), self.face_index, engine="diffusion",
+                                        seed=self.engine.seed,
                                         config=self.engine.diffusion)
             except EngineUnavailable as exc:
                 self.engine_note = str(exc)
-        return self.editor.edit(self.target, self.face_index, measure_output=True)
+        return self.editor.edit(self.engine_aus(), self.face_index, measure_output=True)
 
     def before_after(self) -> tuple[str, str]:
         return str(self.workdir / "before.jpg"), str(self.workdir / "after.jpg")
@@ -169,7 +247,9 @@ class EditSession:
         return result.metadata(input=self.editor.name, preset=self.preset, intensity=self.intensity,
                                au_text=result.target.to_text(),
                                faces_found=len(self.editor.faces), image_size=list(self.editor.image.shape[:2]),
-                               source="aufx app")
+                               source="aufx app", measured_by=self.measured_by(),
+                               **({"engine_target_aus": self.engine_aus().compact()}
+                                  if self.measurement.backend != "aufx" else {}))
 
     def download(self) -> tuple[Path, Path]:
         """Full-resolution PNG with the AU vector in its 'aufx' text chunk, and the same metadata as a sidecar."""
