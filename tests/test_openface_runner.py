@@ -274,3 +274,19 @@ def test_app_session_measures_with_openface(tmp_path, astronaut_editor):
     assert missing.measured_by() == AUFX_SOURCE
     session.close()
     missing.close()
+
+
+def test_app_measure_with_openface(app, photo, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from app_fixtures import ANALYZE_SLIDERS_AT, sliders
+
+    binary = fake_openface(tmp_path, {}, other="astronaut.csv")
+    c = Client(app.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path))
+    chosen = c.predict("openface", str(binary), api_name="/set_measurement")
+    assert SOURCE in chosen[-1]  # the status names the instrument before a photo is loaded
+    analyzed = c.predict(handle_file(str(photo)), api_name="/analyze")
+    assert sliders(analyzed, ANALYZE_SLIDERS_AT)["AU12"] == pytest.approx(3.19 / 5, abs=0.006)  # OpenFace's start
+    assert f"AUs: {SOURCE}" in analyzed[-1] and len(calls(binary)) == 1
+    back = c.predict("aufx", str(binary), api_name="/set_measurement")
+    assert "AUs: AUFX estimator" in back[-1]

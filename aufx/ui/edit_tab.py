@@ -30,6 +30,7 @@ MEASURE_INFO = ("OpenFace: the sliders start at your OpenFace's static reading a
                 "on slider release (AU16, AU24, AU27, AU43, which it does not measure, stay with the AUFX estimator)."
                 " AUFX neither ships nor downloads OpenFace (noncommercial licence): give the path of your build's "
                 "FeatureExtraction (default $OPENFACE_BIN) and press Enter.")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # a client may name another OpenFace binary only on these hosts
 TEXT_INFO = "The target as text, e.g. AU04:0.6,AU12:0.7,R14:0.2 (0..1 = OpenFace _r / 5). Edit it and press Enter."
 
 
@@ -213,8 +214,11 @@ def build(cfg: AppConfig) -> EditTab:
         """The instrument for the sliders' start and the output; kept for the next photo too."""
         try:
             new = Measurement(backend, (binary or "").strip())
+            if new.openface_bin not in ("", cfg.openface_bin) and cfg.host not in LOOPBACK:
+                raise ValueError("this app is reachable from the network, so it runs only the OpenFace given "
+                                 "with OPENFACE_BIN when it was started")
         except ValueError as exc:
-            raise client_error(exc) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         if session is None:
             return {measuring: new, status: f"AUs: {new.source}. Load a photo with a face to start."}
         with session.lock:
