@@ -37,9 +37,11 @@ class Deformation:
         return not np.any(np.abs(self.displacement_px) > 1e-6)
 
 
-def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None) -> np.ndarray:
+def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
+                   start: np.ndarray | None = None) -> np.ndarray:
+    """(n_channels,) intensity change from the face's measured AUs (or ``start``, raw values) to ``target``."""
     b = b or basis()
-    raw = estimate_raw(face)
+    raw = estimate_raw(face) if start is None else start
     shown = np.clip(raw, 0.0, 1.0)
     t = channel_vector(target)
     for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it
@@ -54,9 +56,9 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None)
     return delta
 
 
-def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis) -> dict[str, float]:
+def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> dict[str, float]:
     """Per eye, the fraction of the current lid gap a closing AU asks to close (1 = shut)."""
-    raw = np.clip(estimate_raw(face), 0.0, 1.0)
+    raw = np.clip(estimate_raw(face) if start is None else start, 0.0, 1.0)
     out: dict[str, float] = {}
     for ch, aperture in b.closing.items():
         if ch in b.ties:
@@ -122,13 +124,15 @@ def _unfold(cur: np.ndarray, new: np.ndarray, max_iter: int = 30) -> np.ndarray:
     return cur + disp
 
 
-def deform(face: FaceAnalysis, target: AUVector) -> Deformation:
+def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None) -> Deformation:
+    """Target landmarks for ``target``; ``start`` (n_channels,) replaces the measured AUs the edit starts from
+    (calibration asks for a known change of one AU, whatever the estimator reads)."""
     b = basis()
     topo = topology()
-    delta = channel_deltas(face, target, b)
+    delta = channel_deltas(face, target, b, start)
     cur = face.canonical
     new = cur + b.displacement(delta * gain_vector(b.channels, "geometry"))
-    closing = _closure_fraction(face, target, b)
+    closing = _closure_fraction(face, target, b, start)
     new = _unfold(cur, new)
     _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)  # the no-crossing rule has the last word
     for eye in ("eye_R", "eye_L"):
