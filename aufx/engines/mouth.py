@@ -1,7 +1,11 @@
-"""The inside of the mouth where lips part.
+"""The inside of the mouth where lips part, per edit.
 
-A dark cavity with a tongue and two rows of teeth. The upper teeth are fixed to the skull (they stay where the
-source mouth was), the lower teeth ride on the mandible (they follow the chin), so neither is ever stretched.
+The layers of mouth_layers.py (computed once per face) are composed inside the target lip opening: the dark of
+the mouth and the tongue, the lower layer moved with the mandible, the upper layer where it is (skull-fixed), so
+the person's own teeth are carried and nothing is stretched; what is synthesized is darkened toward the corners and
+under the lips, and grained like the photo. Openings that only the lip corners make (a closed-mouth smile pulls
+the inner lip contours apart into thin wedges) are sealed: an opening may not be wider at the corners than the
+mouth's centre opening allows (an elliptic profile), and what lies beyond is filled with the surrounding lips.
 """
 from __future__ import annotations
 
@@ -9,86 +13,131 @@ import cv2
 import numpy as np
 
 from aufx.engines.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, face_axes, bbox, aperture_gap, median_colour, poly_mask
+from aufx.engines.interiors import InteriorConfig, MouthConfig
+from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
-# Tooth boundaries across the visible arch, as a fraction of its half-width (incisors, laterals, canines, premolars).
-TOOTH_EDGES = np.array([0.0, 0.21, 0.38, 0.53, 0.66, 0.78, 0.9])
+N_PROFILE = 33  # samples across the mouth width for the opening profile
 
 
-def _mouth_colours(face: FaceAnalysis, image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Lip colour (for the cavity and tongue) and skin brightness (for the teeth), sampled once per face."""
-    if "mouth_colours" not in face.cache:
-        topo = topology()
-        box = np.array(face.box)
-        crop = image[box[1]:box[3], box[0]:box[2]]
-        pts = face.landmarks[:, :2] - box[:2]
-        outer = pts[list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1]]
-        lips = (poly_mask(crop.shape[:2], outer) > 0.5) & ~(poly_mask(crop.shape[:2], pts[topo.loop("lips_inner")])
-                                                              > 0.01)
-        lip_rgb = median_colour(crop, lips, (150, 80, 80))
-        skin = median_colour(crop, poly_mask(crop.shape[:2], pts[[50, 280, 4]]) > 0.5, (180, 140, 120))
-        face.cache["mouth_colours"] = (lip_rgb, float(np.clip(skin.mean() / 170.0, 0.45, 1.1)))
-    return face.cache["mouth_colours"]
+def _opening_profile(t_up: np.ndarray, t_lo: np.ndarray, s_up: np.ndarray, s_lo: np.ndarray,
+                     cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u samples, allowed lip gap at each, share of the excess sealed from the top) in frame units: the target
+    gap, but no more than the photo's own gap plus the centre's extra opening times a profile that closes at the
+    corners."""
+    u0, u1 = t_up[:, 0].min(), t_up[:, 0].max()
+    us = np.linspace(u0, u1, N_PROFILE)
+    gap_t = contour_fn(t_lo)(us) - contour_fn(t_up)(us)
+    gap_s = np.clip(contour_fn(s_lo)(us) - contour_fn(s_up)(us), 0, None)
+    x = (us - (u0 + u1) / 2) / max((u1 - u0) / 2, 1e-6)
+    extra = float(np.max((gap_t - gap_s)[np.abs(x) <= cfg.seal_centre], initial=0.0))
+    envelope = np.clip(1 - x * x, 0, 1) ** cfg.seal_roundness
+    allow = np.clip(np.minimum(gap_t, gap_s + max(extra, 0.0) * envelope), 0, None)
+    # The lips close the excess from the side that moved away: a dropped jaw's corners seal from below.
+    rise = np.clip(contour_fn(s_up)(us) - contour_fn(t_up)(us), 0, None)
+    drop = np.clip(contour_fn(t_lo)(us) - contour_fn(s_lo)(us), 0, None)
+    share_top = np.where(rise + drop > 1e-6, rise / np.maximum(rise + drop, 1e-6), 0.5)
+    return us, allow, share_top
+
+
+def _shift(layer: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """layer (h, w[, c]) sampled at (box pixel - offset), offset (2,) in layer pixels, output of ``size`` (w, h)."""
+    m = np.float32([[1, 0, -offset[0]], [0, 1, -offset[1]]])
+    return cv2.warpAffine(layer, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
-                 box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
+                 box: tuple[int, int, int, int], config: InteriorConfig) -> np.ndarray:
+    """roi (h, w, 3) uint8 of the warped face region at ``box`` in the image; returns it with the mouth drawn."""
+    cfg = config.mouth
     topo = topology()
-    rx0, ry0 = box[:2]
-    off = np.array([rx0, ry0], float)
-    src = face.landmarks[:, :2] - off
-    tgt = d.target_landmarks - off
-    right, down = face_axes(face)
-    pairs = topo.pairs["lip"]
-    src_gap, tgt_gap = max(aperture_gap(src, pairs, down), 0.0), aperture_gap(tgt, pairs, down)
-    if tgt_gap <= src_gap + cfg.min_open_px:
+    up_idx, lo_idx = list(topo.groups["lips_inner_upper"]), list(topo.groups["lips_inner_lower"])
+    src, tgt = face.landmarks[:, :2], d.target_landmarks
+    if np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max() < 0.05:
         return roi
-    poly = tgt[topo.loop("lips_inner")]
-    x0, y0, x1, y1 = bbox(poly, 2, roi.shape[:2])
-    if x1 <= x0 or y1 <= y0:
+    lay = layers(image, face, cfg)
+    f, ipd = lay.frame, lay.frame.ipd
+    t_up, t_lo = f.to_uv(tgt[up_idx]), f.to_uv(tgt[lo_idx])
+    us, allow, share_top = _opening_profile(t_up, t_lo, f.to_uv(src[up_idx]), f.to_uv(src[lo_idx]), cfg)
+    fill_sigma = max(1.0, 0.5 * float(np.max(contour_fn(t_lo)(us) - contour_fn(t_up)(us) - allow)) * ipd)
+
+    # Work box: the target opening (plus room for the lip fill's blur), inside both the layers and the roi.
+    loop = tgt[up_idx + lo_idx]
+    pad = int(np.ceil(3 * fill_sigma)) + 2
+    lx0, ly0, lx1, ly1 = lay.box
+    x0 = max(int(np.floor(loop[:, 0].min())) - pad, lx0, box[0])
+    y0 = max(int(np.floor(loop[:, 1].min())) - pad, ly0, box[1])
+    x1 = min(int(np.ceil(loop[:, 0].max())) + pad + 1, lx1, box[2])
+    y1 = min(int(np.ceil(loop[:, 1].max())) + pad + 1, ly1, box[3])
+    if x1 - x0 < 2 or y1 - y0 < 2:
         return roi
-    mask = poly_mask((y1 - y0, x1 - x0), poly - [x0, y0])
-    ipd = face.pose.scale
+    sl = np.s_[y0 - ly0:y1 - ly0, x0 - lx0:x1 - lx0]
+    u, v = lay.uv[sl][..., 0], lay.uv[sl][..., 1]
+    v_up, v_lo = contour_fn(t_up)(u), contour_fn(t_lo)(u)
+    in_width = ((u > t_up[:, 0].min()) & (u < t_up[:, 0].max())).astype(np.float32)
+    inside = np.clip(np.minimum(v - v_up, v_lo - v) * ipd + 0.5, 0, 1) * in_width
+    gap = np.interp(u, us, allow).astype(np.float32) * ipd  # allowed opening, pixels
+    excess = np.clip(v_lo - v_up - gap / ipd, 0, None)
+    mid = v_up + excess * np.interp(u, us, share_top).astype(np.float32) + gap / (2 * ipd)  # the open band's middle
+    feather = lay.feather_px
+    alpha = np.clip((gap / 2 - np.abs(v - mid) * ipd) / feather + 0.5, 0, 1) * np.clip(gap / cfg.min_open_px - 1, 0, 1)
+    alpha *= in_width
+    sealed = np.clip(inside - alpha, 0, 1)
+    if alpha.max() < 0.02 and sealed.max() < 0.02:
+        return roi
 
-    # Face-frame coordinates of each pixel, in IPD units, relative to the resting mouth centre (skull-fixed).
-    centre = (src[13] + src[14]) / 2
-    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    rel = np.stack([gx - centre[0], gy - centre[1]], -1)
-    u = (rel @ right) / ipd
-    v = (rel @ down) / ipd
-    half = max(0.5 * float(np.linalg.norm(src[308] - src[78])) / ipd * 0.92, 0.05)
-    un = np.clip(np.abs(u) / half, 0, 1.5)
-    jaw = float(d.displacement_px[152] @ down) / ipd  # mandible travel
-
-    lip_rgb, light = _mouth_colours(face, image)
-    cavity = lip_rgb * 0.18 * (0.55 + 0.45 * np.clip(un, 0, 1))[..., None]
-    out = np.broadcast_to(cavity, (*u.shape, 3)).copy()
-    tongue_top = 0.07 + jaw * 0.75 + 0.12 * un ** 2
-    tongue = np.clip((v - tongue_top) / 0.04, 0, 1)[..., None]
-    out = out * (1 - tongue) + (lip_rgb * 0.62 * light)[None, None] * tongue
-
-    teeth = np.asarray(cfg.teeth_rgb, np.float32) * light * 0.92
-    edge_dist = np.min(np.abs(un[..., None] - TOOTH_EDGES[None, None]), axis=-1)
-    gaps = 1.0 - 0.45 * np.exp(-(edge_dist / 0.02) ** 2)
-    arch = (1.0 - 0.5 * np.clip(un, 0, 1) ** 2) * np.where(un > 0.78, 0.65, 1.0)
-    shade = (gaps * arch)[..., None]
-    lower_edge = -0.01 + 0.8 * jaw + 0.035 * un ** 2  # lower incisors rise above the lower lip as the jaw drops
-    lower = ((v > lower_edge) & (v < lower_edge + cfg.teeth_height_ipd) & (un < 0.9))[..., None]
-    out = np.where(lower, teeth * shade * 0.85, out)  # lower row sits deeper, in more shadow
-    upper_edge = cfg.upper_incisal_ipd - 0.05 * un ** 2
-    upper = ((v < upper_edge) & (v > upper_edge - cfg.teeth_height_ipd) & (un < 0.9))[..., None]
-    near_edge = np.clip((upper_edge - v) / 0.02, 0.75, 1.0)[..., None]  # translucent incisal edge
-    out = np.where(upper, teeth * shade * near_edge, out)
-
-    # Lips cast a soft shadow into the mouth.
-    inside = (mask > 0.5).astype(np.uint8)
-    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3) / ipd
-    out *= (1.0 - 0.45 * np.exp(-dist / 0.03))[..., None]
-
-    alpha = mask * float(np.clip((tgt_gap - src_gap) / max(tgt_gap, 1e-6) * 1.5, 0, 1))
-    patch = roi[y0:y1, x0:x1].astype(np.float32)
+    out = roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]].astype(np.float32)
+    rows, cols = np.flatnonzero(alpha.max(1) >= 0.02), np.flatnonzero(alpha.max(0) >= 0.02)
+    if len(rows):  # the interior, on the part of the work box where it shows
+        i = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        a = alpha[i][..., None]
+        sub = np.s_[sl[0].start + rows[0]:sl[0].start + rows[-1] + 1, sl[1].start + cols[0]:sl[1].start + cols[-1] + 1]
+        half_gap = gap[i] / (2 * ipd)
+        interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap, cfg)
+        out[i] = out[i] * (1 - a) + interior * a
+    if sealed.max() >= 0.02:  # lips that stay together: their own colour, with the line where they meet
+        known = 1.0 - inside
+        lips = out * known[..., None]
+        fill = cv2.GaussianBlur(lips, (0, 0), fill_sigma) / np.maximum(
+            cv2.GaussianBlur(known, (0, 0), fill_sigma), 1e-3)[..., None]
+        seam = 1 - cfg.junction_dark * np.exp(-(((v - mid) * ipd / feather) ** 2))
+        out = out * (1 - sealed[..., None]) + fill * (seam * sealed)[..., None]
     roi = roi.copy()
-    roi[y0:y1, x0:x1] = np.clip(patch * (1 - alpha[..., None]) + out * alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
+    roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return roi
+
+
+def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u: np.ndarray, v: np.ndarray,
+              top: np.ndarray, bottom: np.ndarray, cfg: MouthConfig) -> np.ndarray:
+    """(h, w, 3) float32 colour of the mouth's inside over the layers' slice ``sl``; ``span`` is the opening's u
+    range, ``top``/``bottom`` the open band's lip lines (frame v per pixel)."""
+    f, ipd = lay.frame, lay.frame.ipd
+    size = (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start)
+    jaw_px = d.displacement_px[list(topology().groups["mandible"])].mean(0)
+    jaw_v = float(f.to_uv(f.centre + jaw_px)[1])
+    offset = np.array([sl[1].start, sl[0].start], float)
+    lower = _shift(lay.lower, jaw_px - offset, size)
+    own_lower = _shift(lay.own_lower, jaw_px - offset, size)
+    upper = lay.upper[sl]
+
+    half = max((span[1] - span[0]) / 2, 1e-6)
+    x = np.abs(u - (span[0] + span[1]) / 2) / half
+    tongue_top = np.minimum(lay.lower_incisal + jaw_v - cfg.tongue_rise_ipd * (1 - 0.5 * x * x),
+                            bottom - cfg.tongue_share * (bottom - top))
+    tongue = np.clip((v - tongue_top) * ipd / 1.5 + 0.5, 0, 1)[..., None]
+    lit = (0.35 + 0.65 * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1))[..., None]  # its back is in shade
+    tongue_rgb = lay.cavity_rgb + (lay.tongue_rgb - lay.cavity_rgb) * lit
+    colour = lay.cavity_rgb * (1 - tongue) + tongue_rgb * tongue
+    colour = lower[..., :3] + colour * (1 - lower[..., 3:])
+    colour = upper[..., :3] + colour * (1 - upper[..., 3:])
+    own = lay.own[sl] + own_lower * (1 - upper[..., 3])
+
+    # Shadow: toward the corners, under the upper lip, above the lower lip; toward the cavity's dark, not black.
+    ramp = np.clip((x - cfg.corner_start) / (1 - cfg.corner_start), 0, 1)
+    shade = (1 - cfg.corner_dark * ramp * ramp * (3 - 2 * ramp))
+    shade *= 1 - cfg.upper_lip_shadow * np.exp(-np.clip(v - top, 0, None) / cfg.lip_shadow_ipd)
+    shade *= 1 - cfg.lower_lip_shadow * np.exp(-np.clip(bottom - v, 0, None) / cfg.lip_shadow_ipd)
+    synth = lay.cavity_rgb + (colour - lay.cavity_rgb) * shade[..., None] + lay.grain[sl][..., None]
+    return colour * own[..., None] + synth * (1 - own[..., None])

@@ -1,0 +1,283 @@
+"""What a face's mouth interior is made of, computed once per face (cached on the analysis).
+
+Two layers in the face's own mouth frame: the upper one is fixed to the skull (upper teeth and gum stay where they
+are in the photo), the lower one rides on the mandible (lower teeth; render_mouth shifts it with the chin). Each is
+the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
+(assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
+landmarks, scaled uniformly by the IPD (teeth are never stretched), matched in colour to the person's skin and lips,
+blurred to the photo's sharpness. Layers are premultiplied RGBA, float32, over a box around the mouth.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from aufx.engines.interiors import MouthConfig, face_axes, poly_mask
+from aufx.engines.photometry import grain, luminance, photometry
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import ASSETS, topology
+
+EXEMPLAR = ASSETS / "mouth_exemplar"
+
+
+@dataclass(frozen=True)
+class MouthFrame:
+    """Face-fixed 2D frame at the resting mouth: u to the image right, v down the face, both in IPD units."""
+    centre: np.ndarray  # (2,) pixels
+    axes: np.ndarray  # (2, 2) columns: the face's right and down directions in the image
+    ipd: float  # pixels per unit
+
+    inverse: np.ndarray = field(init=False, repr=False)  # (2, 2) pixels -> frame, right-multiplied
+
+    def __post_init__(self):
+        object.__setattr__(self, "inverse", np.linalg.inv(self.axes).T / self.ipd)
+
+    def to_uv(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels -> (..., 2) frame coordinates."""
+        return (np.asarray(xy, np.float64) - self.centre) @ self.inverse
+
+    def to_xy(self, uv: np.ndarray) -> np.ndarray:
+        return self.centre + np.asarray(uv, np.float64) * self.ipd @ self.axes.T
+
+
+def face_frame(face: FaceAnalysis) -> MouthFrame:
+    topo = topology()
+    mid = topo.pairs["lip"][len(topo.pairs["lip"]) // 2]
+    right, down = face_axes(face)
+    return MouthFrame(face.landmarks[mid, :2].mean(0), np.stack([right, down], 1), float(face.pose.scale))
+
+
+def contour_fn(uv: np.ndarray):
+    """v(u) of a lip contour (k, 2) in frame coordinates, linear between its points, for any array of u."""
+    order = np.argsort(uv[:, 0])
+    us, vs = uv[order, 0], uv[order, 1]
+    return lambda u: np.interp(u, us, vs).astype(np.float32)
+
+
+def mouth_colours(image: np.ndarray, face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """(lip RGB, perioral skin RGB), medians: the lips between the outer and inner contours, the skin in a ring
+    0.04-0.12 IPD around the outer lip contour. The exemplar's builder measures its source the same way."""
+    topo = topology()
+    ipd = face.pose.scale
+    outer_idx = list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1]
+    pts = face.landmarks[:, :2]
+    pad = int(0.2 * ipd) + 2
+    x0, y0 = np.maximum(np.floor(pts[outer_idx].min(0)).astype(int) - pad, 0)
+    x1, y1 = np.ceil(pts[outer_idx].max(0)).astype(int) + pad
+    crop = image[y0:y1, x0:x1]
+    local = pts - [x0, y0]
+    outer = poly_mask(crop.shape[:2], local[outer_idx]) > 0.5
+    inner = poly_mask(crop.shape[:2], local[topo.loop("lips_inner")]) > 0.01
+
+    def ring(r_ipd: float) -> np.ndarray:
+        k = max(1, int(round(r_ipd * ipd)))
+        return cv2.dilate(outer.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2)) > 0
+
+    lips = outer & ~cv2.dilate(inner.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    skin = ring(0.12) & ~ring(0.04)
+    med = [np.median(crop[m], axis=0) if m.sum() >= 4 else np.array(d, float)
+           for m, d in ((lips, (150, 80, 80)), (skin, (180, 140, 120)))]
+    return med[0].astype(np.float32), med[1].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    rgba: np.ndarray  # (h, w, 4) uint8; alpha marks the photo's own mouth interior (teeth, dark corners)
+    frame: MouthFrame
+    upper: np.ndarray  # (11, 2) inner upper lip contour, frame coordinates (the top of the visible teeth)
+    lower: np.ndarray  # (11, 2) inner lower lip contour (the upper incisal edges rest on it)
+    meta: dict
+
+
+@lru_cache(maxsize=1)
+def exemplar() -> Exemplar:
+    meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
+    bgra = cv2.imread(str(EXEMPLAR.with_suffix(".png")), cv2.IMREAD_UNCHANGED)
+    frame = MouthFrame(np.asarray(meta["centre_px"], float), np.asarray(meta["axes"], float).T, float(meta["ipd_px"]))
+    return Exemplar(cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA), frame, frame.to_uv(np.asarray(meta["inner_upper_px"])),
+                    frame.to_uv(np.asarray(meta["inner_lower_px"])), meta)
+
+
+@dataclass(frozen=True)
+class MouthLayers:
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) image pixels the layers cover
+    frame: MouthFrame
+    uv: np.ndarray  # (h, w, 2) float32 frame coordinates of every box pixel
+    upper: np.ndarray  # (h, w, 4) premultiplied RGBA, skull-fixed: upper teeth and gum
+    lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth
+    own: np.ndarray  # (h, w) 1 where the upper layer is the photo's own pixels (kept as they are)
+    own_lower: np.ndarray  # (h, w) the same for the lower layer
+    cavity_rgb: np.ndarray  # (3,) the dark of the mouth, from the exemplar's, in the person's colours
+    tongue_rgb: np.ndarray  # (3,)
+    lower_incisal: float  # v of the lower incisal edge at rest, mouth centre
+    grain: np.ndarray  # (h, w) unit noise x the photo's noise level, for what is synthesized
+    feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
+
+
+def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
+    u0, u1 = src_uv[:, 0].min() - cfg.box_side_ipd, src_uv[:, 0].max() + cfg.box_side_ipd
+    corners = frame.to_xy(np.array([[u0, -cfg.box_above_ipd], [u1, -cfg.box_above_ipd],
+                                    [u0, cfg.box_below_ipd], [u1, cfg.box_below_ipd]]))
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [shape[1], shape[0]])
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], blur_px: float,
+           gain: np.ndarray) -> np.ndarray:
+    """The exemplar warped into the box by ``uv_map`` (target frame uv -> exemplar frame uv, affine), uniformly
+    scaled by the IPD ratio, blurred to the photo's sharpness, colour-matched; premultiplied RGBA float32."""
+    src = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    dst_px = src + [box[0], box[1]]
+    ex_px = ex.frame.to_xy(uv_map(frame.to_uv(dst_px)))
+    m = cv2.getAffineTransform(src.astype(np.float32), ex_px.astype(np.float32))
+    scale = frame.ipd / ex.frame.ipd  # target pixels per exemplar pixel
+    rgba = ex.rgba.astype(np.float32) / 255.0
+    rgba[..., :3] *= rgba[..., 3:]
+    if scale < 1:  # shrinking: remove what the target grid cannot hold first
+        rgba = cv2.GaussianBlur(rgba, (0, 0), 0.5 / scale)
+    out = cv2.warpAffine(rgba, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
+    if extra > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), extra)
+    out[..., :3] *= gain * 255.0
+    return out
+
+
+def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    return top + bottom * (1.0 - top[..., 3:])
+
+
+def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_px: float) -> np.ndarray:
+    """Coverage of lo < v < hi, shrunk by inset_px, anti-aliased over one pixel."""
+    return np.clip(np.minimum(v - lo, hi - v) * ipd - inset_px + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _split_own(inside: np.ndarray, tooth: np.ndarray) -> tuple[float, bool, bool]:
+    """Where the photo's open mouth divides into what the skull carries (above) and what the jaw carries (below):
+    the middle of the dark gap between an upper and a lower row of teeth, the bottom of the upper row when only it
+    shows (a smile), the top of the lower row when only it shows, the middle when no teeth show. Returns that split
+    as a fraction of the lip gap (the mean over the box columns, weighted by their height), and whether upper /
+    lower teeth are visible."""
+    fracs, weights = [], []
+    n_up = n_lo = 0
+    for c in np.flatnonzero(inside.sum(0) >= 2):
+        t = tooth[inside[:, c], c]
+        split = len(t) / 2
+        if t.any():
+            first, last = np.flatnonzero(t)[[0, -1]]
+            gap = np.flatnonzero(~t[first:last + 1])
+            if len(gap):  # dark rows between two tooth runs
+                split = first + float(np.median(gap)) + 0.5
+            elif first < len(t) / 2:  # one run of teeth starting in the upper half: the upper row (a smile)
+                split = last + 1
+            else:
+                split = first
+            n_up += int(t[:int(split)].sum())
+            n_lo += int(t[int(split):].sum())
+        fracs.append(split / len(t))
+        weights.append(len(t))
+    if not fracs:
+        return 0.5, False, False
+    total = max(int(inside.sum()), 1)
+    return float(np.average(fracs, weights=weights)), n_up > 0.2 * total, n_lo > 0.1 * total
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(np.dot(rgb, [0.299, 0.587, 0.114]))
+
+
+def _seam_px(contrast: float, photo) -> float:
+    """Width of a seam between two layers: the photo's own edge blur, widened where the contrast across it would
+    make it steeper than the face's steepest edges (a teeth-to-dark seam on a soft, low-contrast photo)."""
+    return max(1.0, 2.5 * photo.blur_px, abs(contrast) / max(photo.max_edge, 1.0))
+
+
+def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+    topo = topology()
+    frame = face_frame(face)
+    ipd = frame.ipd
+    lm = face.landmarks[:, :2]
+    up_uv = frame.to_uv(lm[list(topo.groups["lips_inner_upper"])])
+    lo_uv = frame.to_uv(lm[list(topo.groups["lips_inner_lower"])])
+    box = _box(frame, np.vstack([up_uv, lo_uv]), image.shape[:2], cfg)
+    x0, y0, x1, y1 = box
+    size = (x1 - x0, y1 - y0)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    uv = frame.to_uv(np.stack([gx, gy], -1)).astype(np.float32)
+    u, v = uv[..., 0], uv[..., 1]
+    up0, lo0 = contour_fn(up_uv)(u), contour_fn(lo_uv)(u)
+    in_width = (u > up_uv[:, 0].min()) & (u < up_uv[:, 0].max())
+
+    photo = photometry(image, face)
+    ex = exemplar()
+    lip, skin = mouth_colours(image, face)
+    ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
+    gain = np.clip(ratio ** cfg.colour_strength, *cfg.colour_gain_range).astype(np.float32)
+
+    dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
+    dark = dark.mean() + cfg.cavity_saturation * (dark - dark.mean())
+
+    # The photo's own interior, if its lips are apart: split into skull-fixed (upper) and jaw-carried (lower) parts.
+    src = src_up = image[y0:y1, x0:x1].astype(np.float32)
+    inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
+    own_up = own_lo = np.zeros(v.shape, np.float32)
+    teeth_up = teeth_lo = False
+    incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
+    if (inside > 0.5).sum() >= 6:
+        y = luminance(image[y0:y1, x0:x1])
+        sel = inside > 0.5
+        thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        lip_y = _luma(lip)
+        tooth = sel & (y > max(thr, lip_y))
+        frac, teeth_up, teeth_lo = _split_own(sel, tooth)
+        split = up0 + frac * (lo0 - up0)
+        tooth_y = float(np.median(y[tooth])) if tooth.any() else lip_y
+        seam = _seam_px(tooth_y - _luma(dark), photo)  # own teeth over the new dark: no steeper than the photo's
+        end = np.minimum(split, lo0 - cfg.own_erode_px / ipd)  # the own upper part ends here...
+        fade = np.clip((v - end) * ipd / seam, 0, 1)  # ...and fades out below it, its last rows smeared down
+        core = (v < end) & (inside > 0)
+        smear = cv2.GaussianBlur(src * core[..., None], (0, 0), seam) / np.maximum(
+            cv2.GaussianBlur(core.astype(np.float32), (0, 0), seam), 1e-3)[..., None]
+        src_up = np.where((v < end)[..., None], src, smear)
+        reach = 1.0 / ipd  # upwards the photo continues into its own upper lip: no seam there
+        own_up = np.clip((v - up0 + reach) * ipd + 0.5, 0, 1) * in_width * (1 - fade)
+        own_lo = inside * np.clip((v - split) * ipd + 0.5, 0, 1)
+        if teeth_up:  # the own upper row ends at the split
+            incisal = float(up_uv[len(up_uv) // 2, 1] + frac * (lo_uv[len(lo_uv) // 2, 1] - up_uv[len(up_uv) // 2, 1]))
+        else:
+            incisal = float(up_uv[len(up_uv) // 2, 1]) + cfg.upper_incisal_ipd
+    lower_incisal = incisal - cfg.overbite_ipd
+    inc_e = float(contour_fn(ex.lower)(np.array(0.0)))
+    k = cfg.lower_teeth_scale
+    upper = np.zeros((*v.shape, 4), np.float32)
+    lower = np.zeros((*v.shape, 4), np.float32)
+    if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
+        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain)
+        top = contour_fn(ex.upper)(u) - inc_e + incisal
+    else:
+        top = up0
+    if not teeth_lo:  # its mirror image, smaller, as the lower row
+        lower = _place(ex, frame, box, lambda t: np.stack([t[:, 0] / k, inc_e - (t[:, 1] - lower_incisal) / k], 1),
+                       size, photo.blur_px, gain)
+        lower[..., :3] *= cfg.lower_teeth_shade
+    gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
+    upper = _over(upper, gum)
+    for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
+        own_rgba = np.concatenate([rgb * own[..., None], own[..., None]], -1)
+        layer[:] = _over(own_rgba, layer)
+    noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
+    return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, dark, (lip * cfg.tongue_gain).astype(np.float32),
+                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo))
+
+
+def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+    key = ("mouth_layers", cfg)
+    if key not in face.cache:
+        face.cache[key] = build_layers(image, face, cfg)
+    return face.cache[key]
