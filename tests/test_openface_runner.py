@@ -290,3 +290,30 @@ def test_app_measure_with_openface(app, photo, tmp_path):
     assert f"AUs: {SOURCE}" in analyzed[-1] and len(calls(binary)) == 1
     back = c.predict("aufx", str(binary), api_name="/set_measurement")
     assert "AUs: AUFX estimator" in back[-1]
+
+
+def test_stimulus_manifest_measured_by_openface(tmp_path, monkeypatch, astronaut):
+    import cv2
+
+    from aufx.study import StudyError, read_manifest
+    from aufx.study.conditions import parse_conditions
+    from aufx.study.stimuli import build_stimuli
+    from aufx.study.stimulus_config import StimulusConfig
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    cv2.imwrite(str(faces / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    conditions = parse_conditions({"intensities": [0, 1], "conditions": [{"name": "smile", "aus": "AU12:0.9"}]})
+    binary = fake_openface(tmp_path, {}, other="grace_hopper.csv")  # every output reads as Grace Hopper's face
+    config = StimulusConfig(faces, conditions, tmp_path / "stimuli", size=128, measure_with="openface",
+                            openface_bin=binary, identity_backend=None)
+    build_stimuli(config)
+    rows = read_manifest(tmp_path / "stimuli" / "manifest.csv")
+    assert len(rows) == 2 and len(calls(binary)) == 1  # both stimuli in one FeatureExtraction call
+    grace = reading_from_csv(DATA / "grace_hopper.csv").aus.to_text()
+    assert list(rows["measured_aus"]) == [grace, grace]
+    assert all(json.loads(p)["measured_by"] == SOURCE for p in rows["params"])
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    with pytest.raises(StudyError, match="OPENFACE_BIN"):
+        build_stimuli(StimulusConfig(faces, conditions, tmp_path / "other", measure_with="openface"))
+    assert not (tmp_path / "other" / "manifest.csv").exists()

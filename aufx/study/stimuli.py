@@ -11,7 +11,9 @@ give byte-identical files; a run that is interrupted continues where it stopped 
 An identity whose photo has no detectable face is reported and skipped; the others are still rendered.
 
 AUs and the identity distance are measured on the edited full-resolution photo, before framing: the alignment is a
-similarity transform that changes no AU, and the oval mask would hide the face outline the detectors rely on.
+similarity transform that changes no AU, and the oval mask would hide the face outline the detectors rely on. With
+``measure_with="openface"`` the user's OpenFace reads the AUs (the edited face's crop, one FeatureExtraction call
+per identity); targets stay on the AUFX scale either way, and params name the source ("measured_by").
 """
 from __future__ import annotations
 
@@ -39,12 +41,14 @@ from aufx.study.framing import frame_face
 from aufx.study.identity_distance import IdentityMeter
 from aufx.study.manifest import StudyError
 from aufx.study.sheet import contact_sheet, thumbnail
-from aufx.study.stimulus_config import CROPS, MASKS, Condition, ConditionSet, StimulusConfig
+from aufx.study.stimulus_config import CROPS, MASKS, MEASURE_WITH, Condition, ConditionSet, StimulusConfig
 from aufx.io.digest import sha256_file
+from aufx.openface_runner import SOURCES, OpenFaceError, face_crop, shared_openface
 from aufx.study.store import IMAGES, MANIFEST, RECIPE, StimulusStore, encode_png, write_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 SHEET = "contact_sheet.png"
+OPENFACE_GROUP = 32  # stimuli rendered before one OpenFace call reads them all (1 s of model loading per call)
 ZIP = "stimuli.zip"
 Progress = Callable[[int, int], None]  # (stimuli done, total): after each, and (0, total) first
 
@@ -139,16 +143,20 @@ class _Source:
         }
 
     def render(self, item: Item):
-        """The manifest row (without sha256) and the stimulus image."""
+        """The manifest row (without sha256), the stimulus image, and the edited face's crop for OpenFace (or None;
+        the row's measured_aus and params are then left for measure_with_openface to fill)."""
         c = self.config
         target = target_for(self.measured, item.condition, item.intensity, c.conditions.base)
         options = {"config": c.diffusion} if item.engine == "diffusion" else {}
-        result = self.editor.edit(target, 0, item.engine, measure_output=c.measure_output, seed=c.seed, **options)
+        by_aufx = c.measure_output and c.measure_with == "aufx"
+        result = self.editor.edit(target, 0, item.engine, measure_output=by_aufx, seed=c.seed, **options)
         measured = result.measured_output
         params = {**self.shared, "engine": result.engine_params,
                   "condition": {"preset": item.condition.preset, "aus": item.condition.aus,
                                 "optional": item.condition.optional}}
-        if measured is None:
+        if c.measure_output:
+            params["measured_by"] = SOURCES[c.measure_with]
+        if measured is None and not (c.measure_output and not by_aufx):
             params["measured"] = "not measured" if not c.measure_output else "no face re-detected in the output"
         distance = self.meter.distance(self.reference, result.image) if self.reference is not None else None
         row = {
@@ -156,14 +164,37 @@ class _Source:
             "intensity": f"{item.intensity:g}", "engine": result.engine, "target_aus": target.to_text(),
             "measured_aus": measured.to_text() if measured is not None else "",
             "identity_distance": f"{distance:.4f}" if distance is not None else "", "seed": c.seed,
-            "params": json.dumps(params, sort_keys=True, separators=(",", ":")), "aufx_version": __version__,
+            "params": params, "aufx_version": __version__,
         }
-        return row, self.framing.render(result.image)
+        crop = face_crop(result.image, self.face.box)[0] if c.measure_output and not by_aufx else None
+        return row, self.framing.render(result.image), crop
+
+
+def measure_with_openface(openface, rendered: list[tuple[dict, np.ndarray, np.ndarray | None]]) -> None:
+    """Fill measured_aus of rendered rows from OpenFace's readings of their crops, one call for all; a failure or
+    a face OpenFace cannot find is written into the row's params instead of stopping the build."""
+    crops = [crop for _, _, crop in rendered if crop is not None]
+    try:
+        readings, failed = iter(openface.read(crops) if crops else []), None
+    except OpenFaceError as exc:
+        readings, failed = iter(()), f"OpenFace failed: {exc}"
+    for row, _, crop in rendered:
+        if crop is None:
+            continue
+        reading = None if failed else next(readings)
+        if reading is None:
+            row["params"]["measured"] = failed or "OpenFace found no face in the output"
+        row["measured_aus"] = reading.aus.to_text() if reading is not None else ""
+
+
+def _finish_row(row: dict) -> dict:
+    return {**row, "params": json.dumps(row["params"], sort_keys=True, separators=(",", ":"))}
 
 
 def build_stimuli(config: StimulusConfig, progress: Progress | None = None) -> BuildSummary:
     """Render every stimulus not already finished in ``config.out``; then the manifest, contact sheet and zip."""
     photos = find_identities(config.identities)
+    openface = _openface(config)  # before the output folder is touched
     sources = {name: sha256_file(path) for name, path in photos.items()}
     items = plan(list(photos), config.conditions)
     store = StimulusStore(config.out, config.recipe())
@@ -197,12 +228,16 @@ def build_stimuli(config: StimulusConfig, progress: Progress | None = None) -> B
             for _ in todo:
                 tick()
             continue
-        for item in todo:
-            row, image = source.render(item)
-            done[item.file] = store.add(row, image)
-            thumbs[item.file] = thumbnail(image, config.sheet.cell)
-            summary.rendered += 1
-            tick()
+        step = OPENFACE_GROUP if openface is not None else 1  # with OpenFace, one call per group, then stored
+        for start in range(0, len(todo), step):
+            rendered = [source.render(item) for item in todo[start:start + step]]
+            if openface is not None:
+                measure_with_openface(openface, rendered)
+            for item, (row, image, _) in zip(todo[start:start + step], rendered):
+                done[item.file] = store.add(_finish_row(row), image)
+                thumbs[item.file] = thumbnail(image, config.sheet.cell)
+                summary.rendered += 1
+                tick()
     rows = [done[it.file] for it in items if it.file in done]
     if not rows:
         raise StudyError("no stimuli were made: " + "; ".join(summary.failed.values()))
@@ -214,6 +249,16 @@ def build_stimuli(config: StimulusConfig, progress: Progress | None = None) -> B
     elif summary.rendered or summary.dropped:  # a zip from an earlier run no longer matches the folder
         (config.out / ZIP).unlink(missing_ok=True)
     return summary
+
+
+def _openface(config: StimulusConfig):
+    """The OpenFace that measures the outputs, checked before any work (a clear StudyError when it is missing)."""
+    if not (config.measure_output and config.measure_with == "openface"):
+        return None
+    try:
+        return shared_openface(config.openface_bin)
+    except OpenFaceError as exc:
+        raise StudyError(str(exc)) from None
 
 
 def _write_sheet(config: StimulusConfig, items: list[Item], done: dict[str, dict],
@@ -257,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", dest="make_zip", action="store_true", default=keep, help="also write stimuli.zip")
     p.add_argument("--no-measure", dest="measure_output", action="store_false", default=keep,
                    help="skip measuring AUs on each output (one face detection per image)")
+    p.add_argument("--measure-with", dest="measure_with", choices=MEASURE_WITH, default=keep,
+                   help=f"what measures the outputs' AUs: the AUFX estimator or your OpenFace 2.x "
+                   f"({_default('measure_with')})")
+    p.add_argument("--openface_bin", type=Path, default=keep,
+                   help="OpenFace 2.x FeatureExtraction for --measure-with openface (default: $OPENFACE_BIN)")
     p.add_argument("--no-identity", dest="identity_backend", action="store_const", const=None, default=keep,
                    help="skip the identity distance (about 0.1 s per image with dlib)")
     return add_diffusion_args(p)  # used when diffusion is among the engines

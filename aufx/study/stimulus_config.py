@@ -18,6 +18,7 @@ from aufx.presets import preset_vector
 from aufx.study.manifest import StudyError
 
 BASES = ("neutral", "measured")
+MEASURE_WITH = ("aufx", "openface")  # the AUFX estimator, or the user's OpenFace 2.x (aufx.openface_runner)
 CROPS = ("standard", "none")
 MASKS = ("oval", "none")
 GRAY = (128, 128, 128)
@@ -133,6 +134,8 @@ class StimulusConfig:
     seed: int = 0  # passed to every edit (diffusion: the same noise for every condition, so only the AUs differ)
     make_zip: bool = False  # also write stimuli.zip (manifest, build.json, contact sheet, images)
     measure_output: bool = True  # re-detect every output and measure its AUs (costs one face detection each)
+    measure_with: str = "aufx"  # what measures them: "aufx" or "openface" (one FeatureExtraction call per identity)
+    openface_bin: Path | None = None  # OpenFace 2.x FeatureExtraction for measure_with "openface" ($OPENFACE_BIN)
     identity_backend: str | None = "dlib"  # eval/backends.json identity model; None skips identity distance
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # used when "diffusion" is an engine
     template: Template = field(default_factory=Template)
@@ -151,6 +154,8 @@ class StimulusConfig:
         if self.background == "keep" and self.mask != "none":
             raise StudyError("background keep shows the photo's own background, so an oval mask would change "
                              "nothing: use --mask none with --background keep, or a background colour")
+        if self.measure_with not in MEASURE_WITH:
+            raise StudyError(f"measure_with must be one of {', '.join(MEASURE_WITH)}, got {self.measure_with!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise StudyError(f"seed must be a whole number, got {self.seed!r}")
 
@@ -165,7 +170,7 @@ class StimulusConfig:
     def recipe(self) -> dict:
         """Everything that decides the files' content (not where the inputs live, not whether to zip): written to
         build.json and compared when a run resumes."""
-        skip = {"identities", "out", "make_zip"}
+        skip = {"identities", "out", "make_zip", "openface_bin"}
         if "diffusion" not in self.conditions.engines:
             skip.add("diffusion")
         recipe = {k: v for k, v in asdict(self).items() if k not in skip}
