@@ -8,10 +8,12 @@ exemplar pixels, her face frame and IPD (teeth are scaled uniformly by the IPD r
 measured the way the engine measures the person's (colour match), and the photo's blur and noise (sharpness and
 grain match).
 
-Usage:  python tools/build_mouth_exemplar.py      (deterministic: same scikit-image data, same bytes)
+Usage:  python tools/build_mouth_exemplar.py [--out PREFIX]   (deterministic: same scikit-image data, same bytes;
+        PREFIX defaults to assets/mouth_exemplar, .png and .json are added)
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
@@ -35,8 +37,12 @@ ERODE_PX = 0.5  # the alpha stops this far inside the lip contour, so no lip pix
 DARKEST_PCT = 3  # the cavity colour: median of the darkest this-many percent of the interior (the mouth corners)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from skimage import data
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=EXEMPLAR, help="path prefix of the .png and .json written")
+    out = p.parse_args(argv).out
 
     image = data.astronaut()
     face = analyze_faces(image)[0]
@@ -80,11 +86,11 @@ def main() -> None:
         "noise": round(photo.noise, 4),
     }
     rgba = np.dstack([crop, alpha])
-    cv2.imwrite(str(EXEMPLAR.with_suffix(".png")), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    cv2.imwrite(str(out.with_suffix(".png")), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     text = json.dumps(meta, indent=1)
     text = re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
-    EXEMPLAR.with_suffix(".json").write_text(text + "\n")
-    print(f"wrote {EXEMPLAR}.png ({x1 - x0}x{y1 - y0}) and .json")
+    out.with_suffix(".json").write_text(text + "\n")
+    print(f"wrote {out}.png ({x1 - x0}x{y1 - y0}) and .json")
 
 
 if __name__ == "__main__":

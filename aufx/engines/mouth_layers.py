@@ -116,6 +116,7 @@ class MouthLayers:
     lower_incisal: float  # v of the lower incisal edge at rest, mouth centre
     grain: np.ndarray  # (h, w) unit noise x the photo's noise level, for what is synthesized
     feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
+    gain: np.ndarray  # (3,) colour gain that matched the exemplar to the person
 
 
 def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
@@ -273,7 +274,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
         layer[:] = _over(own_rgba, layer)
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, dark, (lip * cfg.tongue_gain).astype(np.float32),
-                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo))
+                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo), gain)
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:

@@ -1,0 +1,151 @@
+"""The mouth interior on real faces: the person's own teeth kept, a photographic exemplar where a closed mouth
+opens, no edge sharper than the photo's, no dark wedges at the corners of a closed-mouth smile."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import aufx.engines.warp as warp_module
+from aufx.engines.deform import deform
+from aufx.engines.interiors import MouthConfig, poly_mask
+from aufx.engines.mouth_layers import EXEMPLAR, exemplar, layers
+from aufx.engines.photometry import gradient_magnitude, luminance
+from aufx.face.topology import topology
+from aufx.pipeline import Editor, build_target
+
+
+def target(editor: Editor, text: str):
+    return build_target(editor.measured(), text)
+
+
+def raised(editor: Editor, au: str, by: float):
+    m = editor.measured()
+    return build_target(m, f"{au}:{min(1.0, m.au(au) + by):.3f}")
+
+
+def edit(editor: Editor, tgt) -> np.ndarray:
+    return editor.edit(tgt, measure_output=False).image
+
+
+def inner_mask(shape, points: np.ndarray, erode_px: int) -> np.ndarray:
+    m = (poly_mask(shape, points[topology().loop("lips_inner")]) > 0.99).astype(np.uint8)
+    return cv2.erode(m, np.ones((2 * erode_px + 1,) * 2, np.uint8)) > 0 if erode_px else m > 0
+
+
+def test_astronauts_own_teeth_are_kept_when_her_jaw_opens(astronaut_editor):
+    """Her upper teeth are skull-fixed: after AU26 +0.3 the same bright, unsaturated tooth pixels are where they
+    were (not repainted, not moved down with the jaw), while the lips did part further."""
+    ed = astronaut_editor
+    face = ed.face()
+    tgt = raised(ed, "AU26", 0.3)
+    out = edit(ed, tgt)
+    mid = topology().pairs["lip"][len(topology().pairs["lip"]) // 2]
+    d = deform(face, tgt)
+    gap = lambda p: float(np.linalg.norm(p[mid[1]] - p[mid[0]]))  # noqa: E731
+    assert gap(d.target_landmarks) > gap(face.landmarks[:, :2]) + 2.0  # the mouth really opened further
+
+    src = ed.image
+    sat = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2HSV)[..., 1]  # noqa: E731
+    teeth = inner_mask(src.shape[:2], face.landmarks[:, :2], 1) & (luminance(src) > 170) & (sat(src) < 80)
+    assert teeth.sum() >= 60, teeth.sum()
+    y_src, y_out = luminance(src)[teeth], luminance(out)[teeth]
+    assert np.corrcoef(y_src, y_out)[0, 1] > 0.95
+    still = ((luminance(out) > 170) & (sat(out) < 80))[teeth].mean()
+    assert still > 0.9, still
+    # ...and with the jaw further down, the mouth revealed below them is dark, not teeth stretched down
+    wide = target(ed, "AU27:1.0")
+    d = deform(face, wide)
+    rows = np.arange(src.shape[0])[:, None]
+    opened = inner_mask(src.shape[:2], d.target_landmarks, 1) & (rows > face.landmarks[mid[1], 1] + 0.08 * face.pose.scale)
+    assert opened.sum() > 30 and np.median(luminance(edit(ed, wide))[opened]) < 110
+
+
+def test_a_closed_mouth_opens_onto_the_exemplars_colours(grace_editor):
+    """Grace Hopper's closed mouth opened by AU27: inside, colours the exemplar has (after matching it to her
+    skin and lips): within its range per channel and warm like all of its pixels (R >= G >= B), never grey-blue;
+    and with her teeth bright at the top."""
+    ed = grace_editor
+    face = ed.face()
+    tgt = target(ed, "AU27:1.0")
+    out = edit(ed, tgt)
+    d = deform(face, tgt)
+    lay = layers(ed.image, face, MouthConfig())
+    inside = inner_mask(out.shape[:2], d.target_landmarks, int(np.ceil(lay.feather_px)) + 1)
+    assert inside.sum() > 300
+    px = out[inside].astype(float)
+    ex = exemplar()
+    ex_px = ex.rgba[..., :3][ex.rgba[..., 3] > 127].astype(float) * lay.gain
+    tol = 3 * float(lay.grain.std()) + 2
+    lo, hi = np.percentile(px, 1, axis=0), np.percentile(px, 99, axis=0)
+    assert np.all(lo >= ex_px.min(0) - tol) and np.all(hi <= ex_px.max(0) + tol), (lo, hi, ex_px.min(0), ex_px.max(0))
+    warm = (px[:, 0] >= px[:, 1] - tol) & (px[:, 1] >= px[:, 2] - tol)
+    assert warm.mean() > 0.97, warm.mean()
+    top = inside & (np.arange(out.shape[0])[:, None] < d.target_landmarks[13, 1] + 0.08 * face.pose.scale)
+    assert np.percentile(luminance(out)[top], 90) > 150  # upper teeth right under the lip
+
+
+@pytest.mark.parametrize("face_name,text", [("grace", "AU26:0.6"), ("grace", "AU27:1.0"),
+                                            ("astronaut", "AU26:0.6"), ("astronaut", "AU27:1.0")])
+def test_no_edited_edge_is_sharper_than_the_faces_own(face_name, text, grace_editor, astronaut_editor, monkeypatch):
+    """Every pixel the mouth layer changes (and its neighbours): gradients no steeper than the steepest on the
+    source face, and its strong edges no stronger than the face's strongest."""
+    ed = grace_editor if face_name == "grace" else astronaut_editor
+    face = ed.face()
+    tgt = target(ed, text)
+    out = edit(ed, tgt)
+    monkeypatch.setattr(warp_module, "render_mouth", lambda roi, *args: roi)
+    warped = edit(ed, tgt)
+    changed = np.abs(out.astype(int) - warped.astype(int)).max(axis=2) > 0
+    assert changed.sum() > 100
+    changed = cv2.dilate(changed.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    oval = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(face.landmarks[list(topology().groups["face_oval"]), :2]).astype(np.int32)], 1)
+    g_src = gradient_magnitude(luminance(ed.image))[oval > 0]
+    g_out = gradient_magnitude(luminance(out))[changed]
+    assert g_out.max() <= g_src.max(), (g_out.max(), g_src.max())
+    assert np.percentile(g_out, 99.5) <= np.percentile(g_src, 99.9)
+
+
+@pytest.mark.parametrize("value", [0.8, 1.0])
+def test_closed_mouth_smile_has_no_dark_wedges_at_the_corners(grace_editor, value):
+    """Grace Hopper smiles with her mouth closed: around the lip corners no more near-black pixels than her own
+    photo has around hers (the slivers between the pulled-apart lip contours are sealed with lip colour)."""
+    ed = grace_editor
+    face = ed.face()
+    tgt = target(ed, f"AU12:{value}")
+    out = edit(ed, tgt)
+    d = deform(face, tgt)
+    topo = topology()
+    corners = [topo.groups["lips_inner_upper"][0], topo.groups["lips_inner_upper"][-1]]
+    radius = int(0.15 * face.pose.scale)
+
+    def near_black(image, pts):
+        m = np.zeros(image.shape[:2], np.uint8)
+        for p in pts:
+            cv2.circle(m, tuple(int(round(c)) for c in p), radius, 1, -1)
+        return int((luminance(image)[m > 0] < 45).sum())
+
+    before = near_black(ed.image, face.landmarks[corners, :2])
+    after = near_black(out, d.target_landmarks[corners])
+    assert after <= before + 0.002 * face.pose.scale ** 2, (before, after)
+
+
+def test_mouth_rendering_is_deterministic(grace, astronaut):
+    for image, text in ((grace, "AU27:0.8,AU12:0.6"), (astronaut, "AU26:0.7")):
+        a, b = Editor(image, cache=None), Editor(image, cache=None)
+        first = edit(a, target(a, text))
+        assert np.array_equal(first, edit(a, target(a, text)))
+        assert np.array_equal(first, edit(b, target(b, text)))
+
+
+def test_exemplar_is_public_domain_and_rebuilt_byte_for_byte(tmp_path):
+    from tools.build_mouth_exemplar import main
+
+    meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
+    assert "public domain" in meta["licence"] and "astronaut" in meta["source"]
+    main(["--out", str(tmp_path / "ex")])
+    assert (tmp_path / "ex.png").read_bytes() == EXEMPLAR.with_suffix(".png").read_bytes()
+    assert json.loads((tmp_path / "ex.json").read_text()) == meta
