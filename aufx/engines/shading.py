@@ -171,7 +171,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     if not cfg.enabled or cfg.strength <= 0:
         return roi
     b = basis()
-    amounts = {ch: float(np.clip(d.delta[b.index(ch)], 0, 1)) for ch in b.channels}
+    amounts = {ch: float(d.appearance[b.index(ch)]) for ch in b.channels}  # clip(delta, 0, 1) x appearance gain
     for ch, other in b.ties.items():
         amounts[other] = max(amounts[other], amounts[ch])
         amounts[ch] = 0.0
