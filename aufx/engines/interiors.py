@@ -16,7 +16,7 @@ class MouthConfig:
     overbite_ipd: float = 0.03  # at rest the lower incisal edge hides this far behind the upper teeth (IPD)
     lower_teeth_scale: float = 0.8  # lower row = the exemplar's upper row mirrored, uniformly this much smaller
     lower_teeth_shade: float = 0.85  # the lower row sits deeper in the mouth, in more shadow
-    colour_strength: float = 0.6  # exponent on the person/exemplar skin-and-lip colour ratio (1 = full match)
+    colour_strength: float = 0.4  # exponent on the person/exemplar skin-and-lip colour ratio (1 = full match)
     colour_gain_range: tuple[float, float] = (0.55, 1.25)  # bounds of that colour gain, per channel
     gum_gain: float = 0.7  # gum above the upper teeth = the person's lip colour x this
     tongue_gain: float = 0.6  # tongue = the person's lip colour x this
@@ -26,7 +26,7 @@ class MouthConfig:
     cavity_saturation: float = 0.5  # the dark of the mouth: the exemplar's darkest colour, this saturated
     corner_dark: float = 0.6  # synthesized interior darkens this much toward the mouth corners...
     corner_start: float = 0.45  # ...from this fraction of the opening's half-width outwards
-    upper_lip_shadow: float = 0.45  # darkening right under the upper lip...
+    upper_lip_shadow: float = 0.3  # darkening right under the upper lip...
     lower_lip_shadow: float = 0.3  # ...and above the lower lip...
     lip_shadow_ipd: float = 0.025  # ...decaying over this distance (IPD)
     seal_centre: float = 0.4  # the opening of this central fraction of the mouth width bounds the corners' opening
