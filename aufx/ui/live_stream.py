@@ -115,7 +115,8 @@ async def serve(ws: WebSocket, hub: LiveHub, cfg: LiveConfig) -> None:
             try:
                 await asyncio.wait_for(arrived.wait(), max(0.0, min(left, hub.idle_timeout_s)))
             except asyncio.TimeoutError:
-                reason = (f"time limit reached ({hub.time_limit_s:g} s): press Start to go on" if left <= hub.idle_timeout_s
+                limit = left <= hub.idle_timeout_s
+                reason = (f"time limit reached ({hub.time_limit_s:g} s): press Start to go on" if limit
                           else f"no frame for {hub.idle_timeout_s:g} s")
                 break
             if gone:

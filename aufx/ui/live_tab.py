@@ -80,7 +80,7 @@ class LiveState:
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         ms = statistics.median(ms for _, ms in self.recent) if self.recent else 0.0
         face = "" if found else " · no face in view"
-        return f"{fps:.1f} fps · {ms:.0f} ms per frame · {mode.lower()}{face}"
+        return f"**{fps:.1f} fps** · {ms:.0f} ms per frame · {mode.lower()}{face}"
 
 
 def _offsets(edit: EditSession | None) -> dict[str, float]:
