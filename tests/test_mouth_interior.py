@@ -59,7 +59,8 @@ def test_astronauts_own_teeth_are_kept_when_her_jaw_opens(astronaut_editor):
     wide = target(ed, "AU27:1.0")
     d = deform(face, wide)
     rows = np.arange(src.shape[0])[:, None]
-    opened = inner_mask(src.shape[:2], d.target_landmarks, 1) & (rows > face.landmarks[mid[1], 1] + 0.08 * face.pose.scale)
+    below_lip = rows > face.landmarks[mid[1], 1] + 0.08 * face.pose.scale
+    opened = inner_mask(src.shape[:2], d.target_landmarks, 1) & below_lip
     assert opened.sum() > 30 and np.median(luminance(edit(ed, wide))[opened]) < 110
 
 
