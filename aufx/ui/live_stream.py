@@ -16,6 +16,7 @@ idle, session unknown).
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from urllib.parse import urlsplit
@@ -38,7 +39,9 @@ FRAME_IN = struct.Struct("<d")
 FRAME_OUT = struct.Struct("<dfI")
 FACE, NEEDS_PORTRAIT, DROPPED = 1, 2, 4
 CLOSE_ENDED, CLOSE_REFUSED, CLOSE_BAD_FRAME = 4000, 4003, 4400  # application close codes (4000-4999)
+CLOSE_SERVER_ERROR = 1011  # RFC 6455: the server met an unexpected condition
 
+log = logging.getLogger(__name__)
 _hubs: dict[LiveConfig, LiveHub] = {}
 
 
@@ -133,6 +136,10 @@ async def serve(ws: WebSocket, hub: LiveHub, cfg: LiveConfig) -> None:
                 break
             except (ValueError, struct.error, cv2.error) as e:
                 reason, code = f"bad frame: {e}", CLOSE_BAD_FRAME
+                break
+            except Exception as e:  # a bug must end this stream with a reason, not leave the page waiting
+                log.exception("live frame failed")
+                reason, code = f"server error ({type(e).__name__}); see the server log", CLOSE_SERVER_ERROR
                 break
             await ws.send_bytes(reply)
     finally:
