@@ -138,12 +138,12 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
         except SessionsFull as e:
             gr.Warning(str(e))
             return "", f"**Not started:** {e}", state
-        return state.stream, f"Streaming (up to {cfg.live.time_limit_s} s).", state
+        return state.stream, f"Session started: it ends after {cfg.live.time_limit_s} s at most.", state
 
     def stop_stream(state: LiveState):
         hub.close(state.stream, "stopped")
         state.stream = None
-        return "Not streaming.", state
+        return "Stopped.", state
 
     @user_errors
     def set_portrait(portrait: str | None, state: LiveState):
@@ -187,7 +187,7 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
         return result.image, state.readout(mode, result.measured is not None)
 
     start.click(start_stream, controls, [token, session_status, live_state], api_name="live_start",
-                api_visibility="private").then(None, [token], None, js="(t) => window.aufxLive.start(t)")
+                api_visibility="private").success(None, [token], None, js="(t) => window.aufxLive.start(t)")
     stop.click(stop_stream, [live_state], [session_status, live_state], api_name="live_stop",
                api_visibility="private", js="(...args) => { window.aufxLive.stop(); return args; }")
     for control in (mode, source, intensity_slider):
