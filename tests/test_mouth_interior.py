@@ -150,3 +150,25 @@ def test_exemplar_is_public_domain_and_rebuilt_byte_for_byte(tmp_path):
     main(["--out", str(tmp_path / "ex")])
     assert (tmp_path / "ex.png").read_bytes() == EXEMPLAR.with_suffix(".png").read_bytes()
     assert json.loads((tmp_path / "ex.json").read_text()) == meta
+
+
+def test_upper_teeth_stay_put_while_the_jaw_opens_further(grace_editor):
+    """Grace Hopper's mouth opened by AU26 0.6 and by AU27 1.0: the upper incisal edge (the steepest bright-to-dark
+    step below the upper lip, averaged over the central incisors) is on the same row: the upper teeth are fixed to
+    the skull, neither moved with the jaw nor stretched; the opening itself did grow."""
+    ed = grace_editor
+    face = ed.face()
+    ipd = face.pose.scale
+    centre = face.landmarks[list(topology().pairs["lip"][len(topology().pairs["lip"]) // 2]), :2].mean(0)
+    x0, x1 = int(centre[0] - 0.1 * ipd), int(centre[0] + 0.1 * ipd)
+    edges, gaps = [], []
+    for text in ("AU26:0.6", "AU27:1.0"):
+        tgt = target(ed, text)
+        d = deform(face, tgt)
+        top, bottom = d.target_landmarks[13, 1], d.target_landmarks[14, 1]
+        gaps.append(bottom - top)
+        rows = np.arange(int(np.ceil(top)) + 1, int(bottom))
+        profile = luminance(edit(ed, tgt))[rows, x0:x1].mean(axis=1)
+        edges.append(rows[int(np.argmin(np.diff(profile)))])
+    assert gaps[1] > gaps[0] + 0.1 * ipd, gaps
+    assert abs(edges[0] - edges[1]) <= 1, edges
