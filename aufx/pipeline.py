@@ -17,7 +17,8 @@ from aufx.au import AUError, AUVector, parse_au_text
 from aufx.engines.deform import deform
 from aufx.engines.warp import WarpEngine
 from aufx.estimate import estimate_after, estimate_aus
-from aufx.face.analysis import AnalysisCache, FaceAnalysis, FaceNotFoundError, analysis_cache, analyze_faces
+from aufx.face.analysis import (AnalysisCache, FaceAnalysis, FaceNotFoundError, analysis_cache, analyze_faces,
+                                no_face_message)
 from aufx.io.images import load_image
 from aufx.presets import preset_vector
 
@@ -79,8 +80,7 @@ class Editor:
         self.faces: list[FaceAnalysis] = cache.get(self.image) if cache is not None else analyze_faces(self.image)
         self.analysis_ms = (time.perf_counter() - t0) * 1000
         if not self.faces:
-            raise FaceNotFoundError(f"{self.name}: no face found (MediaPipe face mesh found none; the face should be "
-                                    "at least ~60 px across and not heavily occluded)")
+            raise FaceNotFoundError(no_face_message(self.name, self.image.shape[:2]))
         self._engines: dict[str, Any] = {}
 
     def face(self, index: int | None = None) -> FaceAnalysis:
@@ -128,7 +128,7 @@ class Editor:
 
 def match_face(image: np.ndarray, face: FaceAnalysis) -> FaceAnalysis | None:
     """Re-detect an edited image and return the face that overlaps the edited one most (None if it is gone)."""
-    faces = analyze_faces(image)
+    faces = analyze_faces(image, near=face.box)
     x0, y0, x1, y1 = face.box
 
     def overlap(f: FaceAnalysis) -> float:

@@ -24,6 +24,7 @@ class EvalConfig:
     face_margin: float = 0.2  # detector boxes grown by this fraction per side so brows and chin are in the region
     neutral_max: float = 0.15  # prototype matcher: "neutral" when no AU channel reaches this (below FACS trace A)
     write_html: bool = True
+    source_roots: tuple[Path, ...] = ()  # when set (the app's --allowed-dirs), sidecar inputs are read only inside
 
     def __post_init__(self):
         self.gens = Path(self.gens)

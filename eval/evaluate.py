@@ -274,7 +274,7 @@ def evaluate(config: EvalConfig, measure_aus: MeasureAUs | None = None, progress
 
     ``progress(i, n)`` is called with i pairs of n done: before each pair and once at the end."""
     annotations = read_annotations(config.au_csv) if config.au_csv else None
-    pairing = pair_images(config.gens, config.refs, annotations)
+    pairing = pair_images(config.gens, config.refs, annotations, config.source_roots)
     ev = Evaluator(config, measure_aus)
     records, n = [], len(pairing.pairs)
     read_openface = OpenFaceReader(ev.openface, [p.gen for p in pairing.pairs]) if ev.openface else None

@@ -78,13 +78,16 @@ def read_annotations(path: Path) -> dict[str, AUVector]:
     return {s: AUVector.clipped(dict(zip(au_cols, row))) for s, row in zip(stems, values)}
 
 
-def _source_from_sidecar(sidecar: Path, data: dict, refs: dict[str, list[Path]], refs_dir: Path | None) -> Path | None:
+def _source_from_sidecar(sidecar: Path, data: dict, refs: dict[str, list[Path]], refs_dir: Path | None,
+                         roots: tuple[Path, ...] = ()) -> Path | None:
     raw = data.get("input")
     if not raw:
         return None
     given = Path(str(raw))
     candidates = [given, sidecar.parent / given] + ([refs_dir / given.name] if refs_dir else [])
     for c in candidates:
+        if roots and not any(c.resolve().is_relative_to(r) for r in roots):
+            continue  # a sidecar may name any path; the app reads only inside its allowed folders
         if c.is_file():
             return c
     found = refs.get(base_name(given), [])
@@ -106,7 +109,7 @@ def _intended_from_name(gen: Path) -> str | None:
 
 
 def pair_images(gens_dir: Path, refs_dir: Path | None = None,
-                annotations: dict[str, AUVector] | None = None) -> Pairing:
+                annotations: dict[str, AUVector] | None = None, source_roots: tuple[Path, ...] = ()) -> Pairing:
     if not gens_dir.is_dir():
         raise FileNotFoundError(f"generated-images folder {gens_dir} does not exist")
     if refs_dir is not None and not refs_dir.is_dir():
@@ -122,7 +125,7 @@ def pair_images(gens_dir: Path, refs_dir: Path | None = None,
         if sidecar.is_file():
             try:
                 data = json.loads(sidecar.read_text())
-                source = _source_from_sidecar(sidecar, data, refs, refs_dir)
+                source = _source_from_sidecar(sidecar, data, refs, refs_dir, source_roots)
                 if data.get("target_aus") is not None:
                     targets, target_from = AUVector(data["target_aus"]), "sidecar"
             except (OSError, ValueError) as exc:  # JSONDecodeError and AUError are ValueErrors

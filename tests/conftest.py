@@ -56,7 +56,9 @@ def app(tmp_path_factory):
     """One app server for every app test module (each client is its own session on it)."""
     from eval.app_harness import start_app
 
-    proc = start_app(tmp_path_factory.mktemp("app") / "app.log")
+    # Train runs write under --output-root; the tests' runs go to their tmp_path folders.
+    root = str(tmp_path_factory.getbasetemp())
+    proc = start_app(tmp_path_factory.mktemp("app") / "app.log", ("--output-root", root))
     yield proc
     proc.stop()
 

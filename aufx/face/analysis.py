@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aufx.face.detect import shared_detector
+from aufx.au_regressor_features import attach_appearance
+from aufx.face.find import faces_near, find_faces, smallest_face_px
 from aufx.face.pose import Pose, fit_pose
 
 
@@ -47,11 +48,20 @@ class FaceAnalysis:
         return {"box": list(self.box), "ipd_px": round(self.pose.scale, 2), "pose_deg": self.pose.euler_degrees()}
 
 
-def analyze_faces(rgb: np.ndarray) -> list[FaceAnalysis]:
-    """All faces in an image, largest first."""
+def analyze_faces(rgb: np.ndarray, near: tuple[int, int, int, int] | None = None) -> list[FaceAnalysis]:
+    """All faces in an (H, W, 3) image, largest first; with ``near`` (a box x0, y0, x1, y1), only the face there
+    (re-measuring an edited face looks at its own region, not the whole photo)."""
     h, w = rgb.shape[:2]
-    faces = [FaceAnalysis(lm, fit_pose(lm), (h, w)) for lm in shared_detector().detect(rgb)]
+    landmarks = find_faces(rgb) if near is None else faces_near(rgb, near)
+    faces = [attach_appearance(FaceAnalysis(lm, fit_pose(lm), (h, w)), rgb) for lm in landmarks]
     return sorted(faces, key=lambda f: -f.area)
+
+
+def no_face_message(name: str, image_size: tuple[int, int]) -> str:
+    """Why no face was found, with the real size limit for an image of (height, width)."""
+    h, w = image_size
+    return (f"{name}: no face found; in a {w}x{h} image a face must be at least {smallest_face_px(h, w)} px across, "
+            "roughly frontal and not heavily occluded")
 
 
 class AnalysisCache:

@@ -17,6 +17,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Above this many pixels we refuse (a 100-megapixel photo is already larger than any camera a lab uses).
 MAX_PIXELS = 120_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # we refuse larger images ourselves, with a message; PIL would only warn
+# Above this, 8-bit RGB/gray photos are decoded by OpenCV straight into the (H, W, 3) array: PIL holds 4 bytes per
+# pixel and the conversion a second copy, 7 bytes per pixel at the peak against 3.
+DIRECT_DECODE_PIXELS = 16_000_000
 PNG_META_KEY = "aufx"
 
 
@@ -69,6 +73,10 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, name: str 
             if img.width * img.height > MAX_PIXELS:
                 raise ImageReadError(f"{label}: {img.width}x{img.height} is larger than the {MAX_PIXELS // 10**6}"
                                      " megapixel limit; downscale it first")
+            if img.width * img.height > DIRECT_DECODE_PIXELS and img.mode in ("RGB", "L"):
+                rgb = _decode_direct(data)
+                if rgb is not None:
+                    return rgb
             img.load()
         except ImageReadError:
             raise
@@ -80,6 +88,24 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, name: str 
     # 16-bit RGB PNG/TIFF decode to 8-bit RGB in PIL (high byte); 16-bit gray is scaled in _to_rgb8.
     rgb = _to_rgb8(ImageOps.exif_transpose(img))
     return np.ascontiguousarray(rgb)
+
+
+def _decode_direct(data: bytes) -> np.ndarray | None:
+    """OpenCV's decode straight to RGB (EXIF orientation applied, as exif_transpose does); None if OpenCV cannot read
+    the format (PIL then decodes it)."""
+    import cv2
+
+    rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+    return None if rgb is None else np.ascontiguousarray(rgb)
+
+
+def _swap_channels(rgb: np.ndarray, rows: int = 512) -> None:
+    """RGB <-> BGR in place, a strip at a time (OpenCV's in-place cvtColor copies its whole input first)."""
+    import cv2
+
+    for y in range(0, rgb.shape[0], rows):
+        strip = rgb[y:y + rows]
+        cv2.cvtColor(strip, cv2.COLOR_RGB2BGR, dst=strip)
 
 
 def array_to_rgb8(arr: np.ndarray) -> np.ndarray:
@@ -114,28 +140,53 @@ def _itxt_chunk(key: str, text: str) -> bytes:
     return struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
 
 
+PNG_PARAMS = (16, 1)  # (cv2.IMWRITE_PNG_COMPRESSION, 1): fast, and photos compress little more at 9
+IEND = b"\0\0\0\0IEND\xaeB`\x82"  # the PNG trailer, always the last 12 bytes
+
+
 def png_bytes(rgb: np.ndarray, metadata: dict[str, Any] | None = None) -> bytes:
     """Encode with OpenCV (several times faster than PIL's encoder) and add the metadata chunk before IEND."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), PNG_PARAMS)
     if not ok:
         raise ImageReadError("could not encode the image as PNG")
     data = buf.tobytes()
     if metadata is None:
         return data
-    iend = data.rindex(b"IEND") - 4
-    return data[:iend] + _itxt_chunk(PNG_META_KEY, json.dumps(metadata, sort_keys=True)) + data[iend:]
+    return data[:-len(IEND)] + _itxt_chunk(PNG_META_KEY, json.dumps(metadata, sort_keys=True)) + IEND
 
 
 def save_png(path: str | Path, rgb: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:
-    """Write a PNG with the edit's metadata as a JSON text chunk (key 'aufx'), creating the folder if needed."""
+    """Write a PNG with the edit's metadata as a JSON text chunk (key 'aufx'), creating the folder if needed.
+
+    Large images are encoded straight to the file with their channels swapped in place for the encoder and back
+    afterwards, so a 100-megapixel result needs neither a BGR copy nor the encoded bytes in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(png_bytes(rgb, metadata))
+    tmp = path.with_name(path.name + ".part.png")  # OpenCV picks its encoder by the extension
+    if rgb.size >= 3 * DIRECT_DECODE_PIXELS and rgb.flags.c_contiguous and rgb.flags.writeable:
+        _write_png_in_place(tmp, rgb, metadata)
+    else:
+        tmp.write_bytes(png_bytes(rgb, metadata))
     tmp.replace(path)
     return path
+
+
+def _write_png_in_place(tmp: Path, rgb: np.ndarray, metadata: dict[str, Any] | None) -> None:
+    import cv2
+
+    _swap_channels(rgb)
+    try:
+        ok = cv2.imwrite(str(tmp), rgb, PNG_PARAMS)
+    finally:
+        _swap_channels(rgb)
+    if not ok:
+        raise ImageReadError("could not encode the image as PNG")
+    if metadata is not None:
+        with open(tmp, "r+b") as f:
+            f.seek(-len(IEND), io.SEEK_END)
+            f.write(_itxt_chunk(PNG_META_KEY, json.dumps(metadata, sort_keys=True)) + IEND)
 
 
 def save_image(path: str | Path, rgb: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:

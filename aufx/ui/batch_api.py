@@ -1,13 +1,11 @@
 """/edit_image: one stateless call (image + AUs or a preset -> edited PNG + metadata) for batch scripts.
 
 An API-only event (no trigger in the page) on hidden components, so Gradio still handles the file transfer both ways.
-The analysis is cached by image content, so scripting many edits of one photo analyses it once.
+The analysis is cached by image content, so scripting many edits of one photo analyses it once. Results go to the
+app's result folder, which the cache sweeper keeps under its size and age bounds.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -15,18 +13,10 @@ import gradio as gr
 
 from aufx.io.images import save_png
 from aufx.pipeline import Editor, build_target
+from aufx.ui.cache import API_DIR, sweeper
 from aufx.ui.config import AppConfig
-from aufx.ui.errors import user_errors
-
-OUT_DIR = Path(tempfile.gettempdir()) / "aufx-api"
-
-
-def _prune(folder: Path, keep_s: float) -> None:
-    """Results are fetched by the client right away; older ones only fill the disk."""
-    cutoff = time.time() - keep_s
-    for p in folder.glob("*/*.png"):
-        if p.stat().st_mtime < cutoff:
-            shutil.rmtree(p.parent, ignore_errors=True)
+from aufx.ui.errors import number, user_errors
+from aufx.ui.limits import large_images
 
 
 def register(cfg: AppConfig) -> None:
@@ -38,16 +28,17 @@ def register(cfg: AppConfig) -> None:
         if not image:
             raise gr.Error("edit_image needs an image file")
         name = Path(image).name
-        editor = Editor(image, name=name)
-        index = int(face_index or 0)
-        target = build_target(editor.measured(index), au_text or "", preset or None, float(intensity), bool(neutral))
-        result = editor.edit(target, index, measure_output=True)
-        meta = result.metadata(input=name, preset=preset or None, intensity=float(intensity) if preset else None,
-                               au_text=au_text or "", faces_found=len(editor.faces),
-                               image_size=list(editor.image.shape[:2]), source="aufx app /edit_image")
-        OUT_DIR.mkdir(exist_ok=True)
-        _prune(OUT_DIR, cfg.api_results_keep_s)
-        out = save_png(OUT_DIR / uuid.uuid4().hex / f"{Path(name).stem}_aufx.png", result.image, meta)
+        intensity, index = number(intensity, "intensity"), int(number(face_index or 0, "face_index"))
+        with large_images(cfg).slot(image, gr.Info):
+            editor = Editor(image, name=name)
+            target = build_target(editor.measured(index), au_text or "", preset or None, intensity, bool(neutral))
+            result = editor.edit(target, index, measure_output=True)
+            meta = result.metadata(input=name, preset=preset or None, intensity=intensity if preset else None,
+                                   au_text=au_text or "",
+                                   faces_found=len(editor.faces), image_size=list(editor.image.shape[:2]),
+                                   source="aufx app /edit_image")
+            out = save_png(API_DIR / uuid.uuid4().hex / f"{Path(name).stem}_aufx.png", result.image, meta)
+        sweeper(cfg).sweep()
         return str(out), meta
 
     with gr.Column(visible=False):

@@ -5,7 +5,6 @@ A session's folder lives in gr.State and is removed when the session ends, so fi
 """
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
 import zipfile
@@ -16,7 +15,8 @@ import gradio as gr
 
 from aufx.study.archive import write_zip
 from aufx.ui.config import AppConfig
-from aufx.ui.errors import user_errors
+from aufx.ui.errors import guarded
+from aufx.ui.paths import PathPolicy
 
 # The upload limit (--max-file-size) bounds a zip, not what it unpacks to: a zip bomb must not fill the server's disk.
 MAX_UNPACKED_BYTES = 4 << 30
@@ -92,19 +92,11 @@ def zip_folder(folder: Path, archive: Path) -> Path:
     return write_zip(archive, folder.parent, names)
 
 
-def server_path(text: str | None, what: str, folder: bool = True) -> Path | None:
-    """A path typed into the page (on the machine running the app), checked so the message names the field."""
-    if not text or not text.strip():
-        return None
-    path = Path(text.strip()).expanduser()
-    if not (path.is_dir() if folder else path.is_file()):
-        raise InputError(f"{what}: no {'folder' if folder else 'file'} at {path} on the machine running the app")
-    return path
-
-
-def folder_input(path_text: str | None, files: list[str] | None, dest: Path, what: str) -> Path | None:
-    """The folder a job reads: a path typed on the server or an upload, not both (which should win is unclear)."""
-    typed = server_path(path_text, what)
+def folder_input(path_text: str | None, files: list[str] | None, dest: Path, what: str,
+                 paths: PathPolicy) -> Path | None:
+    """The folder a job reads: a path typed on the server (inside the allowed folders) or an upload, not both
+    (which should win is unclear)."""
+    typed = paths.read(path_text, what)
     uploaded = unpack(files, dest)
     if typed and uploaded:
         raise InputError(f"{what}: give a folder path or an upload, not both (clear one of them)")
@@ -114,16 +106,4 @@ def folder_input(path_text: str | None, files: list[str] | None, dest: Path, wha
 def shown_errors(*kinds: type[Exception]) -> Callable:
     """Like errors.user_errors, plus the errors of a batch library (``kinds``) whose message tells the user what to
     fix (a bad conditions file, a missing folder), instead of a generic 'Error'."""
-    def decorate(fn: Callable) -> Callable:
-        inner = user_errors(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return inner(*args, **kwargs)
-            except (InputError, *kinds) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
-
-        return wrapper
-
-    return decorate
+    return lambda fn: guarded(fn, (InputError, *kinds))

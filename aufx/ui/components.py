@@ -4,6 +4,8 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
+from aufx.ui.errors import client_error
+
 
 def photo_input(**kwargs) -> gr.Image:
     """A gr.Image whose unreadable upload is a user error naming the file, instead of a generic 'Error' toast.
@@ -19,8 +21,7 @@ def photo_input(**kwargs) -> gr.Image:
             return stock(payload)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"{name}: not a readable image ({exc.__class__.__name__}: {exc})",
-                           print_exception=False) from None
+            raise client_error(f"{name}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
     image.preprocess = preprocess
     return image

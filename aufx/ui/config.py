@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 
@@ -24,6 +25,21 @@ class LiveConfig:
     jpeg_quality: int = 80  # the frames sent back: ~1 ms to encode at 640x480, ~40 kB
 
 
+def _start_dirs() -> tuple[str, ...]:
+    """Folders clients may name by default: where the app was started, and the system temp folder."""
+    return (os.getcwd(), tempfile.gettempdir())
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Result files (the app's folders and Gradio's cache) are deleted by age and, oldest first, by total size."""
+
+    max_mb: int = 2048  # all cached files together; at ~1.4 MB per /edit_image call, about 1500 results
+    max_age_s: int = 3600  # results are fetched at once; an hour is generous
+    grace_s: float = 30.0  # files this young are never deleted for size (a client may still be downloading)
+    sweep_every_s: float = 60.0  # besides the sweep after each result
+
+
 @dataclass(frozen=True)
 class AppConfig:
     host: str = field(default_factory=lambda: os.environ.get("AUFX_HOST", "127.0.0.1"))  # never public unless asked
@@ -33,8 +49,12 @@ class AppConfig:
     edit_concurrency: int = 2  # slider edits computed at once across users (the warp engine is CPU-bound)
     queue_max_size: int = 64  # requests waiting beyond this are refused instead of piling up
     state_ttl_s: int = 3600  # an idle session's image and analysis are dropped after this long
-    api_results_keep_s: int = 3600  # /edit_image results are fetched at once; older files are deleted
-    cache_sweep: tuple[int, int] = (600, 3600)  # every 10 min, delete Gradio cache files older than 1 h
+    cache: CacheConfig = field(default_factory=CacheConfig)  # result files: Gradio's sweep by age, ours by size too
+    allowed_dirs: tuple[str, ...] = field(default_factory=_start_dirs)  # the only folders clients may name
+    output_root: str = field(default_factory=os.getcwd)  # every folder a job writes to (Train runs) is inside
+    large_image_pixels: int = 24_000_000  # images above this (>= 72 MB decoded) wait for a large-image slot
+    large_image_slots: int = 1  # large images worked on at once: each needs ~3x its decoded size at the peak
+    large_image_wait_s: float = 300.0  # a client waiting longer gets "busy, try again"
     preview_max_side: int = 1280  # the on-screen image; the download is always full resolution
     preview_quality: int = 92  # JPEG for the live preview: encodes in ~1 ms, unlike PNG (~60 ms at 512 px)
     slider_step: float = 0.01

@@ -19,7 +19,9 @@ from aufx.ui.au_panel import AUPanel, build_panel
 from aufx.ui.components import photo_input, unchanged
 from aufx.ui.config import AppConfig
 from aufx.ui.engine_panel import EnginePanel, build_engine_panel, engine_choice
-from aufx.ui.errors import NoImageError, user_errors
+from aufx.ui.errors import NoImageError, client_error, user_errors
+from aufx.ui.limits import large_images
+from aufx.ui.paths import policy
 from aufx.ui.session import EditSession, EngineChoice, Measurement, au_table, face_choices, presets_markdown
 
 TABLE_HEADERS = ["AU", "Name", "Input", "Target", "Output"]
@@ -128,10 +130,11 @@ def build(cfg: AppConfig) -> EditTab:
             _close(session)
             return {state: None, faces: gr.Dropdown(choices=[], value=None), view: None, table: None,
                     au_text: "", status: "Load a photo with a face to start."}
-        fresh = EditSession.open(image, Path(image).name, cfg, measurement)
-        fresh.engine = choice
-        _close(session)
-        return {faces: gr.Dropdown(choices=face_choices(fresh.editor), value=0), **show(fresh)}
+        with large_images(cfg).slot(image, gr.Info):  # a 100-MP photo waits while another is worked on
+            fresh = EditSession.open(image, Path(image).name, cfg, measurement)
+            fresh.engine = choice
+            _close(session)
+            return {faces: gr.Dropdown(choices=face_choices(fresh.editor), value=0), **show(fresh)}
 
     @user_errors
     def select_face(face_index: int, session: EditSession | None):
@@ -192,15 +195,19 @@ def build(cfg: AppConfig) -> EditTab:
             session.apply_text(au_text)
             return show(session)
 
+    @user_errors
     def set_engine(engine: str, model: str, lora_path: str, controlnet_path: str, cond: str, strength: float,
                    guidance_scale: float, steps: int, few_step: bool, seed: int, crop_size: int,
                    session: EditSession | None, choice: EngineChoice):
         """The engine of the final pass; with a photo loaded, the current edit is rendered with it at once."""
         try:
+            if engine == "diffusion":  # local weights only from the allowed folders
+                model, lora_path, controlnet_path = (policy(cfg).model(t, what) or "" for t, what in (
+                    (model, "Base model"), (lora_path, "LoRA file"), (controlnet_path, "ControlNet")))
             new = engine_choice(engine, model, lora_path, controlnet_path, cond, strength, guidance_scale, steps,
                                 few_step, seed, crop_size)
         except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise client_error(exc) from None
         if session is None:
             return {chosen: new, status: f"Engine: {new.describe()}. Load a photo with a face to start."}
         with session.lock:

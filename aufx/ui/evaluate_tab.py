@@ -12,9 +12,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from aufx.ui.batch_jobs import (InputError, Workspace, folder_input, server_path, shown_errors, workspace_state,
-                                zip_folder)
+from aufx.ui.batch_jobs import InputError, Workspace, folder_input, shown_errors, workspace_state, zip_folder
 from aufx.ui.config import AppConfig
+from aufx.ui.errors import client_message
+from aufx.ui.paths import PathPolicy, policy
 from eval.config import METRICS, EvalConfig
 
 LABELS = {"au": "AU error", "identity": "Identity", "lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM",
@@ -29,12 +30,12 @@ STATUS_COLUMNS = ["metric", "status", "backend", "note"]
 SUMMARY_LAYOUT = ["AU error ↓", "Identity ↑", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "Emotion acc ↑"]  # until a run fills it
 
 
-def _folders(ws: Workspace, refs_dir, refs_files, gens_dir, gens_files) -> tuple[Path | None, Path]:
+def _folders(ws: Workspace, refs_dir, refs_files, gens_dir, gens_files, paths: PathPolicy) -> tuple[Path | None, Path]:
     uploads = ws.fresh("uploads")
-    gens = folder_input(gens_dir, gens_files, uploads / "gens", "Generated images")
+    gens = folder_input(gens_dir, gens_files, uploads / "gens", "Generated images", paths)
     if gens is None:
         raise InputError("Give the generated images: a folder path, or upload a zip or the files.")
-    return folder_input(refs_dir, refs_files, uploads / "refs", "Reference images"), gens
+    return folder_input(refs_dir, refs_files, uploads / "refs", "Reference images", paths), gens
 
 
 def _status_table(metric_status: dict) -> pd.DataFrame:
@@ -72,13 +73,15 @@ def _status(result: dict) -> str:
         lines[0] += f" AUs measured by {'OpenFace' if result['config']['gens_openface_dir'] else 'the AUFX estimator'}."
     lines += [f"{name}: unavailable ({m['reason']})" for name, m in result["metrics"].items() if m["status"] != "ok"]
     if result["unpaired"]:
-        lines.append(f"{len(result['unpaired'])} generated image(s) unpaired, e.g. {result['unpaired'][0]['path']}: "
-                     f"{result['unpaired'][0]['reason']} (all are listed in metrics.json).")
+        first = result["unpaired"][0]
+        lines.append(client_message(f"{len(result['unpaired'])} generated image(s) unpaired, e.g. "
+                                    f"{Path(first['path']).name}: {first['reason']} (all are listed in metrics.json)."))
     return "  \n".join(lines)
 
 
 def build(cfg: AppConfig = AppConfig()) -> None:
     state = workspace_state(cfg)
+    paths = policy(cfg)
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -133,16 +136,17 @@ def build(cfg: AppConfig = AppConfig()) -> None:
         if not metrics:
             raise InputError("Choose at least one metric.")
         ws = ws or Workspace()
-        refs, gens = _folders(ws, refs_dir, refs_files, gens_dir, gens_files)
+        refs, gens = _folders(ws, refs_dir, refs_files, gens_dir, gens_files, paths)
         out = ws.fresh("report") / REPORT
-        config = EvalConfig(gens=gens, refs=refs, au_csv=server_path(au_csv, "Annotations CSV", folder=False),
-                            gens_openface_dir=server_path(openface_dir, "OpenFace CSV folder"),
-                            report=out / "metrics.json", metrics=tuple(metrics))
+        config = EvalConfig(gens=gens, refs=refs, au_csv=paths.read(au_csv, "Annotations CSV", folder=False),
+                            gens_openface_dir=paths.read(openface_dir, "OpenFace CSV folder"),
+                            report=out / "metrics.json", metrics=tuple(metrics),
+                            source_roots=(*paths.allowed, ws.root.resolve()))
         measure = None if config.gens_openface_dir else aufx_measure
         progress(0, desc="Loading the models")  # seconds on first use, before the first pair is scored
         result = run(config, measure, lambda i, n: progress((i, n), desc="Scoring image pairs", unit="pairs"))
         if not result["per_image"]:
-            why = "; ".join(f"{Path(u['path']).name}: {u['reason']}" for u in result["unpaired"][:3])
+            why = client_message("; ".join(f"{Path(u['path']).name}: {u['reason']}" for u in result["unpaired"][:3]))
             raise InputError(f"No image pairs to score. {why or 'The generated-images folder holds no images.'}")
         gallery = _write_plots(result, out / "plots")
         archive = zip_folder(out, out.with_suffix(".zip"))

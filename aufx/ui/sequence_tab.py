@@ -7,9 +7,6 @@ metadata (/animate, /edit_video); heavy jobs run one at a time so the Edit tab s
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -22,9 +19,10 @@ from aufx.au import AUVector
 from aufx.presets import emotion_presets
 from aufx.ui.components import photo_input
 from aufx.ui.config import AppConfig
-from aufx.ui.errors import USER_ERRORS
+from aufx.ui.cache import SEQUENCE_DIR, sweeper
+from aufx.ui.errors import client_error, guarded
+from aufx.ui.limits import large_images
 
-OUT_DIR = Path(tempfile.gettempdir()) / "aufx-sequence"
 FORMATS = ["mp4", "gif"]
 ANIMATE_INFO = """### Animate a portrait
 An AU track drives the portrait: an ARKit JSONL recording (`.jsonl`), an OpenFace FeatureExtraction CSV (`.csv`) or
@@ -48,18 +46,17 @@ def _format_errors() -> tuple[type[Exception], ...]:
 
 
 def _sequence_errors(fn: Callable) -> Callable:
-    """User mistakes (bad track, unreadable video, unknown AU, no face) reach the page and the API as their message."""
+    """User mistakes (bad track, unreadable video, unknown AU, no face) reach the page and the API as their short
+    message; anything else as a short generic one (errors.guarded)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def shown(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (*USER_ERRORS, FileNotFoundError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
         except _format_errors() as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise client_error(exc) from None
 
-    return wrapper
+    return guarded(shown, (FileNotFoundError,))
 
 
 def build(cfg: AppConfig) -> None:
@@ -142,9 +139,10 @@ def animate_file(portrait: str | None, track: str | None, output_format: str, fp
     smooth_hz = 0.0 if Path(track).suffix.lower() == ".json" else float(smooth_hz or 0.0)
     config = AnimateConfig(float(fps) if fps else None, OneEuroConfig(min_cutoff=smooth_hz) if smooth_hz > 0 else None,
                            int(face_index or 0))
-    editor = Editor(portrait, name=Path(portrait).name)
-    out = _output(f"{Path(portrait).stem}_{Path(track).stem}", output_format, cfg.api_results_keep_s)
-    summary = animate_portrait(editor, loaded, out, config, _frames(progress, "animate"))
+    out = _output(f"{Path(portrait).stem}_{Path(track).stem}", output_format, cfg)
+    with large_images(cfg).slot(portrait, gr.Info):
+        editor = Editor(portrait, name=Path(portrait).name)
+        summary = animate_portrait(editor, loaded, out, config, _frames(progress, "animate"))
     return str(out), _metadata(summary, input=Path(portrait).name, track=Path(track).name, smooth_hz=smooth_hz,
                                face_index=config.face_index,
                                targets="absolute: each frame's AUs are the track's values; AUs it leaves at 0 are 0")
@@ -167,7 +165,7 @@ def edit_video_file(video: str | None, au_text: str, preset: str, intensity: flo
     smooth_hz = float(smooth_hz or 0.0)
     default = VideoEditConfig().landmark_smoothing
     config = VideoEditConfig(replace(default, min_cutoff=smooth_hz) if smooth_hz > 0 else None)
-    out = _output(f"{Path(video).stem}_aufx", output_format, cfg.api_results_keep_s)
+    out = _output(f"{Path(video).stem}_aufx", output_format, cfg)
     summary = edit_video(video, out, target_for, config, _frames(progress, "edit video"))
     return str(out), _metadata(summary, input=Path(video).name, au_text=au_text or "", preset=preset or None,
                                intensity=float(intensity) if preset else None, neutral=bool(neutral),
@@ -179,17 +177,13 @@ def _frames(progress, desc: str):
     return lambda done, total: progress((done, total), desc=desc, unit="frames")
 
 
-def _output(stem: str, output_format: str, keep_s: float) -> Path:
-    """A fresh folder per result (never the input's); results older than keep_s were fetched long ago."""
+def _output(stem: str, output_format: str, cfg: AppConfig) -> Path:
+    """A fresh folder per result (never the input's); the sweeper first makes room under the cache bounds."""
     if output_format not in FORMATS:
         raise gr.Error(f"output format {output_format!r}: choose {' or '.join(FORMATS)}", print_exception=False)
-    OUT_DIR.mkdir(exist_ok=True)
-    cutoff = time.time() - keep_s
-    for old in OUT_DIR.iterdir():
-        if old.stat().st_mtime < cutoff:
-            shutil.rmtree(old, ignore_errors=True)
-    folder = OUT_DIR / uuid.uuid4().hex
-    folder.mkdir()
+    sweeper(cfg).sweep()
+    folder = SEQUENCE_DIR / uuid.uuid4().hex
+    folder.mkdir(parents=True)
     return folder / f"{stem}.{output_format}"
 
 

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -28,6 +29,9 @@ from aufx.ui.config import AppConfig
 
 def write_preview(path: Path, rgb: np.ndarray, max_side: int, quality: int) -> Path:
     """Screen copy of an image: bounded size, JPEG (fast), written atomically so a reader never sees half a file."""
+    if max(rgb.shape[:2]) > 2 * max_side:  # a huge photo: shrink it before PIL copies it at 4 bytes per pixel
+        f = 2 * max_side / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * f), round(rgb.shape[0] * f)), interpolation=cv2.INTER_AREA)
     img = Image.fromarray(rgb)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)

@@ -23,6 +23,8 @@ from aufx.study.stimuli import build_stimuli
 from aufx.study.stimulus_config import CROPS, MASKS, StimulusConfig
 from aufx.ui.batch_jobs import InputError, Workspace, folder_input, shown_errors, workspace_state, zip_folder
 from aufx.ui.config import AppConfig
+from aufx.ui.errors import guarded
+from aufx.ui.paths import PathPolicy, policy
 
 EXAMPLE_CONDITIONS = PRESETS_DIR / "conditions_example.yaml"
 STIMULI = "stimuli"  # the last build's folder inside the session's work folder: <root>/build/stimuli
@@ -62,7 +64,7 @@ def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def _build_section(state: gr.State) -> None:
+def _build_section(state: gr.State, paths: PathPolicy) -> None:
     gr.Markdown("### 1. Build a stimulus set\nEvery identity (one photo each) x condition x intensity, aligned, "
                 "masked and measured; same as `python -m aufx stimuli`. Paths are on the machine running the app.")
     with gr.Row(equal_height=False):
@@ -102,7 +104,7 @@ def _build_section(state: gr.State) -> None:
               crop: str, size: float, mask: str, background: str, seed: float, measure: bool, identity: bool,
               ws: Workspace | None, progress=gr.Progress()):
         ws = ws or Workspace()
-        photos = folder_input(identities_dir, identity_files, ws.fresh("identities"), "Identities")
+        photos = folder_input(identities_dir, identity_files, ws.fresh("identities"), "Identities", paths)
         if photos is None:
             raise InputError("Give the identities: a folder path, or upload the photos.")
         options = dict(crop=crop, size=int(size or 0), mask=mask, background=(background or "").strip(),
@@ -114,7 +116,8 @@ def _build_section(state: gr.State) -> None:
         table = read_manifest(config.out / "manifest.csv")[SHOWN_MANIFEST]
         return str(summary.sheet), table, str(summary.archive), summary.report().replace("\n", "  \n"), ws
 
-    conditions_file.upload(_read_text, conditions_file, conditions_text, api_visibility="private", queue=False)
+    conditions_file.upload(guarded(_read_text, (UnicodeDecodeError,)), conditions_file, conditions_text,
+                           api_visibility="private", queue=False)
     build_btn.click(build, [identities_dir, identity_files, conditions_text, intensities, crop, size, mask,
                             background, seed, measure, identity, state], [sheet, manifest, archive, status, state],
                     api_name="build_stimuli", concurrency_id="batch", concurrency_limit=1)  # shares Evaluate's queue
@@ -187,6 +190,6 @@ def _merge_section(state: gr.State) -> None:
 
 def build(cfg: AppConfig = AppConfig()) -> None:
     state = workspace_state(cfg)
-    _build_section(state)
+    _build_section(state, policy(cfg))
     _export_section(state)
     _merge_section(state)

@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
 from aufx.au import catalogue
+from aufx.ui.config import AppConfig
 from aufx.ui.edit_tab import EditTab
+from aufx.ui.errors import client_error, guarded
+from aufx.ui.paths import PathPolicy, PathRefused, policy, shown
 from aufx.ui.train_runner import LORA_FILE, RunBusy, Step, TrainRunner, log_tail
 from training.config import DEFAULT_YAML, MIXED_PRECISION, TrainConfig, load_yaml, parser
 
 RUNNER = TrainRunner()
 T = TrainConfig()  # the form starts at the trainer's own defaults
+# The form's fields and what only the server decides: the free-text flags may not set them. The rest of TrainConfig's
+# fields hold no paths and may be passed as extra flags.
+FORM_FIELDS = {"train_csv", "img_root", "au_keys", "pretrained_model", "lora_rank", "batch_size", "max_steps", "lr",
+               "mixed_precision", "lambda_au", "lambda_id", "lambda_lpips", "resolution", "output_dir",
+               "checkpoint_every", "resume", "au_regressor", "config", "allow_download"}
+ALL_FIELDS = {f.name for f in fields(TrainConfig)} | {"config"}
+FREE_FIELDS = ALL_FIELDS - FORM_FIELDS
+BOOL_FIELDS = {f.name for f in fields(TrainConfig) if isinstance(getattr(T, f.name), bool)}
 SOURCES = [("Annotation CSV (image_path,AU01,...)", "csv"), ("Image folder + OpenFace CSV folder", "openface")]
 REGRESSORS = [("Train one first", "train"), ("Use an existing folder", "folder"), ("None (AU loss off)", "none")]
 PLOT_POINTS = 1000  # per loss term: a 20k-step run stays light in the browser
@@ -39,8 +51,10 @@ class Data:
     steps: tuple[Step, ...]
 
 
-def build(edit: EditTab, tabs: gr.Tabs, tab: gr.Tab) -> None:
-    """The tab's form and run view; ``tab``'s selection refreshes the view, "Open in Edit tab" switches ``tabs``."""
+def build(edit: EditTab, tabs: gr.Tabs, tab: gr.Tab, cfg: AppConfig = AppConfig()) -> None:
+    """The tab's form and run view; ``tab``'s selection refreshes the view, "Open in Edit tab" switches ``tabs``.
+    Paths are checked against the app's allowed folders, and the run writes only under its output root."""
+    paths = policy(cfg)
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
@@ -58,13 +72,14 @@ def build(edit: EditTab, tabs: gr.Tabs, tab: gr.Tab) -> None:
     view = [status, plot, log, details]
     timer = gr.Timer(2.0, active=False)
 
-    start.click(train_start, list(form.values()), view, api_name="train_start", concurrency_id="train").success(
+    start.click(guarded(partial(train_start, paths)), list(form.values()), view, api_name="train_start",
+                concurrency_id="train").success(
         _poll, None, [timer], queue=False, api_visibility="private")
-    stop.click(train_stop, None, view, api_name="train_stop", concurrency_id="train")
-    gr.on([], train_status, None, view, api_name="train_status")
+    stop.click(guarded(train_stop), None, view, api_name="train_stop", concurrency_id="train")
+    gr.on([], guarded(train_status), None, view, api_name="train_status")
     gr.on([timer.tick, tab.select], _tick, None, [*view, timer], queue=False, api_visibility="private")
     panel = edit.engine
-    opened = open_edit.click(open_in_edit, [form["output_dir"], form["base_model"]],
+    opened = open_edit.click(guarded(partial(open_in_edit, paths)), [form["output_dir"], form["base_model"]],
                              [tabs, panel.box, panel.engine, panel.model, panel.lora_path], api_visibility="private")
     edit.apply_engine(opened)
 
@@ -119,28 +134,30 @@ def _form() -> dict[str, gr.components.Component]:
 
 
 # Events --------------------------------------------------------------------------------------------------------------
-def train_start(source: str, annotations_csv: str, image_root: str, image_dir: str, openface_dir: str, align: bool,
-                regressor: str, regressor_dir: str, base_model: str, au_keys: list[str], lora_rank: int,
-                batch_size: int, max_steps: int, lr: float, mixed_precision: str, lambda_au: float,
+def train_start(paths: PathPolicy, source: str, annotations_csv: str, image_root: str, image_dir: str,
+                openface_dir: str, align: bool, regressor: str, regressor_dir: str, base_model: str,
+                au_keys: list[str], lora_rank: int, batch_size: int, max_steps: int, lr: float, mixed_precision: str, lambda_au: float,
                 lambda_id: float, lambda_lpips: float, resolution: int, output_dir: str, checkpoint_every: int,
                 resume: bool, extra_flags: str):
-    """Check the settings as the trainer will, then start the run in the background."""
+    """Check the settings as the trainer will, then start the run in the background. Every path must lie in the
+    allowed folders and the output folder in the output root; the extra flags may not touch the form's fields."""
     try:
-        out = _folder(output_dir, "output folder", must_exist=False)
+        out = paths.write(output_dir, "Output folder")
+        extra = _extra_flags(extra_flags)
         _check_fresh(out, resume)
-        data = _data(source, annotations_csv, image_root, image_dir, openface_dir, align, resolution, out)
+        data = _data(paths, source, annotations_csv, image_root, image_dir, openface_dir, align, resolution, out)
         keys = list(au_keys or [])
         if not keys:
             raise ValueError("choose at least one AU for the LoRA to learn")
-        flags = {"pretrained_model": (base_model or "").strip() or T.pretrained_model, "lora_rank": lora_rank,
-                 "batch_size": batch_size, "max_steps": max_steps, "lr": lr, "mixed_precision": mixed_precision,
-                 "lambda_au": lambda_au, "lambda_id": lambda_id, "lambda_lpips": lambda_lpips,
-                 "resolution": resolution, "checkpoint_every": checkpoint_every}
-        steps, reg = _regressor(regressor, regressor_dir, lambda_au, data, keys, out)
-        argv = _train_argv(data, out, keys, flags, reg, resume, shlex.split(extra_flags or ""))
+        flags = {"pretrained_model": paths.model(base_model, "Base model") or T.pretrained_model,
+                 "lora_rank": lora_rank, "batch_size": batch_size, "max_steps": max_steps, "lr": lr,
+                 "mixed_precision": mixed_precision, "lambda_au": lambda_au, "lambda_id": lambda_id,
+                 "lambda_lpips": lambda_lpips, "resolution": resolution, "checkpoint_every": checkpoint_every}
+        steps, reg = _regressor(paths, regressor, regressor_dir, lambda_au, data, keys, out)
+        argv = _train_argv(data, out, keys, flags, reg, resume, extra)
         RUNNER.start([*data.steps, *steps, Step("training", tuple(argv))], out, _validated(argv[1:]).max_steps)
     except (RunBusy, ValueError, OSError) as exc:  # OSError: a folder that cannot be read or written
-        raise gr.Error(str(exc), print_exception=False) from None
+        raise client_error(exc) from None
     return _view()
 
 
@@ -155,33 +172,51 @@ def train_status():
     return _view()
 
 
-def open_in_edit(output_dir: str, base_model: str):
+def open_in_edit(paths: PathPolicy, output_dir: str, base_model: str):
     """The run's LoRA in the Edit tab's diffusion engine, on the base model it was trained on."""
-    try:
-        out = _folder(output_dir, "output folder")
-    except FileNotFoundError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    out = paths.read(output_dir, "Output folder")
+    if out is None:
+        raise PathRefused("Output folder: the field is empty")
     lora = out / LORA_FILE
     if not lora.is_file():
-        raise gr.Error(f"no {LORA_FILE} in {out} yet: it is written when a run finishes", print_exception=False)
+        raise gr.Error(f"no {LORA_FILE} in the output folder yet: it is written when a run finishes",
+                       print_exception=False)
     return gr.Tabs(selected="edit"), gr.Accordion(open=True), "diffusion", _trained_on(out) or base_model, str(lora)
 
 
 # Settings -> steps ---------------------------------------------------------------------------------------------------
-def _folder(text: str, what: str, must_exist: bool = True) -> Path:
-    if not (text or "").strip():
-        raise ValueError(f"the {what} is empty")
-    path = Path(text.strip()).expanduser().resolve()
-    if must_exist and not path.is_dir():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+def _required(paths: PathPolicy, text: str, what: str, folder: bool = True) -> Path:
+    path = paths.read(text, what, folder)
+    if path is None:
+        raise PathRefused(f"{what}: the field is empty")
     return path
 
 
-def _file(text: str, what: str) -> Path:
-    path = Path((text or "").strip()).expanduser().resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    return path
+def _extra_flags(text: str | None) -> list[str]:
+    """The free-text flags, split as a shell would; only TrainConfig fields the form does not set, spelled out in
+    full (the trainer's argparse would take '--output' for '--output_dir')."""
+    try:
+        tokens = shlex.split(text or "")
+    except ValueError as exc:
+        raise ValueError(f"training flags: {exc}") from None
+    for token in tokens:
+        if not token.startswith("-") or _number(token):
+            continue
+        name = token[2:].split("=", 1)[0] if token.startswith("--") else ""
+        field = name[3:] if name.startswith("no-") and name[3:] in BOOL_FIELDS else name
+        if field in FORM_FIELDS:
+            raise ValueError(f"training flags: --{field} is set by the form above; change it there")
+        if field not in FREE_FIELDS and (not field or any(f.startswith(field) for f in ALL_FIELDS)):
+            raise ValueError(f"training flags: {shown(token)}: write flags in full, e.g. --lora_alpha 8")
+    return tokens  # an unknown name is left to the trainer's parser, which names it
+
+
+def _number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
 
 
 def _check_fresh(out: Path, resume: bool) -> None:
@@ -191,16 +226,18 @@ def _check_fresh(out: Path, resume: bool) -> None:
                          "output folder")
 
 
-def _data(source: str, annotations_csv: str, image_root: str, image_dir: str, openface_dir: str, align: bool,
-          size: int | None, out: Path) -> Data:
+def _data(paths: PathPolicy, source: str, annotations_csv: str, image_root: str, image_dir: str, openface_dir: str,
+          align: bool, size: int | None, out: Path) -> Data:
     """The annotation CSV (built from OpenFace CSVs when asked), aligned and cropped when asked."""
     if source == "openface":
-        images, openface = _folder(image_dir, "image folder"), _folder(openface_dir, "OpenFace CSV folder")
+        images = _required(paths, image_dir, "Image folder")
+        openface = _required(paths, openface_dir, "OpenFace CSV folder")
         csv, root = out / "data" / "annotations.csv", images
         steps = [Step("annotations", ("training.annotations", "--img_dir", str(images), "--openface_dir",
                                       str(openface), "--out_csv", str(csv)))]
     else:
-        csv, root, steps = _file(annotations_csv, "annotation CSV"), _folder(image_root, "image root"), []
+        csv = _required(paths, annotations_csv, "Annotation CSV", folder=False)
+        root, steps = _required(paths, image_root, "Image root"), []
     if align:
         aligned = out / "data" / "aligned"
         steps.append(Step("alignment", ("training.preprocess", "--annotations", str(csv), "--img_root", str(root),
@@ -209,13 +246,13 @@ def _data(source: str, annotations_csv: str, image_root: str, image_dir: str, op
     return Data(csv, root, tuple(steps))
 
 
-def _regressor(choice: str, folder: str, lambda_au: float, data: Data, keys: list[str],
+def _regressor(paths: PathPolicy, choice: str, folder: str, lambda_au: float, data: Data, keys: list[str],
                out: Path) -> tuple[list[Step], Path | None]:
     """(steps, regressor folder) for the AU loss; none when it is off."""
     if choice == "none" or not lambda_au:
         return [], None
     if choice == "folder":
-        return [], _folder(folder, "AU regressor folder")
+        return [], _required(paths, folder, "AU regressor folder")
     step = Step("AU regressor", ("training.train_au_regressor", "--annotations", str(data.csv), "--img_root",
                                  str(data.root), "--out", str(out), "--au_keys", *keys))
     return [step], out

@@ -1,0 +1,196 @@
+"""Find every face of at least ``min_face_px`` anywhere in a photo, at any resolution up to 8k and beyond.
+
+Why a search: MediaPipe's face mesh finds faces with its short-range detector on a 128 px copy of the whole image,
+so it misses faces under ~12 % of the image's long side (a 93 px face in a 900 px group photo). Here:
+
+1. the mesh on a bounded copy (fast path; for images up to ~640 px it already sees every face >= 80 px);
+2. otherwise MediaPipe's full-range detector (192 px input, finds faces down to ~6 % of its input; shipped in the
+   same wheel) over a pyramid of overlapping square tiles, from the whole image down to tiles of
+   ``min_face_px / detector_fraction`` px;
+3. the mesh on a crop around each new detection, its landmarks mapped back to full-resolution pixels.
+
+Only tiles and crops are resized, never the whole image at full size: a 100-megapixel photo costs no extra copy.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from aufx.face.detect import shared_detector
+
+
+@dataclass(frozen=True)
+class FindConfig:
+    min_face_px: int = 80  # faces this wide are found anywhere in images up to max_grid * tile (8k and more)
+    detector_fraction: float = 0.08  # full-range detector: finds faces >= ~6 % of its input side (measured), margin
+    mesh_fraction: float = 0.125  # the mesh's own detector: faces >= ~12 % of the long side (measured on 768-900 px)
+    max_grid: int = 8  # at most this many finest tiles along the long side (bounds the work on huge images)
+    detector_input: int = 256  # tiles are resized to this before detection (the model itself uses 192)
+    crop_factor: float = 2.4  # mesh crop side / detected box side: the whole head with margin, as the mesh expects
+    crop_side: int = 384  # crops are resized to at most this (the landmark model runs at 192 px on the face)
+    min_score: float = 0.5
+    same_face_iou: float = 0.3  # detections overlapping more than this are one face
+
+
+class _FullRange:
+    """MediaPipe's full-range face detector (legacy solutions API), serialised by a lock like the mesh."""
+
+    def __init__(self, min_score: float):
+        import mediapipe as mp
+
+        self._det = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+        self._lock = threading.Lock()
+
+    def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """(x0, y0, x1, y1) of each face in ``rgb``'s pixels."""
+        h, w = rgb.shape[:2]
+        with self._lock:
+            result = self._det.process(np.ascontiguousarray(rgb))
+        out = []
+        for d in result.detections or []:
+            b = d.location_data.relative_bounding_box
+            out.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
+        return out
+
+
+_full_range: _FullRange | None = None
+_full_range_lock = threading.Lock()
+
+
+def _detector(cfg: FindConfig) -> _FullRange:
+    global _full_range
+    with _full_range_lock:
+        if _full_range is None:
+            _full_range = _FullRange(cfg.min_score)
+        return _full_range
+
+
+def finest_tile(h: int, w: int, cfg: FindConfig = FindConfig()) -> int:
+    """Side (px) of the smallest tiles searched in an (h, w) image."""
+    return int(min(max(h, w), max(cfg.min_face_px / cfg.detector_fraction, max(h, w) / cfg.max_grid)))
+
+
+def smallest_face_px(h: int, w: int, cfg: FindConfig = FindConfig()) -> int:
+    """The width (px) above which a face is found in an (h, w) image: the limit the 'no face' message states."""
+    return max(int(math.ceil(cfg.detector_fraction * finest_tile(h, w, cfg))), 1)
+
+
+def _tiles(h: int, w: int, cfg: FindConfig):
+    """(x0, y0, side) of every square tile: whole image, then halving with 50 % overlap down to the finest."""
+    side, finest = max(h, w), finest_tile(h, w, cfg)
+    yield 0, 0, side
+    while side > finest:
+        side = max(finest, side // 2)
+        step = side // 2
+        for y in _starts(h, side, step):
+            for x in _starts(w, side, step):
+                yield x, y, side
+
+
+def _starts(length: int, side: int, step: int) -> list[int]:
+    if length <= side:
+        return [0]
+    starts = list(range(0, length - side, step))
+    return starts + [length - side]
+
+
+def _resized(rgb: np.ndarray, x0: int, y0: int, x1: int, y1: int, max_side: int) -> tuple[np.ndarray, float]:
+    """The region, downscaled so its long side is at most ``max_side``; and the scale applied."""
+    region = rgb[y0:y1, x0:x1]
+    f = min(1.0, max_side / max(region.shape[:2]))
+    if f < 1.0:
+        region = cv2.resize(region, (max(1, round(region.shape[1] * f)), max(1, round(region.shape[0] * f))),
+                        interpolation=cv2.INTER_AREA)
+    return region, f
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    (x0, y0), (x1, y1) = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def detect_boxes(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x0, y0, x1, y1) in full-resolution pixels from the tiled full-range search, duplicates merged."""
+    h, w = rgb.shape[:2]
+    det, boxes = _detector(cfg), []
+    for x0, y0, side in _tiles(h, w, cfg):
+        tile, f = _resized(rgb, x0, y0, min(w, x0 + side), min(h, y0 + side), cfg.detector_input)
+        for bx0, by0, bx1, by1 in det.boxes(tile):
+            box = (x0 + bx0 / f, y0 + by0 / f, x0 + bx1 / f, y0 + by1 / f)
+            if not any(_iou(box, b) > cfg.same_face_iou for b in boxes):
+                boxes.append(box)
+    return boxes
+
+
+def mesh_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> np.ndarray | None:
+    """The mesh (478, 3) of the face in ``box`` (x0, y0, x1, y1), from a crop around it; None if the mesh finds none.
+
+    Landmarks are mapped back to full-resolution pixels (z scaled like x, as detect() gives them).
+    """
+    h, w = rgb.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = max(box[2] - box[0], box[3] - box[1]) * cfg.crop_factor / 2
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    crop, f = _resized(rgb, x0, y0, x1, y1, cfg.crop_side)
+    found = shared_detector().detect(crop)
+    if not found:
+        return None
+    centre = np.array([(cx - x0) * f, (cy - y0) * f])
+    best = min(found, key=lambda lm: float(np.linalg.norm(lm[:, :2].mean(0) - centre)))
+    out = best / f
+    out[:, 0] += x0
+    out[:, 1] += y0
+    return out
+
+
+def _small(h: int, w: int, cfg: FindConfig) -> bool:
+    """The mesh alone sees every face of min_face_px in an image this small."""
+    return cfg.mesh_fraction * max(h, w) <= cfg.min_face_px
+
+
+def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
+    """Landmarks of the face in ``box`` (x0, y0, x1, y1), e.g. an edited face re-measured: a crop around it, or the
+    whole image where it is small enough for the mesh alone (the same landmarks the analysis had)."""
+    h, w = rgb.shape[:2]
+    if _small(h, w, cfg):
+        return shared_detector().detect(rgb)
+    found = mesh_near(rgb, box, cfg)
+    return [found] if found is not None else []
+
+
+def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
+    """Landmarks (478, 3) of every face at least ``smallest_face_px`` wide, in full-resolution pixels."""
+    h, w = rgb.shape[:2]
+    faces = shared_detector().detect(rgb)
+    if faces and _small(h, w, cfg):
+        return faces  # the mesh alone already sees every face this image can hold
+    known = [_box(lm) for lm in faces]
+    for box in detect_boxes(rgb, cfg):
+        if any(_iou(box, k) > cfg.same_face_iou or _inside(box, k) for k in known):
+            continue
+        lm = mesh_near(rgb, box, cfg)
+        if lm is not None and not any(_iou(_box(lm), k) > cfg.same_face_iou for k in known):
+            faces.append(lm)
+            known.append(_box(lm))
+    return faces
+
+
+def _inside(box, outer) -> bool:
+    """The centre of ``box`` lies in ``outer`` (a detector box is smaller than the mesh's, which spans the head)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
