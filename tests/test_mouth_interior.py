@@ -172,3 +172,27 @@ def test_upper_teeth_stay_put_while_the_jaw_opens_further(grace_editor):
         edges.append(rows[int(np.argmin(np.diff(profile)))])
     assert gaps[1] > gaps[0] + 0.1 * ipd, gaps
     assert abs(edges[0] - edges[1]) <= 1, edges
+
+
+def _noise_sigma(y: np.ndarray) -> float:
+    """Immerkaer's (1996) noise estimate: median absolute Laplacian difference (its kernel's L2 norm is 6)."""
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    return float(1.4826 * np.median(np.abs(cv2.filter2D(y, cv2.CV_32F, k))[1:-1, 1:-1]) / 6)
+
+
+def test_a_new_mouth_is_grained_like_the_photo_and_darker_at_its_corners(grace_editor):
+    """The synthesized inside of Grace Hopper's opened mouth carries the photo's own grain (not a flat fill), and is
+    darker toward the corners than in the middle."""
+    ed = grace_editor
+    face = ed.face()
+    tgt = target(ed, "AU27:1.0")
+    out = luminance(edit(ed, tgt))
+    d = deform(face, tgt)
+    inside = inner_mask(out.shape[:2], d.target_landmarks, 3)
+    ys, xs = np.nonzero(inside)
+    x0, y0, x1, y1 = face.box
+    photo, interior = _noise_sigma(luminance(ed.image)[y0:y1, x0:x1]), _noise_sigma(out[ys.min():ys.max() + 1,
+                                                                                        xs.min():xs.max() + 1])
+    assert 0.5 * photo < interior < 2.0 * photo, (photo, interior)
+    u = np.abs(xs - d.target_landmarks[[13, 14], 0].mean())
+    assert out[ys, xs][u > 0.6 * u.max()].mean() < 0.8 * out[ys, xs][u < 0.15 * u.max()].mean()
