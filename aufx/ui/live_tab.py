@@ -187,9 +187,9 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
         return result.image, state.readout(mode, result.measured is not None)
 
     start.click(start_stream, controls, [token, session_status, live_state], api_name="live_start",
-                api_visibility="private").success(None, [token], None, js="(t) => window.aufxLive.start(t)")
+                api_visibility="private").success(None, [token], None, js="(t) => window.aufxLive?.start(t)")
     stop.click(stop_stream, [live_state], [session_status, live_state], api_name="live_stop",
-               api_visibility="private", js="(...args) => { window.aufxLive.stop(); return args; }")
+               api_visibility="private", js="(...args) => { window.aufxLive?.stop(); return args; }")
     for control in (mode, source, intensity_slider):
         control.change(push, controls, None, api_visibility="private", show_progress="hidden")
     portrait_in.change(set_portrait, [portrait_in, live_state], [portrait_status, live_state], api_name="set_portrait")

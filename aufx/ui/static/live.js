@@ -120,6 +120,11 @@ async function start(token) {
   ws = socket;
   socket.onmessage = onResult;
   socket.onclose = (event) => { if (ws === socket) finish(event.reason || "connection closed"); };
+  if (!navigator.mediaDevices) { // browsers offer cameras to secure pages only
+    socket.close(1000, "no camera");
+    finish("this browser offers the camera only to https:// or localhost pages");
+    return;
+  }
   try {
     camera = await navigator.mediaDevices.getUserMedia(
       { video: { width: { ideal: WIDTH }, height: { ideal: HEIGHT }, frameRate: { ideal: 30 } }, audio: false });
