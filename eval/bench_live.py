@@ -4,10 +4,12 @@
 
 Starts the app, opens the Live tab in Debian's headless Chromium whose webcam is a 640x480 clip made from the
 astronaut photo, and streams Mirror (Happy preset) and then Puppet (driving Grace Hopper's portrait) for ``--seconds``
-each, first in one browser window, then in two at once. Reported per run: the drawn frame rate as the page's own
-read-out (#live-fps) shows it, sampled every half second (median over the run, per window), and the medians of the
-server's milliseconds per frame (decode, track, edit, encode) and of camera-to-screen latency (capture on the page
-to the edited frame drawn). Chromium and the app share the machine's cores, as they do in a lab demo on one laptop.
+each, first in one browser window, then in two at once (windows of one Chromium, each its own page and session,
+so neither is a hidden background tab, which browsers throttle). Reported per run: the drawn frame rate as the
+page's own read-out (#live-fps) shows it, sampled every half second (median over the run, per window), and the
+medians of the server's milliseconds per frame (decode, track, edit, encode) and of camera-to-screen latency
+(capture on the page to the edited frame drawn). Chromium and the app share the machine's cores, as they do in a
+lab demo on one laptop.
 """
 from __future__ import annotations
 
