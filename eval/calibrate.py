@@ -1,6 +1,6 @@
 """Fit the warp engine's per-AU render gains against OpenFace: ``python -m eval.calibrate --faces DIR``.
 
-For each AU, every development face is edited to a low and a high target under a grid of (geometry, appearance)
+For each AU, every development face is edited to a low and a high increase of that AU under a grid of (geometry, appearance)
 gains; OpenFace 2.x (static models; one batched call per AU) reads the edits. The dose slope (reading vs target,
 normalised units, per face then averaged) and the off-target change (mean |change| of the other 16 AUs, OpenFace
 units 0..5) of every trial are kept; the chosen gains are the smallest that bring the slope nearest the goal while
@@ -19,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from aufx.au import AUVector, get_au
+from aufx.engines.basis import basis
+from aufx.engines.deform import deform
 from aufx.engines.gains import CALIBRATION_FILE, gains_overridden, render_gains
-from aufx.pipeline import Editor, build_target
+from aufx.estimate import estimate_raw
+from aufx.pipeline import Editor, shared_engine
 from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
 from eval.pairing import IMAGE_EXTS
 
@@ -41,17 +45,27 @@ class CalibrationConfig:
 
 
 def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader: OpenFaceReader) -> list[dict]:
+    """Each trial asks every face for a known increase of ``au`` from the face as it is (the edit starts from 0 for
+    that AU whatever the estimator reads), so the gains are fitted to the engine's response, not the estimator's."""
     grid = list(itertools.product(cfg.geometry, cfg.appearance))
+    b = basis()
+    chans = get_au(au).channels()
+    idx = [b.index(ch) for ch in chans + tuple(b.ties[c] for c in chans if c in b.ties)]  # AU45 closes AU43's lid
+    engine = shared_engine("warp")
     crops, keys = [], []
     for fi, ed in enumerate(editors):
-        box = ed.face(0).box
+        face = ed.face(0)
+        box = face.box
         crops.append(face_crop(ed.image, box, cfg.crop_size, cfg.crop_margin))
         keys.append((fi, None, None))
-        measured = ed.measured(0)
+        start = estimate_raw(face)
+        start[idx] = 0.0
+        base = AUVector.clipped(dict(zip(b.channels, start)))
         for gi, (g, p) in enumerate(grid):
             with gains_overridden({au: {"geometry": g, "appearance": p}}):
                 for t in cfg.targets:
-                    out = ed.edit(build_target(measured, f"{au}:{t}"), 0, measure_output=False).image
+                    target = base.updated({au: t})
+                    out = engine.edit(ed.image, face, target, deform(face, target, start))
                     crops.append(face_crop(out, box, cfg.crop_size, cfg.crop_margin))
                     keys.append((fi, gi, t))
     reads = reader.read(crops)
@@ -93,7 +107,8 @@ def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
         gains[au] = {"geometry": best["geometry"], "appearance": best["appearance"]}
         fit[au] = {"chosen": best, "trials": trials}
         progress(f"{au}: gains {gains[au]} slope {best['slope']} (min over faces {best['slope_min']}) off-target "
-                 f"{best['off_target']}  [{time.perf_counter() - t0:.0f} s]")
+                 f"{best['off_target']}  [{time.perf_counter() - t0:.0f} s]; all: "
+                 + " ".join(f"{t['geometry']:g}/{t['appearance']:g}:{t['slope']:.2f}" for t in trials))
     return {"gains": gains, "fit": {"instrument": reader.source, "date": time.strftime("%Y-%m-%d"),
                                     "faces": [p.name for p in paths], "targets": list(cfg.targets),
                                     "goal_slope": cfg.goal_slope, "max_off_target": cfg.max_off_target,
@@ -118,6 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--appearance", help="trial appearance gains, e.g. 0.5,1,2")
     p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
     p.add_argument("--write", action="store_true", help=f"store the gains and trials in {CALIBRATION_FILE.name}")
+    p.add_argument("--save", type=Path, help="also write every trial to this JSON file")
     a = p.parse_args(argv)
     cfg = CalibrationConfig(faces=a.faces, openface_bin=a.openface_bin)
     if a.aus:
@@ -128,6 +144,8 @@ def main(argv=None) -> int:
         cfg.appearance = tuple(float(s) for s in a.appearance.split(","))
     print(f"current gains: {render_gains()}")
     result = calibrate(cfg)
+    if a.save:
+        a.save.write_text(json.dumps(result, indent=1))
     if a.write:
         write(result)
         print(f"written: {CALIBRATION_FILE}")
