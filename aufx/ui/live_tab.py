@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from aufx import live
-from aufx.live import EDIT_OFFSETS, LiveHub, LiveSettings, SessionClosed, SessionsFull
+from aufx.live import EDIT_OFFSETS, LiveHub, LiveSession, LiveSettings, SessionClosed, SessionsFull
 from aufx.io.images import load_image
 from aufx.pipeline import Editor
 from aufx.presets import emotion_presets
@@ -170,19 +170,24 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
         settings = _settings(mode, source, intensity, state, edit)
         if mode == "Puppet" and settings.portrait is None:  # keep streaming: the user can load one now
             return gr.skip(), "**Puppet mode needs a portrait**: load one below."
-        for _ in range(2):  # a session past its time limit or idle timeout is replaced by a new one
+
+        def own_session() -> LiveSession:
             session = hub.get(state.api)
-            try:
-                if session is None:
+            if session is None:
+                try:
                     session = hub.open(settings)
-                    state.api = session.token
-                session.settings = settings
-                result = session.process(live.bounded(frame, cfg.live.max_side), time.monotonic())
-                break
-            except SessionsFull as e:
-                raise gr.Error(str(e)) from None
-            except SessionClosed:
-                state.api = None
+                except SessionsFull as e:
+                    raise gr.Error(str(e)) from None
+                state.api = session.token
+            session.settings = settings
+            return session
+
+        frame = live.bounded(frame, cfg.live.max_side)
+        try:
+            result = own_session().process(frame, time.monotonic())
+        except SessionClosed:  # it reached its time limit or idle timeout since the last call: a new one
+            state.api = None
+            result = own_session().process(frame, time.monotonic())
         state.tick(started)
         return result.image, state.readout(mode, result.measured is not None)
 
