@@ -102,6 +102,23 @@ def _place(anchor, pts: np.ndarray) -> np.ndarray:
     return sum(w * pts[i] for i, w in anchor)
 
 
+@lru_cache(maxsize=None)
+def _weights(anchors) -> tuple[np.ndarray, np.ndarray]:
+    """A stroke's anchors as padded (points, k) landmark indices and weights: placing it is one product."""
+    k = max(len(a) for a in anchors)
+    idx = np.zeros((len(anchors), k), np.intp)
+    wts = np.zeros((len(anchors), k, 1))
+    for i, a in enumerate(anchors):
+        for j, (lm, wt) in enumerate(a):
+            idx[i, j], wts[i, j, 0] = lm, wt
+    return idx, wts
+
+
+def _polyline(anchors, pts: np.ndarray) -> np.ndarray:
+    idx, wts = _weights(anchors)
+    return (pts[idx] * wts).sum(axis=1)
+
+
 class _Relief:
     """Height canvases over the ROI, filled stroke by stroke in small boxes: ``rel`` (height relative to the
     stroke's own width, for occlusion) and ``px`` (height in pixels, whose gradient is the surface slope).
@@ -122,29 +139,34 @@ class _Relief:
     def add(self, poly: np.ndarray, width_px: float, height: float) -> None:
         """A Gaussian ridge (height > 0) or valley along a polyline, sigma = width / 2, peak = height."""
         sigma = width_px / 2.0
-        pad = int(np.ceil(3 * sigma)) + 2
+        pad = int(3 * sigma) + 3
         h, w = self.rel.shape
-        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - pad, 0)
-        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + pad, [w, h])
+        (px0, py0), (px1, py1) = poly.min(axis=0), poly.max(axis=0)
+        x0, y0 = max(int(px0) - pad, 0), max(int(py0) - pad, 0)
+        x1, y1 = min(int(px1) + pad + 1, w), min(int(py1) + pad + 1, h)
         if x1 <= x0 or y1 <= y0:
             return
         layer = np.zeros((y1 - y0, x1 - x0), np.float32)
-        p = np.round((poly - [x0, y0]) * 16).astype(np.int32)
+        p = ((poly - (x0, y0)) * 16 + 0.5).astype(np.int32)
         if len(p) == 1:
-            cv2.circle(layer, tuple(p[0]), 16, 1.0, -1, cv2.LINE_AA, shift=4)
+            cv2.circle(layer, (int(p[0, 0]), int(p[0, 1])), 16, 1.0, -1, cv2.LINE_AA, shift=4)
         else:
             cv2.polylines(layer, [p], False, 1.0, 1, cv2.LINE_AA, shift=4)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
-        peak = layer.max()
-        if peak > 0:
-            layer *= height / peak
-            if height < 0:
-                np.minimum(self.valley_rel[y0:y1, x0:x1], layer, out=self.valley_rel[y0:y1, x0:x1])
-                np.minimum(self.valley_px[y0:y1, x0:x1], layer * width_px, out=self.valley_px[y0:y1, x0:x1])
-            else:
-                np.maximum(self.rel[y0:y1, x0:x1], layer, out=self.rel[y0:y1, x0:x1])
-                np.maximum(self.px[y0:y1, x0:x1], layer * width_px, out=self.px[y0:y1, x0:x1])
-            self._touch(x0, y0, x1, y1)
+        _, peak, _, _ = cv2.minMaxLoc(layer)
+        if peak <= 0:
+            return
+        layer *= height / peak
+        scaled = layer * width_px
+        if height < 0:
+            rel, px = self.valley_rel[y0:y1, x0:x1], self.valley_px[y0:y1, x0:x1]
+            cv2.min(rel, layer, dst=rel)
+            cv2.min(px, scaled, dst=px)
+        else:
+            rel, px = self.rel[y0:y1, x0:x1], self.px[y0:y1, x0:x1]
+            cv2.max(rel, layer, dst=rel)
+            cv2.max(px, scaled, dst=px)
+        self._touch(x0, y0, x1, y1)
 
     def add_field(self, x0: int, y0: int, field: np.ndarray, width_px: float) -> None:
         fh, fw = field.shape
@@ -157,10 +179,12 @@ def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
     """The polyline moved sideways by ``dist`` px along its normals, to the side ``towards`` points to."""
     if len(poly) < 2:
         return poly + towards * dist
-    t = np.gradient(poly, axis=0)
-    n = np.stack([-t[:, 1], t[:, 0]], axis=1)
-    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
-    if float(np.mean(n @ towards)) < 0:
+    t = np.empty_like(poly)
+    t[1:-1] = poly[2:] - poly[:-2]
+    t[0], t[-1] = poly[1] - poly[0], poly[-1] - poly[-2]
+    n = t[:, ::-1] * (-1.0, 1.0)  # (-ty, tx)
+    n /= np.sqrt((n * n).sum(axis=1, keepdims=True)) + 1e-9
+    if float((n @ towards).sum()) < 0:
         n = -n
     return poly + n * dist
 
@@ -190,7 +214,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     for ch, amount in active:
         strokes, stipple = looks[ch]
         for st in strokes:
-            poly = np.array([_place(a, pts) for a in st.anchors])
+            poly = _polyline(st.anchors, pts)
             width = max(cfg.min_width_px, st.width * ipd)
             k = amount * st.depth * cfg.strength
             if st.kind == "mound":

@@ -2,7 +2,8 @@
 
 edit(image, face, target AUs): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
 eye and mouth interiors where apertures open (eyes.py, mouth.py) -> appearance shading of each AU (shading.py) ->
-composite into the full-resolution original, which is untouched outside the face region.
+the photo's own spectacle frames kept in place (rigid.py) -> composite into the full-resolution original, which
+is untouched outside the face region.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aufx.engines.field import FieldConfig, WarpField
 from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
+from aufx.engines.rigid import RigidConfig, keep_rigid
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
 
@@ -27,6 +29,7 @@ class WarpConfig:
     field: FieldConfig = dc_field(default_factory=FieldConfig)
     interiors: InteriorConfig = dc_field(default_factory=InteriorConfig)
     shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
+    rigid: RigidConfig = dc_field(default_factory=RigidConfig)
 
 
 class WarpEngine:
@@ -58,6 +61,7 @@ class WarpEngine:
         roi = render_eyes(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_shading(roi, image, face, d, wf.roi, self.config.shading)
+        roi = keep_rigid(roi, image, face, wf.roi, self.config.rigid)  # spectacle frames do not bend
         out = image.copy()
         np.copyto(out[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
         return out

@@ -1,0 +1,208 @@
+"""Rigid things stay rigid: spectacle frames do not bend with the brows.
+
+Once per face the frames are looked for around the eyes, guided by the landmarks: in polar coordinates about each
+eye, the rim is the closed path of strongest radial edges (dynamic programming over the angle); a face wears
+glasses when both paths are edges all the way round (a brow gives only the top of a ring) and something crosses
+the nose bridge between them. The frame mask is what is not skin (photometry's skin map) along each rim and across
+the bridge. Every edit then
+shows the photo's own pixels there: the frame stays where it was, the face moves behind it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from aufx.engines.photometry import luminance, photometry
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
+
+@dataclass(frozen=True)
+class RigidConfig:
+    enabled: bool = True
+    rim_min_ipd: float = 0.24  # the rim is searched this far from the eye centre...
+    rim_max_ipd: float = 0.8  # ...up to this far (IPD units)
+    angles: int = 120  # polar resolution of the rim search
+    rim_slope: int = 2  # the rim radius changes by at most this many samples per angle step
+    complete: float = 3.0  # glasses: the rim's weak quarter (25th percentile of its edge strength) is at least this
+    #                        many times the skin's typical edge (median over the cheeks and forehead)
+    bridge: float = 4.0  # ...and the nose bridge shows an edge this many times the skin's typical edge
+    rim_width_ipd: float = 0.12  # thickest frame rim (IPD)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """The detected frame as a soft mask over a box of the image, with the photo's pixels there."""
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the image
+    alpha: np.ndarray  # (h, w, 1) float32 in [0, 1]
+    evidence: dict  # rim completeness per eye and bridge strength, in multiples of the skin's typical edge
+    at: tuple[np.ndarray, np.ndarray]  # image (rows, cols) of the pixels the mask touches
+    weight: np.ndarray  # (n, 1) float32: their alpha
+    pixels: np.ndarray  # (n, 3) float32: the photo there
+
+
+def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = RigidConfig()) -> Frames | None:
+    """The face's spectacle frames, or None; cached on the analysis."""
+    key = ("frames", cfg)
+    if key not in face.cache:
+        face.cache[key] = _detect(image, face, cfg)
+    return face.cache[key]
+
+
+def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int],
+               cfg: RigidConfig) -> np.ndarray:
+    """The edited ROI (h, w, 3) with the photo's own frame pixels composited back over it."""
+    if not cfg.enabled:
+        return roi
+    fr = detect_frames(image, face, cfg)
+    if fr is None:
+        return roi
+    rows, cols = fr.at[0] - box[1], fr.at[1] - box[0]
+    keep = (rows >= 0) & (rows < roi.shape[0]) & (cols >= 0) & (cols < roi.shape[1])
+    rows, cols = rows[keep], cols[keep]
+    a = fr.weight[keep]
+    out = roi.copy()
+    out[rows, cols] = np.clip(out[rows, cols] * (1 - a) + fr.pixels[keep] * a + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
+    """Best closed rim about ``centre``: (radii (angles,) in pixels, edge strength along it (angles,))."""
+    r_max = cfg.rim_max_ipd * ipd
+    n_r = max(16, int(round(r_max)))
+    polar = cv2.warpPolar(y, (n_r, cfg.angles), tuple(float(c) for c in centre), r_max,
+                          cv2.INTER_LINEAR | cv2.WARP_POLAR_LINEAR)
+    polar = cv2.GaussianBlur(polar, (0, 0), 0.8)
+    edge = np.abs(np.diff(polar, axis=1))  # radial derivative: a rim crosses every ray
+    r0 = int(np.ceil(cfg.rim_min_ipd / cfg.rim_max_ipd * edge.shape[1]))
+    edge[:, :r0] = 0
+    # dynamic programming twice round the circle (the second lap starts from the first: a closed path)
+    rows = np.vstack([edge, edge])
+    k = cfg.rim_slope
+    score = rows[0].copy()
+    back = np.zeros(rows.shape, np.int32)
+    idx = np.arange(edge.shape[1])
+    padded = np.full(edge.shape[1] + 2 * k, -np.inf, np.float32)
+    for a in range(1, len(rows)):
+        padded[k:-k] = score
+        windows = sliding_window_view(padded, 2 * k + 1)  # (radii, 2k + 1): the reachable predecessors
+        step = np.argmax(windows, axis=1)
+        back[a] = idx + step - k
+        score = windows[idx, step] + rows[a]
+    path = np.zeros(len(rows), np.int32)
+    path[-1] = int(np.argmax(score))
+    for a in range(len(rows) - 1, 0, -1):
+        path[a - 1] = back[a, path[a]]
+    lap = path[edge.shape[0]:]
+    strength = edge[np.arange(edge.shape[0]), lap]
+    return (lap + 0.5) * r_max / edge.shape[1] + 0.5 * r_max / edge.shape[1], strength
+
+
+def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames | None:
+    topo = topology()
+    ipd = face.pose.scale
+    pm = photometry(image, face)
+    lm = face.landmarks[:, :2]
+    h, w = image.shape[:2]
+    pad = int(cfg.rim_max_ipd * ipd) + 3
+    x0, y0 = np.floor(lm[[33, 263]].min(0)).astype(int) - pad
+    x1, y1 = np.ceil(lm[[33, 263]].max(0)).astype(int) + pad
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    y = luminance(image[y0:y1, x0:x1])
+    typical = _typical_edge(image, face)
+    evidence = {"bridge": _bridge(y, lm, ipd, [x0, y0]) / typical}
+    if evidence["bridge"] < cfg.bridge:  # cheap test first: most faces stop here
+        return None
+    rims = []
+    for eye in ("eye_R", "eye_L"):
+        centre = lm[topo.loop(eye)].mean(0) - [x0, y0]
+        radii, strength = _rim(y, centre, ipd, cfg)
+        evidence[eye] = float(np.percentile(strength, 25) / typical)
+        rims.append((centre, radii))
+    if min(evidence["eye_R"], evidence["eye_L"]) < cfg.complete:
+        return None
+    not_skin = (1.0 - pm.skin_at(x0, y0, x1, y1) > 0.5).astype(np.float32)
+    frame = np.zeros(y.shape, bool)
+    for centre, radii in rims:
+        frame |= _rim_body(not_skin, centre, radii, ipd, cfg)
+    a_r = rims[0][0] + _towards(rims[0], rims[1][0])
+    a_l = rims[1][0] + _towards(rims[1], rims[0][0])
+    band = np.zeros(y.shape, np.uint8)
+    cv2.line(band, tuple(np.round(a_r * 16).astype(int)), tuple(np.round(a_l * 16).astype(int)), 1,
+             max(2, int(0.15 * ipd)), cv2.LINE_8, shift=4)
+    frame |= band.astype(bool) & (not_skin > 0.5)
+    for eye in ("eye_R", "eye_L"):  # never the eyes themselves
+        cv2.fillPoly(frame.view(np.uint8), [np.round(lm[topo.loop(eye)] - [x0, y0]).astype(np.int32)], 0)
+    frame = cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    alpha = cv2.GaussianBlur(cv2.dilate(frame, np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 0.7)
+    r, c = np.nonzero(alpha > 1e-3)
+    return Frames((x0, y0, x1, y1), alpha[..., None], evidence, (r + y0, c + x0), alpha[r, c, None],
+                  image[r + y0, c + x0].astype(np.float32))
+
+
+def _rim_body(not_skin: np.ndarray, centre: np.ndarray, radii: np.ndarray, ipd: float,
+              cfg: RigidConfig) -> np.ndarray:
+    """(h, w) bool: the frame's body along one rim path: per ray, the run of non-skin pixels that touches the
+    path (outwards and inwards), at most one rim width long."""
+    r_max = cfg.rim_max_ipd * ipd
+    n_r = max(16, int(round(r_max)))
+    c = tuple(float(v) for v in centre)
+    polar = cv2.warpPolar(not_skin, (n_r, len(radii)), c, r_max, cv2.INTER_LINEAR | cv2.WARP_POLAR_LINEAR) > 0.5
+    at = np.clip(np.round(radii / r_max * n_r - 0.5).astype(int), 0, n_r - 1)
+    reach = max(2, int(np.ceil(cfg.rim_width_ipd * ipd * n_r / r_max)))
+    rows = np.arange(len(radii))[:, None]
+    body = np.zeros(polar.shape, bool)
+    for step in (1, -1):
+        for start in (0, step):  # the edge lies between two samples: the run starts on either side of it
+            idx = np.clip(at[:, None] + start + step * np.arange(reach + 1)[None], 0, n_r - 1)
+            run = np.cumprod(polar[rows, idx], axis=1).astype(bool)
+            body[np.broadcast_to(rows, idx.shape)[run], idx[run]] = True
+    h, w = not_skin.shape  # back to the image: look every pixel up by its (angle, radius) cell
+    gx, gy = np.meshgrid(np.arange(w) - centre[0], np.arange(h) - centre[1])
+    ri = np.floor(np.hypot(gx, gy) * n_r / r_max).astype(int)
+    ai = np.round(np.arctan2(gy, gx) % (2 * np.pi) / (2 * np.pi) * len(radii)).astype(int) % len(radii)
+    return (ri < n_r) & body[ai, np.minimum(ri, n_r - 1)]
+
+
+def _towards(rim, target: np.ndarray) -> np.ndarray:
+    """The rim point in the direction of ``target`` (offset from the rim's centre)."""
+    centre, radii = rim
+    d = target - centre
+    a = np.arctan2(d[1], d[0]) % (2 * np.pi)
+    r = radii[int(round(a / (2 * np.pi) * len(radii))) % len(radii)]
+    return d / (np.linalg.norm(d) + 1e-9) * r
+
+
+def _bridge(y: np.ndarray, lm: np.ndarray, ipd: float, origin) -> float:
+    """Strongest vertical edge across the nose bridge: the luminance profile down a strip centred on the
+    midline (between the inner eye corners), from the brows' inner ends to the nasal bridge."""
+    top = lm[[55, 285]].mean(0) - origin
+    bottom = lm[195] - origin
+    half = 0.12 * ipd
+    n = max(8, int(np.linalg.norm(bottom - top)))
+    t = np.linspace(0, 1, n)[:, None]
+    centre = top + t * (bottom - top)
+    side = np.array([1.0, 0.0])
+    prof = np.mean([cv2.remap(y, (centre[:, 0] + s * half * side[0]).astype(np.float32)[:, None],
+                              (centre[:, 1]).astype(np.float32)[:, None], cv2.INTER_LINEAR)[:, 0]
+                    for s in np.linspace(-1, 1, 7)], axis=0)
+    return float(np.abs(np.diff(cv2.GaussianBlur(prof[:, None], (0, 0), 0.8)[:, 0])).max())
+
+
+def _typical_edge(image: np.ndarray, face: FaceAnalysis) -> float:
+    """The skin's typical radial-edge size (median absolute luminance step on cheeks and forehead), at least 1."""
+    ipd = face.pose.scale
+    vals = []
+    for i, r in ((50, 0.12), (280, 0.12), (151, 0.14)):
+        c = face.landmarks[i, :2]
+        rr = int(r * ipd) + 1
+        x0, y0 = np.maximum(np.round(c - rr).astype(int), 0)
+        patch = luminance(image[y0:y0 + 2 * rr, x0:x0 + 2 * rr])
+        if patch.size > 9:
+            g = cv2.GaussianBlur(patch, (0, 0), 0.8)
+            vals.append(np.abs(np.diff(g, axis=0)).ravel())
+            vals.append(np.abs(np.diff(g, axis=1)).ravel())
+    return max(1.0, float(np.median(np.concatenate(vals)))) if vals else 1.0
