@@ -1,13 +1,13 @@
 """Identity preservation: cosine similarity and Euclidean distance between face embeddings of source and output.
 
 Two backends (see eval/backends.json): ``dlib`` (ResNet descriptor, weights in the CC0 face-recognition-models wheel;
-the offline default) and ``facenet`` (facenet-pytorch InceptionResnetV1 on VGGFace2; used only where the package and
+the offline default; the training identity loss uses the same network ported to torch, aufx.identity.dlib_resnet,
+which reproduces these descriptors to 1e-6) and ``facenet`` (facenet-pytorch InceptionResnetV1 on VGGFace2; used only where the package and
 its cached weights are already installed, because AUFX never downloads at run time).
 """
 from __future__ import annotations
 
 import os
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,19 @@ class DlibIdentity:
     def __init__(self):
         import dlib
 
-        spec = find_spec("face_recognition_models")  # its __init__ needs pkg_resources: locate, don't import
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("face-recognition-models is not installed (pip install face-recognition-models==0.3.0)")
-        models = Path(next(iter(spec.submodule_search_locations))) / "models"
-        self._dlib = dlib
-        self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-        self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        from aufx.identity.chip import FaceAligner
+        from aufx.identity.dlib_resnet import WEIGHTS, models_dir
+
+        try:
+            models = models_dir()
+        except FileNotFoundError as exc:
+            raise ImportError(str(exc)) from None
+        self._aligner = FaceAligner()
+        self._net = dlib.face_recognition_model_v1(str(models / WEIGHTS))
 
     def embed(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
         img = np.ascontiguousarray(image_rgb)
-        x0, y0, x1, y1 = box
-        shape = self._shape(img, self._dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
+        shape = self._aligner.shape(img, box)
         return np.asarray(self._net.compute_face_descriptor(img, shape), dtype=np.float64)
 
 
@@ -49,10 +50,9 @@ class FacenetIdentity:
     """facenet-pytorch InceptionResnetV1 (VGGFace2): 512-D L2-normalised embedding of a 160x160 crop."""
 
     def __init__(self):
-        try:
-            from facenet_pytorch import InceptionResnetV1
-        except ImportError as exc:
-            raise ImportError(f"facenet-pytorch is not importable ({exc}); it needs torchvision") from exc
+        from aufx.identity.optional import import_or_explain
+
+        InceptionResnetV1 = import_or_explain("facenet_pytorch", "facenet-pytorch").InceptionResnetV1
         import torch
         path = torch_home() / "checkpoints" / FACENET_WEIGHTS
         if not path.is_file():
