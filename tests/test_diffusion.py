@@ -1,7 +1,9 @@
 """Diffusion engine on tiny random SD1.5-shaped models, loaded from disk through the same path as real weights.
 
-Everything runs offline on the CPU in seconds. The real-weights test at the end is marked ``gpu`` and skips
-unless CUDA and the SD1.5 weights are present.
+Everything runs offline on the CPU in float32, also on a machine with a GPU: several tests compare with plain
+diffusers bit for bit, which holds for CPU float32 kernels but not for float16 CUDA kernels (they change their
+reduction order when the token count changes). The CUDA path has its own tests: tests/test_diffusion_gpu.py
+(``pytest -m gpu``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from aufx.diffusion.errors import EngineUnavailable, LoraFileError, ModelUnavail
 from aufx.diffusion.loading import CACHE, get_pipeline, resolve_runtime
 from aufx.diffusion.lora_io import LoraSpec, attach_lora, load_lora, read_metadata, save_lora
 from aufx.diffusion.sampling import generate
-from aufx.diffusion.tiny import TINY_UNET, save_tiny_model
+from aufx.diffusion.tiny import TINY_UNET, save_tiny_autoencoder, save_tiny_model
 from aufx.engines.diffusion import DiffusionEngine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +79,9 @@ def loras(tiny, tmp_path_factory):
 
 
 def _cfg(tiny, **kw) -> DiffusionConfig:
+    """Pinned to the CPU in float32 (see the module docstring): the exactness tests hold bit for bit there."""
     base = dict(model=str(tiny.model_dir), crop_size=64, steps=4, strength=0.5, prompt="a face",
-                negative_prompt="blurry")
+                negative_prompt="blurry", device="cpu", dtype="float32")
     return DiffusionConfig(**{**base, **kw})
 
 
@@ -125,6 +128,30 @@ def test_compile_flag_compiles_the_unet_in_its_own_cache_entry(tiny):
     compiled = get_pipeline(_cfg(tiny, compile=True))
     assert isinstance(compiled.pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
     assert not isinstance(get_pipeline(_cfg(tiny)).pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def test_speed_options_give_the_same_image_on_the_cpu(tiny, tmp_path):
+    """channels-last and the classic attention kernel change how, not what, is computed: the sums run in another
+    order, so float32 rounding may move a pixel across a rounding boundary of the uint8 output (1 grey level), no
+    more. The tiny autoencoder replaces the VAE through its own loading path (random weights: a different image)."""
+    img, mask, _ = _scene()
+    plain = DiffusionEngine(_cfg(tiny)).refine(img, mask, SMILE, seed=4).astype(int)
+    for option in ({"channels_last": True}, {"attention": "classic"}):
+        engine = DiffusionEngine(_cfg(tiny, **option))
+        diff = np.abs(engine.refine(img, mask, SMILE, seed=4) - plain)
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01, option
+    unet = get_pipeline(_cfg(tiny, channels_last=True)).pipe.unet
+    assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    processors = get_pipeline(_cfg(tiny, attention="classic")).pipe.unet.attn_processors.values()
+    assert {type(p).__name__ for p in processors} == {"AttnProcessor"}
+    taesd = save_tiny_autoencoder(tmp_path)
+    engine = DiffusionEngine(_cfg(tiny, tiny_vae_path=str(taesd)))
+    out = engine.refine(img, mask, SMILE, seed=4)
+    assert type(get_pipeline(engine.config).pipe.vae).__name__ == "AutoencoderTiny"
+    assert np.array_equal(out[mask == 0], img[mask == 0]) and np.abs(out - plain).max() > 10
+    assert engine.params()["tiny_vae_path"] == str(taesd)
+    with pytest.raises(ModelUnavailable, match="hf download madebyollin/taesd"):
+        get_pipeline(_cfg(tiny, tiny_vae_path=str(tmp_path / "absent")))
 
 
 def test_fp16_on_cpu_falls_back_to_fp32_with_a_logged_note(tiny, caplog):

@@ -1,5 +1,7 @@
 """Loading the diffusion pipeline: local files only by default, clear messages when weights are missing, one
-cached pipeline per (model, LoRA, ControlNet, LCM-LoRA, dtype, device, compile) so slider moves never reload."""
+cached pipeline per (model, LoRA, ControlNet, LCM-LoRA, tiny VAE, dtype, device, speed options) so slider moves never
+reload. Speed options (DiffusionConfig: tiny_vae_path, channels_last, attention, compile / compile_mode) are applied
+here; eval/bench_diffusion.py measures each."""
 from __future__ import annotations
 
 import logging
@@ -141,6 +143,43 @@ def _load_controlnet(cfg: DiffusionConfig, rt: Runtime):
                                f"(loader said: {type(e).__name__})") from e
 
 
+def _load_tiny_vae(cfg: DiffusionConfig, rt: Runtime):
+    """A TAESD-shaped AutoencoderTiny (diffusers folder) that replaces the VAE: a fraction of its cost per edit."""
+    from diffusers import AutoencoderTiny
+
+    path = cfg.tiny_vae_path
+    local = _is_local(path)
+    fetch = ("fetch it with `hf download madebyollin/taesd --local-dir models/taesd` and pass --tiny_vae_path "
+             "models/taesd, or drop --tiny_vae_path to use the model's own VAE")
+    if local and not (Path(path).expanduser() / "config.json").is_file():
+        raise ModelUnavailable(f"Diffusion engine: tiny autoencoder folder {path} has no config.json; {fetch}.")
+    try:
+        return AutoencoderTiny.from_pretrained(str(Path(path).expanduser()) if local else path, dtype=rt.torch_dtype,
+                                               local_files_only=local or not cfg.allow_download)
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"Diffusion engine: tiny autoencoder {path!r} is not available locally "
+                               f"({_offline_note(cfg.allow_download)}); {fetch}. (loader said: "
+                               f"{type(e).__name__})") from e
+
+
+def _apply_speed_options(pipe, cfg: DiffusionConfig) -> None:
+    import torch
+
+    if cfg.attention == "classic":
+        from diffusers.models.attention_processor import AttnProcessor
+
+        pipe.unet.set_attn_processor(AttnProcessor())
+        if getattr(pipe, "controlnet", None) is not None:
+            pipe.controlnet.set_attn_processor(AttnProcessor())
+    if cfg.channels_last:
+        for name in ("unet", "vae", "controlnet"):
+            model = getattr(pipe, name, None)
+            if model is not None:
+                model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        pipe.unet = torch.compile(pipe.unet, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
+
+
 def _fuse_lcm_lora(pipe, cfg: DiffusionConfig) -> None:
     path = cfg.lcm_lora_path
     local = _is_local(path)
@@ -207,12 +246,12 @@ def cache_key(cfg: DiffusionConfig, rt: Runtime) -> tuple:
         return str(Path(p).expanduser().resolve()) if p and _is_local(p) else p
 
     return (norm(cfg.model), norm(cfg.lora_path), norm(cfg.controlnet_path),
-            norm(cfg.lcm_lora_path) if cfg.few_step else None, rt.dtype, rt.device, cfg.compile)
+            norm(cfg.lcm_lora_path) if cfg.few_step else None, norm(cfg.tiny_vae_path), rt.dtype, rt.device,
+            cfg.compile and cfg.compile_mode, cfg.channels_last, cfg.attention)
 
 
 def load_pipeline(cfg: DiffusionConfig, rt: Runtime) -> LoadedPipeline:
     """Load everything the config names from local files (or the Hub when allowed); no caching here."""
-    import torch
     from diffusers import StableDiffusionControlNetImg2ImgPipeline
 
     if rt.note:
@@ -221,6 +260,8 @@ def load_pipeline(cfg: DiffusionConfig, rt: Runtime) -> LoadedPipeline:
     if cfg.few_step and cfg.lcm_lora_path:
         _fuse_lcm_lora(pipe, cfg)
     encoder = _load_au_lora(pipe, cfg) if cfg.lora_path else None
+    if cfg.tiny_vae_path:
+        pipe.register_modules(vae=_load_tiny_vae(cfg, rt))
     if cfg.controlnet_path:
         pipe = StableDiffusionControlNetImg2ImgPipeline(**pipe.components, controlnet=_load_controlnet(cfg, rt),
                                                         requires_safety_checker=False)
@@ -228,8 +269,7 @@ def load_pipeline(cfg: DiffusionConfig, rt: Runtime) -> LoadedPipeline:
     pipe.set_progress_bar_config(disable=True)
     if encoder is not None:
         encoder.to(rt.device)
-    if cfg.compile:
-        pipe.unet = torch.compile(pipe.unet)
+    _apply_speed_options(pipe, cfg)
     info = {"model": cfg.model, "device": rt.device, "dtype": rt.dtype}
     if cfg.lora_path:
         info["lora_sha256"] = sha256_file(Path(cfg.lora_path).expanduser())

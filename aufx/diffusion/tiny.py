@@ -38,6 +38,11 @@ TINY_CONTROLNET = dict(block_out_channels=(32, 64), layers_per_block=1, cross_at
                        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"))
 
 
+# TAESD's published shape (madebyollin/taesd): AutoencoderTiny's defaults; the tiny variant for CPU tests is narrower
+TAESD = dict(encoder_block_out_channels=(64, 64, 64, 64), decoder_block_out_channels=(64, 64, 64, 64))
+TINY_TAESD = dict(encoder_block_out_channels=(16, 16, 16, 16), decoder_block_out_channels=(16, 16, 16, 16))
+
+
 @dataclass(frozen=True)
 class TinyModel:
     model_dir: Path
@@ -101,3 +106,14 @@ def save_tiny_model(root: str | Path, full_size: bool = False, controlnet: bool 
     if cn is not None:
         cn.save_pretrained(root / "controlnet")
     return TinyModel(root / "sd15", root / "controlnet" if cn is not None else None)
+
+
+def save_tiny_autoencoder(root: str | Path, full_size: bool = False, seed: int = 0, dtype: str = "float32") -> Path:
+    """Write a random TAESD-shaped AutoencoderTiny to ``root/taesd`` (loaded like ``hf download madebyollin/taesd``)."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    vae = AutoencoderTiny(**(TAESD if full_size else TINY_TAESD)).to(getattr(torch, dtype))
+    vae.save_pretrained(Path(root) / "taesd")
+    return Path(root) / "taesd"
