@@ -24,13 +24,15 @@ N_PROFILE = 33  # samples across the mouth width for the opening profile
 def _opening_profile(t_up: np.ndarray, t_lo: np.ndarray, s_up: np.ndarray, s_lo: np.ndarray,
                      cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u samples, allowed lip gap at each, share of the excess sealed from the top) in frame units: the target
-    gap, but no more than the photo's own gap plus the centre's extra opening times a profile that closes at the
-    corners."""
+    gap, but no more than the photo's own gap (at the same place between the corners, so an open mouth may widen)
+    plus the centre's extra opening times a profile that closes at the corners."""
     u0, u1 = t_up[:, 0].min(), t_up[:, 0].max()
     us = np.linspace(u0, u1, N_PROFILE)
-    gap_t = contour_fn(t_lo)(us) - contour_fn(t_up)(us)
-    gap_s = np.clip(contour_fn(s_lo)(us) - contour_fn(s_up)(us), 0, None)
     x = (us - (u0 + u1) / 2) / max((u1 - u0) / 2, 1e-6)
+    gap_t = contour_fn(t_lo)(us) - contour_fn(t_up)(us)
+    su0, su1 = s_up[:, 0].min(), s_up[:, 0].max()
+    us_src = su0 + (x + 1) / 2 * (su1 - su0)
+    gap_s = np.clip(contour_fn(s_lo)(us_src) - contour_fn(s_up)(us_src), 0, None)
     extra = float(np.max((gap_t - gap_s)[np.abs(x) <= cfg.seal_centre], initial=0.0))
     envelope = np.clip(1 - x * x, 0, 1) ** cfg.seal_roundness
     allow = np.clip(np.minimum(gap_t, gap_s + max(extra, 0.0) * envelope), 0, None)
@@ -102,7 +104,8 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         lips = out * known[..., None]
         fill = cv2.GaussianBlur(lips, (0, 0), fill_sigma) / np.maximum(
             cv2.GaussianBlur(known, (0, 0), fill_sigma), 1e-3)[..., None]
-        seam = 1 - cfg.junction_dark * np.exp(-(((v - mid) * ipd / feather) ** 2))
+        closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
+        seam = 1 - cfg.junction_dark * closed * np.exp(-(((v - mid) * ipd / feather) ** 2))
         out = out * (1 - sealed[..., None]) + fill * (seam * sealed)[..., None]
     roi = roi.copy()
     roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -247,7 +247,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
             cv2.GaussianBlur(core.astype(np.float32), (0, 0), seam), 1e-3)[..., None]
         src_up = np.where((v < end)[..., None], src, smear)
         reach = 1.0 / ipd  # upwards the photo continues into its own upper lip: no seam there
-        own_up = np.clip((v - up0 + reach) * ipd + 0.5, 0, 1) * in_width * (1 - fade)
+        own_up = np.clip((v - up0 + reach) * ipd / 2, 0, 1) * in_width * (1 - fade)
         own_lo = inside * np.clip((v - split) * ipd + 0.5, 0, 1)
         if teeth_up:  # the own upper row ends at the split
             incisal = float(up_uv[len(up_uv) // 2, 1] + frac * (lo_uv[len(lo_uv) // 2, 1] - up_uv[len(up_uv) // 2, 1]))
