@@ -32,6 +32,7 @@ class MouthConfig:
     seal_centre: float = 0.4  # the opening of this central fraction of the mouth width bounds the corners' opening
     seal_roundness: float = 0.35  # ...times (1 - x^2)^this, x = 0 centre, 1 corner (0.5 = an ellipse; less = fuller)
     junction_dark: float = 0.25  # sealed lips: the line where they meet is this much darker than the lips
+    own_teeth_share: float = 0.2  # open mouth this tooth-bright (lower row: half): own teeth, no exemplar row
     own_erode_px: float = 0.6  # the photo's own interior is used this far inside its lip contour (pixels)
     box_side_ipd: float = 0.35  # layer box around the resting mouth: sideways beyond the corners (IPD)...
     box_above_ipd: float = 0.45  # ...above its centre...

@@ -159,12 +159,22 @@ def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_
     return np.clip(np.minimum(v - lo, hi - v) * ipd - inset_px + 0.5, 0.0, 1.0).astype(np.float32)
 
 
-def _split_own(inside: np.ndarray, tooth: np.ndarray) -> tuple[float, bool, bool]:
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True in a 1-D bool array ((0, 0) if none)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    if not len(edges):
+        return 0, 0
+    starts, ends = edges[::2], edges[1::2]
+    i = int(np.argmax(ends - starts))
+    return int(starts[i]), int(ends[i] - starts[i])
+
+
+def _split_own(inside: np.ndarray, tooth: np.ndarray, share: float) -> tuple[float, bool, bool]:
     """Where the photo's open mouth divides into what the skull carries (above) and what the jaw carries (below):
     the middle of the dark gap between an upper and a lower row of teeth, the bottom of the upper row when only it
     shows (a smile), the top of the lower row when only it shows, the middle when no teeth show. Returns that split
     as a fraction of the lip gap (the mean over the box columns, weighted by their height), and whether upper /
-    lower teeth are visible."""
+    lower teeth are visible (tooth-bright in ``share`` / half that of the open mouth)."""
     fracs, weights = [], []
     n_up = n_lo = 0
     for c in np.flatnonzero(inside.sum(0) >= 2):
@@ -172,9 +182,9 @@ def _split_own(inside: np.ndarray, tooth: np.ndarray) -> tuple[float, bool, bool
         split = len(t) / 2
         if t.any():
             first, last = np.flatnonzero(t)[[0, -1]]
-            gap = np.flatnonzero(~t[first:last + 1])
-            if len(gap):  # dark rows between two tooth runs
-                split = first + float(np.median(gap)) + 0.5
+            start, length = _longest_run(~t[first:last + 1])
+            if length >= max(2, 0.15 * len(t)):  # dark rows between two rows of teeth
+                split = first + start + length / 2
             elif first < len(t) / 2:  # one run of teeth starting in the upper half: the upper row (a smile)
                 split = last + 1
             else:
@@ -186,7 +196,7 @@ def _split_own(inside: np.ndarray, tooth: np.ndarray) -> tuple[float, bool, bool
     if not fracs:
         return 0.5, False, False
     total = max(int(inside.sum()), 1)
-    return float(np.average(fracs, weights=weights)), n_up > 0.2 * total, n_lo > 0.1 * total
+    return float(np.average(fracs, weights=weights)), n_up > share * total, n_lo > share / 2 * total
 
 
 def _luma(rgb: np.ndarray) -> float:
@@ -236,7 +246,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
         thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         lip_y = _luma(lip)
         tooth = sel & (y > max(thr, lip_y))
-        frac, teeth_up, teeth_lo = _split_own(sel, tooth)
+        frac, teeth_up, teeth_lo = _split_own(sel, tooth, cfg.own_teeth_share)
         split = up0 + frac * (lo0 - up0)
         tooth_y = float(np.median(y[tooth])) if tooth.any() else lip_y
         seam = _seam_px(tooth_y - _luma(dark), photo)  # own teeth over the new dark: no steeper than the photo's
