@@ -46,7 +46,7 @@ def test_preset_slider_download_round_trip(app, photo, tmp_path):
     assert all(v == 0 for k, v in values.items() if k[1:] not in ("U06", "06", "U12", "12"))
     png, meta = _download(c)
     assert read_png_metadata(png) == meta
-    assert meta["target_aus"] == {"AU06": 0.6, "AU12": 0.8} and meta["preset"] == "happy"
+    assert meta["target_aus"] == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.5} and meta["preset"] == "happy"
 
     source, edited = rgb(photo), rgb(png)
     assert edited.shape == source.shape  # full resolution
@@ -90,11 +90,11 @@ def test_intensity_rescales_the_last_preset_only(app, photo, tmp_path):
     c = client(app, tmp_path)
     c.predict(handle_file(str(photo)), api_name="/analyze")
     c.predict("sad", 1.0, api_name="/apply_preset")
-    assert c.predict(0.5, api_name="/set_intensity")[-2] == "AU01:0.35,AU04:0.25,AU15:0.35"
+    assert c.predict(0.5, api_name="/set_intensity")[-2] == "AU01:0.35,AU04:0.25,AU15:0.35,AU17:0.2"
     c.predict("AU09:0.2", api_name="/set_aus")  # any other edit ends the preset...
     untouched = c.predict(0.9, api_name="/set_intensity")  # ...so the intensity no longer changes anything
     assert all(v == {"__type__": "update"} for v in untouched)
-    assert _download(c)[1]["target_aus"] == {"AU01": 0.35, "AU04": 0.25, "AU09": 0.2, "AU15": 0.35}
+    assert _download(c)[1]["target_aus"] == {"AU01": 0.35, "AU04": 0.25, "AU09": 0.2, "AU15": 0.35, "AU17": 0.2}
 
 
 def test_one_side_of_a_bilateral_au(app, photo, tmp_path):
@@ -214,8 +214,8 @@ def test_two_users_at_once_get_their_own_results(app, photo, tmp_path):
         png, meta = results[name]
         assert meta["input"] == path.name and meta["preset"] == preset
         assert rgb(png).shape == rgb(path).shape
-    assert results["astronaut"][1]["target_aus"] == {"AU06": 0.48, "AU12": 0.64}
-    assert results["grace"][1]["target_aus"] == {"AU01": 0.56, "AU04": 0.4, "AU15": 0.56}
+    assert results["astronaut"][1]["target_aus"] == {"AU06": 0.48, "AU12": 0.64, "AU25": 0.4}
+    assert results["grace"][1]["target_aus"] == {"AU01": 0.56, "AU04": 0.4, "AU15": 0.56, "AU17": 0.32}
 
 
 def test_live_frame_mirror_and_puppet(app, photo, tmp_path):
