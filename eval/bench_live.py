@@ -23,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+# As app.py does, before numpy loads: BLAS threads fighting MediaPipe's turn a 2 ms AU estimate into 20+ ms.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
