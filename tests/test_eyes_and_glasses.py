@@ -111,4 +111,4 @@ def test_closed_lid_is_skin_with_a_lash_line(request, face_name, text):
     to_lab = lambda rgb: np.median(cv2.cvtColor(rgb[None].astype(np.uint8), cv2.COLOR_RGB2LAB)[0].astype(float), 0)
     assert np.linalg.norm(to_lab(lid_rgb) - to_lab(own_lid)) < 16
     assert np.linalg.norm((to_lab(lid_rgb) - to_lab(cheek))[1:]) < 15
-    assert np.percentile(luminance(lid_rgb[None].astype(np.uint8))[0], 5) > iris + 0.4 * (lid - iris)
+    assert np.percentile(luminance(lid_rgb[None].astype(np.uint8))[0], 5) > iris + 0.3 * (lid - iris)

@@ -41,7 +41,9 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         if m_tgt.max() == 0:
             roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg)
             continue
-        m_src = cv2.erode(poly_mask(shape, src[loop] - corner), np.ones((3, 3), np.uint8))
+        m_src = poly_mask(shape, src[loop] - corner)
+        if m_tgt.sum() > m_src.sum():  # an opening eye: the photo's rim pixels are lid and lashes, not eyeball
+            m_src = cv2.erode(m_src, np.ones((3, 3), np.uint8))
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
@@ -65,12 +67,18 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         known = m_src[..., None]
         content = static * known + synth * (1 - known)
 
-        # Shadow of the upper lid and lashes along the new lid margin.
-        upper = np.round((tgt[list(topo.groups[f"{eye}_upper"])] - corner) * 16).astype(np.int32)
+        # Shadow of the upper lid and lashes along the new lid margin, where that margin is new: synthesized
+        # eyeball, and the photo's eyeball under a lid that came down (a margin that stays has its shadow already)
+        margin = list(topo.groups[f"{eye}_upper"])
+        upper = np.round((tgt[margin] - corner) * 16).astype(np.int32)
         line = np.full(shape, 255, np.uint8)
         cv2.polylines(line, [upper], False, 0, 1, cv2.LINE_8, shift=4)
         dist = cv2.distanceTransform(line, cv2.DIST_L2, 3)
-        content *= (1.0 - cfg.lid_shadow * np.exp(-dist / max(0.02 * face.pose.scale, 0.7)))[..., None]
+        reach = max(0.02 * face.pose.scale, 0.7)
+        _, down = face_axes(face)
+        moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (2 * reach), 0, 1))
+        where = (1 - known) + known * moved
+        content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
 
         a = m_tgt[..., None]
         roi = roi.copy()
@@ -126,7 +134,8 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     # the source band: from the ring down to just above the photo's own lashes, same u
     s_top, s_bottom = _curve(src[ring], fs, u), _curve(src[margin], fs, u)
     gap = np.minimum(cfg.lid_lash_gap_ipd * ipd, 0.5 * np.maximum(s_bottom - s_top, 0.0))
-    s_y = s_top + v * (s_bottom - gap - s_top)
+    skip = 0.1 * np.maximum(s_bottom - gap - s_top, 0.0)  # below the ring's crease shadow (and any frame edge)
+    s_y = s_top + skip + v * (s_bottom - gap - s_top - skip)
     sx = fs[0][0] + u * fs[3] * fs[1][0] + s_y * fs[2][0] + box[0]
     sy = fs[0][1] + u * fs[3] * fs[1][1] + s_y * fs[2][1] + box[1]
     skin = cv2.remap(image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
@@ -139,7 +148,10 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
 
     ring_u = (tgt[ring] - ft[0]) @ ft[1] / ft[3]
     ends = np.clip((u - ring_u.min()) / 0.1, 0, 1) * np.clip((ring_u.max() - u) / 0.1, 0, 1)
-    a = np.clip((y - top) / 1.5 + 0.5, 0, 1) * np.clip((bottom - y) / 0.7 + 0.5, 0, 1) * ends
+    # a shut eye (the lower margin within a pixel of the upper) keeps no sliver of eyeball: the lid covers it
+    lower = _curve(tgt[np.array(topo.groups[f"{eye}_lower"])], ft, u)
+    floor = np.where(lower - bottom < 1.0, np.maximum(bottom, lower) + 1.2, bottom)
+    a = np.clip((y - top) / 1.5 + 0.5, 0, 1) * np.clip((floor - y) / 0.7 + 0.5, 0, 1) * ends
     inside = (u > 0) & (u < 1)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     patch = patch * (1 - a[..., None]) + skin * a[..., None]
@@ -147,7 +159,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     # the lash line: dark, thickest over the middle and outer lid, hanging just below the margin
     lash_px = max(cfg.lash_width_ipd * ipd, 1.0)
     sigma = float(np.hypot(0.5 * lash_px, pm.blur_px))
-    along = np.sin(np.pi * uc) ** 0.5 * (1.0 - 0.35 * uc) * inside
+    along = np.sin(np.pi * uc) ** 0.35 * (1.0 - 0.25 * uc) * inside
     la = cfg.lash_strength * along * np.exp(-0.5 * ((y - bottom - 0.25 * lash_px) / sigma) ** 2)
     patch = patch * (1 - la[..., None]) + _lash_colour(image, src[margin] + box[:2], pm, ipd) * la[..., None]
     out = roi.copy()

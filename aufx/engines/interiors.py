@@ -44,7 +44,7 @@ class InteriorConfig:
     mouth: MouthConfig = field(default_factory=MouthConfig)  # teeth, cavity and sealed lips (mouth.py)
     lid_shadow: float = 0.35
     lash_width_ipd: float = 0.022  # closing lids: width of the dark lash line along the new margin (IPD)
-    lash_strength: float = 0.85  # ...its opacity at the centre of the lid (it thins out towards the corners)
+    lash_strength: float = 0.95  # ...its opacity at the centre of the lid (it thins out towards the corners)
     lid_lash_gap_ipd: float = 0.03  # the lid skin is sampled this far above the photo's own lash line (IPD)
 
 

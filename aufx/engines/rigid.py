@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aufx.engines.photometry import luminance, photometry
+from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -24,13 +24,13 @@ from aufx.face.topology import topology
 class RigidConfig:
     enabled: bool = True
     rim_min_ipd: float = 0.24  # the rim is searched this far from the eye centre...
-    rim_max_ipd: float = 0.8  # ...up to this far (IPD units)
+    rim_max_ipd: float = 0.85  # ...up to this far (IPD units)
     angles: int = 120  # polar resolution of the rim search
     rim_slope: int = 2  # the rim radius changes by at most this many samples per angle step
     complete: float = 3.0  # glasses: the rim's weak quarter (25th percentile of its edge strength) is at least this
     #                        many times the skin's typical edge (median over the cheeks and forehead)
     bridge: float = 4.0  # ...and the nose bridge shows an edge this many times the skin's typical edge
-    rim_width_ipd: float = 0.12  # thickest frame rim (IPD)
+    rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,30 @@ def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = Rigi
     key = ("frames", cfg)
     if key not in face.cache:
         face.cache[key] = _detect(image, face, cfg)
+    return face.cache[key]
+
+
+def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> np.ndarray:
+    """The photo with its frames inpainted (the image itself when there are none): the warp moves the face from
+    this, so no piece of frame is dragged along with the brows; keep_rigid puts the frame back on top."""
+    if not cfg.enabled:
+        return image
+    key = ("frame_free", cfg)
+    if key not in face.cache:
+        fr = detect_frames(image, face, cfg)
+        out = image
+        if fr is not None:
+            x0, y0, x1, y1 = fr.box
+            hole = cv2.dilate((fr.alpha[..., 0] > 1e-3).astype(np.uint8), np.ones((3, 3), np.uint8))
+            filled = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), hole, 3, cv2.INPAINT_TELEA)
+            # inpainting is smooth: give the filled skin the photo's own texture contrast and grain back
+            pm = photometry(image, face)
+            g = cv2.GaussianBlur(grain(max(image.shape[:2]), 5)[y0:y1, x0:x1], (0, 0), 0.7)
+            g = g / (g.std() + 1e-6) * (pm.texture * luminance(filled) + pm.noise)
+            filled = np.clip(filled + (g * hole)[..., None], 0, 255).astype(np.uint8)
+            out = image.copy()
+            out[y0:y1, x0:x1] = filled
+        face.cache[key] = out
     return face.cache[key]
 
 

@@ -19,7 +19,7 @@ from aufx.engines.field import FieldConfig, WarpField
 from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
-from aufx.engines.rigid import RigidConfig, keep_rigid
+from aufx.engines.rigid import RigidConfig, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
 
@@ -57,7 +57,8 @@ class WarpEngine:
         wf = self.prepare(face)
         mx, my = wf.backward_maps(d.displacement_px)
         rx0, ry0, rx1, ry1 = wf.roi
-        roi = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        face_only = without_frames(image, face, self.config.rigid)  # frames are put back, unbent, at the end
+        roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         roi = render_eyes(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_shading(roi, image, face, d, wf.roi, self.config.shading)
