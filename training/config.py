@@ -52,12 +52,13 @@ class TrainConfig:
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
     mixed_precision: str = "fp16"  # no | fp16 | bf16; on a CPU the run falls back to fp32 and says so
+    cpu: bool = False  # train on the CPU even where a CUDA GPU is present (tests, debugging)
     gradient_checkpointing: bool = False  # trade compute for memory in the UNet and the VAE decoder
     seed: int = 0
     # --- losses ---
     lambda_au: float = 1.0  # AU regressor on the decoded clean-image prediction x0
-    lambda_id: float = 0.5  # 1 - cosine of facenet embeddings of x0 and the real image
-    lambda_lpips: float = 0.2  # LPIPS(x0, real image)
+    lambda_id: float = 0.5  # identity: 1 - cos of facenet embeddings, else dlib descriptor distance (offline)
+    lambda_lpips: float = 0.2  # perceptual: LPIPS(x0, real image), else 1 - MS-SSIM of the face crops (offline)
     au_regressor: str | None = None  # folder with au_regressor.safetensors/.json (training.train_au_regressor)
     aux_max_timestep: int = 400  # image-space losses only where x0 is still a face (t <= this; of 1000)
     aux_samples: int = 2  # at most this many samples per batch get them (VAE decode with gradients is the peak)
@@ -70,6 +71,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept
     resume: str | None = None  # "latest" (newest checkpoint in output_dir) or a checkpoint folder
     log_every: int = 10  # optimiser steps between TensorBoard points and history lines
+    speed_warmup_steps: int = 2  # first steps left out of the run card's speed (CUDA/cuDNN set-up, compile)
     report_to: str | None = "tensorboard"  # accelerate tracker; None = no tracker
 
     def __post_init__(self) -> None:
@@ -84,7 +86,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lambda_au", "lambda_id", "lambda_lpips", "lr", "lr_warmup_steps", "checkpoint_every",
-                     "aux_samples", "num_workers"):
+                     "aux_samples", "num_workers", "speed_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.text_dropout <= 1.0 or not 0.0 <= self.ema_decay < 1.0:

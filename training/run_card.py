@@ -27,7 +27,7 @@ def versions() -> dict[str, str]:
 def final_losses(history: list[dict], window: int = 50) -> dict[str, float]:
     """Mean of each loss term over the last ``window`` steps that have it."""
     out = {}
-    for key in ("loss", "noise", "au", "identity", "lpips"):
+    for key in ("loss", "noise", "au", "identity", "perceptual"):
         values = [h[key] for h in history if key in h][-window:]
         if values:
             out[key] = round(sum(values) / len(values), 6)
@@ -45,7 +45,11 @@ def _readme(card: dict) -> str:
     cfg, data, res = card["config"], card["data"], card["resolved"]
     off = [f"- **{name}** (lambda {s['weight']:g}): {s['reason']}" for name, s in card["losses"].items()
            if not s["active"] and s["weight"] > 0]
-    on = ", ".join(f"{name} ({s['weight']:g})" for name, s in card["losses"].items() if s["active"])
+    on = ", ".join(f"{name} ({s['weight']:g}; {s['model']})" for name, s in card["losses"].items() if s["active"])
+    fallback = [f"- **{name}** uses {s['model']}: {s['reason']}" for name, s in card["losses"].items()
+                if s["active"] and s["reason"]]
+    speed = card["speed"]
+    peak = speed["peak_gpu_memory_gib"]
     lines = [
         "# AUFX AU-conditioned LoRA",
         "",
@@ -66,9 +70,13 @@ def _readme(card: dict) -> str:
         + (f" ({res['precision_note']})" if res["precision_note"] else ""),
         f"- losses on: {on}",
         f"- final losses (mean of the last steps): {card['final_losses']}",
-        f"- speed: {card['steps_per_second']:.3g} steps/s",
+        f"- speed: {speed['steps_per_second']:.3g} steps/s, {speed['images_per_second']:.3g} images/s over "
+        f"{speed['timed_steps']} steps (the first {speed['warmup_steps']} left out: first step "
+        f"{speed['first_step_seconds']:.3g} s)" + (f"; peak GPU memory {peak:.2f} GiB" if peak is not None else ""),
     ]
     if off:
         lines += ["", "## Losses switched off", *off]
+    if fallback:
+        lines += ["", "## Losses on a fallback model", *fallback]
     lines += ["", "Full details: `run_card.json`; config: `train_config.yaml`; TensorBoard: `logs/`.", ""]
     return "\n".join(lines)

@@ -4,8 +4,8 @@
         --train_csv data/aligned/annotations.csv --img_root data/aligned --au_regressor runs/au_lora
     python -m training.train ...            # the same on one process
 
-Loss = noise loss + lambda_au * AU loss + lambda_id * identity loss + lambda_lpips * LPIPS, the last three on the
-VAE-decoded clean-image prediction x0 of low-noise samples. Output in ``output_dir``: ``lora_unet.safetensors``
+Loss = noise loss + lambda_au * AU loss + lambda_id * identity loss + lambda_lpips * perceptual loss, the last three
+on the VAE-decoded clean-image prediction x0 of low-noise samples (training/losses.py: which models, and fallbacks). Output in ``output_dir``: ``lora_unet.safetensors``
 (what the engine's ``--lora_path`` loads), ``run_card.json`` + ``README.md``, ``train_config.yaml``,
 ``history.jsonl`` (losses per step), ``checkpoints/`` (``--resume`` continues from them) and ``logs/`` (TensorBoard).
 """
@@ -42,11 +42,12 @@ LORA_FILE = "lora_unet.safetensors"
 log = logging.getLogger("training.train")
 
 
-def resolve_precision(requested: str) -> tuple[str, str]:
+def resolve_precision(requested: str, cpu: bool = False) -> tuple[str, str]:
     """(precision accelerate gets, note): fp16/bf16 need a GPU here; on a CPU the run uses fp32 and says so."""
-    if requested == "no" or torch.cuda.is_available():
+    if requested == "no" or (torch.cuda.is_available() and not cpu):
         return requested, ""
-    return "no", f"mixed_precision {requested} needs a CUDA GPU; this run trains in fp32 on the CPU"
+    why = "--cpu is set" if torch.cuda.is_available() else "there is no CUDA GPU"
+    return "no", f"mixed_precision {requested} needs a CUDA GPU ({why}); this run trains in fp32 on the CPU"
 
 
 def _tracker_config(cfg: TrainConfig) -> dict:
@@ -97,6 +98,35 @@ class _LossMeter:
         out = {k: self.sums[k] / self.counts[k] for k in self.names if self.counts[k]}
         self.sums, self.counts = dict.fromkeys(self.names, 0.0), dict.fromkeys(self.names, 0.0)
         return out
+
+
+class _Speed:
+    """Optimiser-step durations with checkpoint saves left out; the first ``warmup`` steps (CUDA and cuDNN set-up,
+    compilation, allocator growth) are reported apart, so steps/s describes the run's steady pace."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.durations = warmup, []
+        self.restart()
+
+    def restart(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def step(self) -> None:
+        now = time.perf_counter()
+        self.durations.append(now - self.t0)
+        self.t0 = now
+
+    def summary(self, images_per_step: int, device) -> dict:
+        skip = min(self.warmup, max(0, len(self.durations) - 1))  # a run shorter than the warm-up keeps its last
+        timed = self.durations[skip:]
+        rate = len(timed) / max(sum(timed), 1e-9)
+        peak = None
+        if torch.device(device).type == "cuda":
+            peak = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        return {"steps_per_second": round(rate, 4), "images_per_second": round(rate * images_per_step, 3),
+                "timed_steps": len(timed), "warmup_steps": skip,
+                "first_step_seconds": round(self.durations[0], 3) if self.durations else None,
+                "peak_gpu_memory_gib": peak}
 
 
 @dataclass
@@ -190,9 +220,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    precision, precision_note = resolve_precision(cfg.mixed_precision)
+    precision, precision_note = resolve_precision(cfg.mixed_precision, cfg.cpu)
     accelerator = Accelerator(
-        mixed_precision=precision, log_with=cfg.report_to,
+        cpu=cfg.cpu, mixed_precision=precision, log_with=cfg.report_to,
         gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")))
     main = accelerator.is_main_process
@@ -235,7 +265,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     step = start_step
     epoch, skip = divmod(start_step * cfg.grad_accum, len(loader))
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc="train", disable=not (main and progress))
-    train_seconds, t0 = 0.0, time.perf_counter()
+    speed = _Speed(cfg.speed_warmup_steps)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats(accelerator.device)
     while step < cfg.max_steps:
         loader.set_epoch(epoch)
         sampler.set_epoch(epoch)
@@ -253,6 +285,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             if not accelerator.sync_gradients:
                 continue
             step += 1
+            speed.step()
             if ema is not None:
                 ema.update()
             row = {"step": step, **meter.pop(), "lr": lr_schedule.get_last_lr()[0]}
@@ -262,10 +295,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps:
-                train_seconds += time.perf_counter() - t0
                 checkpoint.save_checkpoint(accelerator, ckpt_root, step, ema, {"data_position": data_position},
                                            cfg.keep_checkpoints)
-                t0 = time.perf_counter()
+                speed.restart()
             if step >= cfg.max_steps:
                 break
         epoch, skip = epoch + 1, 0
@@ -274,9 +306,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     accelerator.wait_for_everyone()
     card = {}
     if main:
-        speed = (step - start_step) / max(train_seconds, 1e-9)
+        images_per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
         card = _export(cfg, out, trained, ema, status, table, precision, precision_note, accelerator, history.rows,
-                       step, resumed_from, speed)
+                       step, resumed_from, speed.summary(images_per_step, accelerator.device))
     accelerator.end_training()
     return card
 
@@ -316,7 +348,7 @@ def _note_losses_off(path: Path, status: dict) -> None:
 
 
 def _export(cfg, out, trained, ema, status, table, precision, precision_note, accelerator, history, step,
-            resumed_from, steps_per_second) -> dict:
+            resumed_from, speed: dict) -> dict:
     """Write the LoRA file (EMA weights when on) and the run card."""
     meta = {"aufx_train_steps": str(step), "aufx_train_csv": str(cfg.train_csv), "aufx_ema": str(cfg.ema),
             "aufx_au_keys": json.dumps(list(cfg.au_keys))}
@@ -333,7 +365,8 @@ def _export(cfg, out, trained, ema, status, table, precision, precision_note, ac
         "final_losses": final_losses(history),
         "steps": step,
         "resumed_from": str(resumed_from) if resumed_from else None,
-        "steps_per_second": round(steps_per_second, 4),
+        "steps_per_second": speed["steps_per_second"],  # steady pace: see "speed" for what was timed
+        "speed": speed,
         "outputs": {"lora": LORA_FILE, "lora_sha256": sha256_file(out / LORA_FILE),
                     "weights": "EMA" if cfg.ema else "last",
                     "au_regressor": REGRESSOR_WEIGHTS if status["au"].active else None},
