@@ -1,6 +1,7 @@
 """The Live tab in Debian's headless Chromium with a file-backed fake webcam: Start opens a session and the page
 draws edited frames with a frame-rate read-out; the presenter button shows them full screen; a control change
-reaches the running stream; Stop ends the stream, the camera and the server's session."""
+reaches the running stream; Stop ends the stream, the camera and the server's session; the time limit stops the
+page with its reason."""
 from __future__ import annotations
 
 import json
@@ -34,14 +35,19 @@ def _rate(d) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def test_stream_starts_draws_and_stops_cleanly(app, browser):
-    d = browser
-    d.get(app.url)
+def _open_live_tab(d, url: str) -> None:
+    d.get(url)
     wait = WebDriverWait(d, 60)
     tab = "//button[@role='tab' and normalize-space()='Live']"
     wait.until(lambda _: d.find_elements(By.XPATH, tab))
     d.find_element(By.XPATH, tab).click()
     wait.until(lambda _: d.find_element(By.ID, "live-start").is_displayed())
+
+
+def test_stream_starts_draws_and_stops_cleanly(app, browser):
+    d = browser
+    _open_live_tab(d, app.url)
+    wait = WebDriverWait(d, 60)
     assert _rate(d) == 0.0 and _active(app) == 0
     blank = np.array(d.execute_script(CANVAS))
 
@@ -67,3 +73,20 @@ def test_stream_starts_draws_and_stops_cleanly(app, browser):
     assert not d.execute_script("return window.aufxLive.stats().streaming;")
     errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_time_limit_stops_the_page_with_its_reason(browser, tmp_path):
+    from eval.app_harness import start_app
+
+    app = start_app(tmp_path / "app.log", ("--stream-time-limit", "3"))
+    try:
+        d = browser
+        _open_live_tab(d, app.url)
+        d.find_element(By.ID, "live-start").click()
+        wait = WebDriverWait(d, 60)
+        wait.until(lambda _: d.find_element(By.ID, "live-fps").text.startswith("0.0 fps · time limit reached (3 s)"))
+        assert "press Start to go on" in d.find_element(By.ID, "live-note").text
+        assert d.execute_script("return window.aufxLive.stats().shown;") > 0  # it streamed until then
+        assert not d.execute_script(CAMERA_OPEN) and _active(app) == 0
+    finally:
+        app.stop()
