@@ -90,3 +90,23 @@ def test_the_time_limit_stops_the_page_with_its_reason(browser, tmp_path):
         assert not d.execute_script(CAMERA_OPEN) and _active(app) == 0
     finally:
         app.stop()
+
+
+def test_start_is_refused_with_a_message_when_every_slot_is_taken(app, browser, photo, tmp_path):
+    """Two API clients hold the app's two live slots (one /live_frame call each); the page's Start says so."""
+    from gradio_client import Client, handle_file
+
+    clients = [Client(app.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path)) for _ in "ab"]
+    for c in clients:
+        _, text = c.predict(handle_file(str(photo)), "Mirror", "happy", 1.0, api_name="/live_frame")
+        assert "no face" not in text
+    assert _active(app) == 2
+    d = browser
+    _open_live_tab(d, app.url)
+    d.find_element(By.ID, "live-start").click()
+    WebDriverWait(d, 60).until(lambda _: "Not started" in d.find_element(By.ID, "live-session").text)
+    assert "all 2 live slots of this server are in use" in d.find_element(By.ID, "live-session").text
+    assert not d.execute_script("return window.aufxLive.stats().streaming;") and _active(app) == 2
+    for c in clients:
+        c.close()
+    WebDriverWait(d, 60).until(lambda _: _active(app) == 0)  # idle API sessions are closed after 10 s
