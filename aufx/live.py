@@ -61,6 +61,7 @@ class LiveSettings:
     portrait: Editor | None = None  # puppet: analysed once, bounded to the live size
 
     def target(self, measured: AUVector) -> AUVector:
+        """The AUs to show, given those measured on the live face."""
         if self.mode == "Puppet":
             return measured
         if self.source == EDIT_OFFSETS:
@@ -107,12 +108,12 @@ class LiveSession:
         if face is None:
             return FrameResult(s.portrait.image if s.mode == "Puppet" else frame, None)
         measured = estimate_aus(face)
-        if s.mode == "Puppet":
-            return FrameResult(self._engine.edit(s.portrait.image, s.portrait.face(0), measured), measured)
+        if s.mode == "Puppet":  # the portrait's face region moves; its analysis and warp field are kept
+            return FrameResult(self._engine.edit(s.portrait.image, s.portrait.face(0), s.target(measured)), measured)
         return FrameResult(self._engine.edit(frame, face, s.target(measured)), measured)
 
     def close(self, reason: str) -> None:
-        """Free the tracker; a frame being processed finishes first."""
+        """Free the tracker; a frame being tracked finishes first."""
         with self._lock:
             if not self.closed_because:
                 self.closed_because = reason
