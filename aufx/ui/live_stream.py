@@ -1,17 +1,19 @@
 """The Live tab's transport: a binary WebSocket on the app's own server, one per live session.
 
-Why this transport (measured on a 2-core machine, see README "Live"): per-frame HTTP through Gradio's queue gave
-4.35 fps from one client (206 ms per frame for 42 ms of work): every frame pays a join request, an event stream,
-base64 and a file round trip. WebRTC is the standard, but Gradio's own WebRTC component (fastrtc) needs gradio < 6
-and aiortc adds a VP8/H.264 encode and decode per frame in Python plus ICE negotiation, all on the same two cores.
-A WebSocket needs nothing new on either side (uvicorn already serves them, the browser has them), carries a JPEG
-each way (~1 ms to encode or decode 640x480) and lets the page keep at most two frames in flight: the server keeps
-only the newest waiting frame and answers every other one with a "dropped" notice, so nothing ever queues.
+Why this transport (measured on the 2-core project machine; README "Live demos"): per-frame HTTP through Gradio's
+queue gave 4.35 fps (206 ms per frame for 42 ms of work), and Gradio's webcam stream event 10 fps as configured,
+17.9 fps at its fastest setting: every frame pays a queue join, an event stream and a file written and fetched.
+WebRTC is the standard, but Gradio's WebRTC component (fastrtc) needs gradio < 6, and aiortc adds a video codec at
+both ends (VP8 3.5 ms encode + 1.7 ms decode per 640x480 frame on one thread, H.264 6.0 + 1.6 ms, against 0.5 +
+0.6 ms for JPEG) plus SRTP and ICE, out of a 20 ms budget. A WebSocket needs nothing new on either side (uvicorn
+serves it, the browser has it), carries a JPEG each way, and lets the page keep at most two frames in flight: the
+server keeps only the newest waiting frame and answers any older one with a "dropped" notice, so nothing queues.
+Measured with it: 27-29 fps drawn with one viewer, 17 fps each with two (eval/bench_live.py).
 
 Messages (little-endian): page -> server ``<d`` capture time in ms (the page's clock) + JPEG bytes; server -> page
 ``<dfI`` the same capture time, the server's milliseconds for this frame, flags (FACE, NEEDS_PORTRAIT, DROPPED) +
 the JPEG of the result (none when DROPPED). The server closes the socket with a reason the page shows (time limit,
-idle, session unknown).
+idle, session unknown, bad frame, server error).
 """
 from __future__ import annotations
 
