@@ -1,6 +1,7 @@
 """Live tab benchmark: frames drawn per second in a real browser, with one and with two viewers.
 
     python eval/bench_live.py [--seconds 20]     (or python eval/bench.py --live)
+    python eval/bench_live.py --codecs           # JPEG vs VP8 / H.264 per frame (the latter where aiortc is installed)
 
 Starts the app, opens the Live tab in Debian's headless Chromium whose webcam is a 640x480 clip made from the
 astronaut photo, and streams Mirror (Happy preset) and then Puppet (driving Grace Hopper's portrait) for ``--seconds``
@@ -117,11 +118,26 @@ def _run(d, url: str, mode: str, windows: int, seconds: float, portrait: Path) -
     }
 
 
+def clip_frames(face: Path, frames: int) -> list:
+    """(480, 640, 3) uint8 RGB frames of the photo drifting sideways, like the fake webcam clip."""
+    import cv2
+    import numpy as np
+
+    from aufx.io.images import load_image
+
+    photo = cv2.resize(load_image(face), (480, 480), interpolation=cv2.INTER_AREA)
+    out = []
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 40, np.uint8)
+        frame[:, 80 + i % 10:560 + i % 10] = photo
+        out.append(frame)
+    return out
+
+
 def server_alone(face: Path, portrait: Path, frames: int = 60) -> dict[str, tuple[float, float]]:
     """Per mode, medians of one frame's server work (decode, track, edit, encode) in this process, no browser:
     (wall ms, CPU ms of the whole process). The CPU figure is the work itself, whatever else shares the cores."""
     import cv2
-    import numpy as np
 
     from aufx.io.images import load_image
     from aufx.live import LiveSettings, bounded
@@ -131,11 +147,8 @@ def server_alone(face: Path, portrait: Path, frames: int = 60) -> dict[str, tupl
 
     cv2.setNumThreads(1)
     cfg = LiveConfig(max_sessions=1)
-    photo = cv2.resize(load_image(face), (480, 480), interpolation=cv2.INTER_AREA)
     messages = []
-    for i in range(frames):  # the face drifting as in the webcam clip, sent as the page sends it
-        frame = np.full((480, 640, 3), 40, np.uint8)
-        frame[:, 80 + i % 10:560 + i % 10] = photo
+    for i, frame in enumerate(clip_frames(face, frames)):  # sent as the page sends them
         jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])[1]
         messages.append(FRAME_IN.pack(33.3 * i) + jpeg.tobytes())
     driven = Editor(bounded(load_image(portrait), cfg.max_side), name="portrait")
@@ -153,6 +166,56 @@ def server_alone(face: Path, portrait: Path, frames: int = 60) -> dict[str, tupl
         hub_for(cfg).close(session.token)
         out[mode] = (round(statistics.median(wall), 1), round(statistics.median(cpu), 1))
     return out
+
+
+def codec_costs(face: Path, frames: int = 60) -> dict[str, tuple[float, float]]:
+    """Median (encode, decode) ms per 640x480 frame on one thread: the JPEG this transport uses, and the VP8 and
+    H.264 that a WebRTC track through aiortc would add on the server (only where aiortc is installed; it is not a
+    dependency). The record behind the transport choice in aufx/ui/live_stream.py."""
+    import fractions
+
+    import cv2
+
+    cv2.setNumThreads(1)
+    images = clip_frames(face, frames)
+
+    def median_ms(fn, items) -> float:
+        times = []
+        for item in items:
+            t0 = time.perf_counter()
+            fn(item)
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+
+    quality = [cv2.IMWRITE_JPEG_QUALITY, 80]
+    jpegs = [cv2.imencode(".jpg", img, quality)[1] for img in images]
+    costs = {"JPEG q80": (median_ms(lambda img: cv2.imencode(".jpg", img, quality), images),
+                          median_ms(lambda j: cv2.imdecode(j, cv2.IMREAD_COLOR), jpegs))}
+    try:
+        from aiortc.codecs import depayload, get_decoder, get_encoder
+        from aiortc.jitterbuffer import JitterFrame
+        from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+        from av import VideoFrame
+    except ImportError:
+        return costs
+    h264 = {"packetization-mode": "1", "level-asymmetry-allowed": "1", "profile-level-id": "42001f"}
+    for mime, params in (("video/VP8", {}), ("video/H264", h264)):
+        codec = RTCRtpCodecParameters(mimeType=mime, clockRate=90000, payloadType=96, parameters=params)
+        encoder, decoder = get_encoder(codec), get_decoder(codec)
+        enc, dec = [], []
+        for i, img in enumerate(images):
+            frame = VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
+            t0 = time.perf_counter()
+            payloads, stamp = encoder.encode(frame, force_keyframe=i == 0)
+            t1 = time.perf_counter()
+            for out in decoder.decode(JitterFrame(data=b"".join(depayload(codec, p) for p in payloads),
+                                                  timestamp=stamp)):
+                out.to_ndarray(format="rgb24")
+            enc.append((t1 - t0) * 1000)
+            dec.append((time.perf_counter() - t1) * 1000)
+        costs[mime.split("/")[1]] = (statistics.median(enc[5:]), statistics.median(dec[5:]))
+    return costs
 
 
 def run(seconds: float = 20.0) -> list[dict]:
@@ -176,7 +239,15 @@ def run(seconds: float = 20.0) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python eval/bench_live.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="streaming time per run (default %(default)s)")
+    ap.add_argument("--codecs", action="store_true", help="only the per-frame codec costs behind the transport "
+                    "choice: JPEG, and VP8 / H.264 through aiortc where it is installed")
     args = ap.parse_args(argv)
+    if args.codecs:
+        with tempfile.TemporaryDirectory(prefix="aufx-bench-live-") as tmp:
+            costs = codec_costs(_photos(Path(tmp))[0])
+        for name, (enc, dec) in costs.items():
+            print(f"{name:<9} encode {enc:5.2f} ms  decode {dec:5.2f} ms  (640x480, one thread, median)")
+        return 0
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="aufx-bench-live-") as tmp:
         alone = server_alone(*_photos(Path(tmp)))

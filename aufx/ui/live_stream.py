@@ -4,8 +4,8 @@ Why this transport (measured on the 2-core project machine; README "Live demos")
 queue gave 4.35 fps (206 ms per frame for 42 ms of work), and Gradio's webcam stream event 10 fps as configured,
 17.9 fps at its fastest setting: every frame pays a queue join, an event stream and a file written and fetched.
 WebRTC is the standard, but Gradio's WebRTC component (fastrtc) needs gradio < 6, and aiortc adds a video codec at
-both ends (VP8 3.5 ms encode + 1.7 ms decode per 640x480 frame on one thread, H.264 6.0 + 1.6 ms, against 0.5 +
-0.6 ms for JPEG) plus SRTP and ICE, out of a 20 ms budget. A WebSocket needs nothing new on either side (uvicorn
+both ends (per 640x480 webcam frame on one thread, VP8 2.8 ms encode + 0.75 ms decode, H.264 7.2 + 0.75 ms,
+against 0.5 + 0.6 ms for JPEG; eval/bench_live.py --codecs) plus SRTP and ICE, out of a 20 ms budget. A WebSocket needs nothing new on either side (uvicorn
 serves it, the browser has it), carries a JPEG each way, and lets the page keep at most two frames in flight: the
 server keeps only the newest waiting frame and answers any older one with a "dropped" notice, so nothing queues.
 Measured with it: 27-29 fps drawn with one viewer, 17 fps each with two (eval/bench_live.py).
