@@ -5,9 +5,10 @@ queue gave 4.35 fps (206 ms per frame for 42 ms of work), and Gradio's webcam st
 17.9 fps at its fastest setting: every frame pays a queue join, an event stream and a file written and fetched.
 WebRTC is the standard, but Gradio's WebRTC component (fastrtc) needs gradio < 6, and aiortc adds a video codec at
 both ends (per 640x480 webcam frame on one thread, VP8 2.8 ms encode + 0.75 ms decode, H.264 7.2 + 0.75 ms,
-against 0.5 + 0.6 ms for JPEG; eval/bench_live.py --codecs) plus SRTP and ICE, out of a 20 ms budget. A WebSocket needs nothing new on either side (uvicorn
-serves it, the browser has it), carries a JPEG each way, and lets the page keep at most two frames in flight: the
-server keeps only the newest waiting frame and answers any older one with a "dropped" notice, so nothing queues.
+against 0.5 + 0.6 ms for JPEG; eval/bench_live.py --codecs) plus SRTP and ICE, out of a 20 ms budget. A
+WebSocket needs nothing new on either side (uvicorn serves it, the browser has it), carries a JPEG each way, and
+lets the page keep at most two frames in flight: the server keeps only the newest waiting frame and answers any
+older one with a "dropped" notice, so nothing queues.
 Measured with it: 27-29 fps drawn with one viewer, 17 fps each with two (eval/bench_live.py).
 
 Messages (little-endian): page -> server ``<d`` capture time in ms (the page's clock) + JPEG bytes; server -> page
