@@ -25,7 +25,7 @@ class DlibIdentity:
         import dlib
 
         from aufx.identity.chip import FaceAligner
-        from aufx.identity.dlib_resnet import WEIGHTS, models_dir
+        from aufx.identity.models import WEIGHTS, models_dir
 
         try:
             models = models_dir()

@@ -123,6 +123,32 @@ def test_pipeline_is_loaded_once_and_reused(tiny):
     assert get_pipeline(_cfg(tiny)) is not get_pipeline(_cfg(tiny, controlnet_path=str(tiny.controlnet_dir)))
 
 
+def test_a_stimulus_build_loads_the_pipeline_once(tiny, tmp_path, monkeypatch, astronaut, grace):
+    """A batch tool (here the stimulus builder: 2 identities x 2 conditions x 2 intensities) loads the pipeline once
+    per run, not once per image or per identity: engines are shared per process (pipeline.shared_engine) and the
+    pipeline is cached by its settings (loading.CACHE)."""
+    from PIL import Image
+
+    from aufx.diffusion import loading
+    from aufx.study.stimuli import build_stimuli
+    from aufx.study.stimulus_config import Condition, ConditionSet, StimulusConfig
+
+    loads = []
+    real = loading.load_pipeline
+    monkeypatch.setattr(loading, "load_pipeline", lambda cfg, rt: loads.append(cfg.model) or real(cfg, rt))
+    CACHE.clear()
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    Image.fromarray(astronaut).save(faces / "astronaut.png")
+    Image.fromarray(grace).save(faces / "grace_hopper.png")
+    conditions = ConditionSet((Condition("happy", "happy"), Condition("smile", aus="AU12:0.8")), (0.5, 1.0),
+                              ("diffusion",))
+    summary = build_stimuli(StimulusConfig(faces, conditions, tmp_path / "out", size=64, measure_output=False,
+                                           identity_backend=None, diffusion=_cfg(tiny)))
+    assert summary.rendered == 8 and not summary.failed
+    assert loads == [str(tiny.model_dir)]
+
+
 def test_compile_flag_compiles_the_unet_in_its_own_cache_entry(tiny):
     # Compiling happens on the first call (about 80 s for the tiny UNet on one core), so only the wiring is checked.
     compiled = get_pipeline(_cfg(tiny, compile=True))

@@ -155,8 +155,10 @@ class MsssimPerceptual(torch.nn.Module):
         self._ms_ssim = ms_ssim
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        a, b = ((_face_centre(x.float(), MSSSIM_SIZE) + 1) / 2 for x in (fake, real.to(fake.dtype)))
-        return 1 - self._ms_ssim(a.clamp(0, 1), b.clamp(0, 1), data_range=1.0)
+        # float32 even under mixed precision: local variances of near-equal images underflow in float16
+        with torch.autocast(fake.device.type, enabled=False):
+            a, b = ((_face_centre(x.float(), MSSSIM_SIZE) + 1) / 2 for x in (fake, real))
+            return 1 - self._ms_ssim(a.clamp(0, 1), b.clamp(0, 1), data_range=1.0)
 
 
 def _import(module: str, package: str):

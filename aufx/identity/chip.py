@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from aufx.identity.dlib_resnet import CHIP_PADDING, CHIP_SIZE, models_dir
+from aufx.identity.models import CHIP_PADDING, CHIP_SIZE, SHAPE_PREDICTOR, models_dir
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, end-exclusive
 
@@ -25,7 +25,7 @@ class FaceAligner:
         import dlib
 
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(models_dir() / "shape_predictor_5_face_landmarks.dat"))
+        self._predictor = dlib.shape_predictor(str(models_dir() / SHAPE_PREDICTOR))
 
     def shape(self, image_rgb: np.ndarray, box: Box):
         """dlib full_object_detection (5 points) of the face in ``box`` of an (H, W, 3) uint8 image."""

