@@ -94,6 +94,13 @@ def lid_samples(editor: Editor, text: str):
     own = np.zeros(y.shape, np.uint8)  # the photo's own visible lid skin, above its lashes
     cv2.fillPoly(own, [np.round(np.vstack([face.landmarks[ring, :2], (face.landmarks[margin, :2] - down * 2.0 * lash_px)
                                            [::-1]])).astype(np.int32)], 1)
+    fr = detect_frames(editor.image, face)
+    if fr is not None:  # judge the lid skin, not the spectacle frame kept over it
+        x0, y0, x1, y1 = fr.box
+        on_frame = np.zeros(y.shape, bool)
+        on_frame[y0:y1, x0:x1] = fr.alpha[..., 0] > 0.1
+        shrunk &= ~on_frame
+        own &= ~on_frame
     iris = face.landmarks[468, :2]
     r = 0.3 * np.linalg.norm(face.landmarks[469, :2] - iris)
     yi = luminance(editor.image)

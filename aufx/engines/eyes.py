@@ -153,6 +153,13 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     floor = np.where(lower - bottom < 1.0, np.maximum(bottom, lower) + 1.2, bottom)
     a = np.clip((y - top) / 1.5 + 0.5, 0, 1) * np.clip((floor - y) / 0.7 + 0.5, 0, 1) * ends
     inside = (u > 0) & (u < 1)
+    # a shut lid comes forward out of the socket's shadow: lift it part way towards the brow-bone skin above it
+    above = _samples(image, src[ring] + box[:2] - down * 0.05 * ipd)
+    lid = a > 0.5
+    if lid.any() and len(above):
+        lid_luma = float(np.median(luminance(np.clip(skin[lid], 0, 255)[None].astype(np.uint8))))
+        bone_luma = float(np.median(luminance(above[None])))
+        skin *= float(np.clip((bone_luma / max(lid_luma, 1.0)) ** 0.3, 1.0, 1.12))
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     patch = patch * (1 - a[..., None]) + skin * a[..., None]
 
@@ -167,14 +174,19 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     return out
 
 
-def _lash_colour(image: np.ndarray, margin: np.ndarray, pm: Photometry, ipd: float) -> np.ndarray:
-    """The person's own lash colour: the darkest quarter of the pixels along the photo's upper lid margin."""
-    pts = np.concatenate([np.linspace(a, b, 6, endpoint=False) for a, b in zip(margin[:-1], margin[1:])])
+def _samples(image: np.ndarray, poly: np.ndarray, rows: int = 1) -> np.ndarray:
+    """(n, 3) pixels along a polyline (image coordinates), and ``rows - 1`` rows above it."""
+    pts = np.concatenate([np.linspace(a, b, 6, endpoint=False) for a, b in zip(poly[:-1], poly[1:])])
     xy = np.round(pts).astype(int)
     h, w = image.shape[:2]
-    xy = xy[(xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 1) & (xy[:, 1] < h)]
-    if len(xy) < 4:
+    xy = xy[(xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= rows - 1) & (xy[:, 1] < h)]
+    return np.concatenate([image[xy[:, 1] - k, xy[:, 0]] for k in range(rows)]).reshape(-1, 3)
+
+
+def _lash_colour(image: np.ndarray, margin: np.ndarray, pm: Photometry, ipd: float) -> np.ndarray:
+    """The person's own lash colour: the darkest pixels along the photo's upper lid margin."""
+    rgb = _samples(image, margin, rows=2).astype(np.float32)
+    if len(rgb) < 4:
         return np.array([40, 30, 28], np.float32)
-    rgb = np.concatenate([image[xy[:, 1] - k, xy[:, 0]] for k in (0, 1)]).astype(np.float32)
     lum = luminance(rgb[None].astype(np.uint8))[0]
-    return np.median(rgb[lum <= np.percentile(lum, 25)], axis=0)
+    return np.median(rgb[lum <= np.percentile(lum, 15)], axis=0)

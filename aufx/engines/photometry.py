@@ -15,8 +15,9 @@ import numpy as np
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
-# skin patches for the texture measure: (landmark, radius in IPD) on both cheeks and the forehead
-_SKIN_PATCHES = ((50, 0.13), (280, 0.13), (151, 0.16))
+# skin patches (landmark, radius in IPD) for the skin colour and texture: both cheeks, the glabella and the nose
+# bridge (the mid-forehead is often under a fringe)
+_SKIN_PATCHES = ((50, 0.13), (280, 0.13), (9, 0.07), (197, 0.05))
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Photometry:
     light: np.ndarray  # (3,) unit vector towards the light in image axes (x right, y down, z towards the camera)
     blur_px: float  # Gaussian sigma of the photo's own sharpest edges (the lens/resampling blur), pixels
     noise: float  # standard deviation of the photo's pixel noise, 8-bit luminance units
-    texture: float  # std of band-passed log luminance on cheeks and forehead (skin texture contrast)
+    texture: float  # std of band-passed log luminance on the skin patches (skin texture contrast)
     max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
     tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
     skin: np.ndarray  # (h, w) float32 in [0, 1]: how skin-like each pixel of the face box is (hair, frames: 0)
@@ -145,22 +146,34 @@ def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float) -> np.nda
     if len(ly) < 16 or var < 1e-8:
         return np.ones(3, np.float32)
     slopes = [float(np.mean(_band(np.log1p(rgb[..., c].astype(np.float32)), ipd)[sel] * ly) / var) for c in range(3)]
-    return np.clip(np.array(slopes, np.float32), 0.6, 1.6)
+    tint = np.clip(np.array(slopes, np.float32), 0.6, 1.6)
+    return tint / float(tint @ np.float32([0.299, 0.587, 0.114]))  # the luma follows the gain itself
+
+
+def _mahalanobis(feats: np.ndarray, sel: np.ndarray, ridge: float) -> np.ndarray:
+    """(h, w) distance of each pixel's features (h, w, k) from the robust mean and covariance of ``sel``."""
+    samples = feats[sel]
+    mu = np.median(samples, axis=0)
+    cov = np.cov((samples - mu).T) + np.eye(feats.shape[-1]) * ridge
+    diff = (feats - mu).reshape(-1, feats.shape[-1])
+    return np.sqrt(np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)).reshape(feats.shape[:2])
 
 
 def _skin_map(rgb: np.ndarray, sel: np.ndarray, face: np.ndarray, ipd: float) -> np.ndarray:
-    """Skin likelihood: Mahalanobis distance in Lab (lightness down-weighted, so shadowed skin stays skin) from the
-    colours of the cheek and forehead patches; hair, brows, frames and background fall off to 0."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32) * np.float32([0.25, 1.0, 1.0])
-    samples = lab[sel]
-    if len(samples) < 16:
+    """Skin likelihood from the cheek and forehead patches' colours, by two Mahalanobis distances that shading
+    barely moves (a fold or a shadow on skin is darker and more saturated, with the same hue): hue with log chroma
+    in Lab, and Lab colour with lightness down-weighted and taken over areas. Hair, frames and background fall off
+    to 0."""
+    if sel.sum() < 16:
         return face.astype(np.float32)
-    mu = np.median(samples, axis=0)
-    cov = np.cov((samples - mu).T) + np.eye(3) * 4.0
-    diff = (lab - mu).reshape(-1, 3)
-    d = np.sqrt(np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)).reshape(lab.shape[:2])
-    skin = np.clip((4.0 - d) / 1.5, 0, 1) * face
-    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(0.7, 0.01 * ipd))
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    a, b = lab[..., 1] - 128.0, lab[..., 2] - 128.0
+    hue = _mahalanobis(np.stack([np.arctan2(b, a), 0.3 * np.log1p(np.hypot(a, b))], axis=-1), sel, 1e-4)
+    # lightness only at the scale of regions (hair is a dark area; a fold is a dark line within skin)
+    lab[..., 0] = 0.25 * cv2.GaussianBlur(lab[..., 0], (0, 0), 0.08 * ipd)
+    colour = _mahalanobis(lab, sel, 4.0)
+    skin = np.clip((5.5 - hue) / 2.0, 0, 1) * np.clip((5.0 - colour) / 1.5, 0, 1) * face
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(1.0, 0.02 * ipd))
 
 
 @lru_cache(maxsize=4)

@@ -31,6 +31,7 @@ class RigidConfig:
     #                        many times the skin's typical edge (median over the cheeks and forehead)
     bridge: float = 4.0  # ...and the nose bridge shows an edge this many times the skin's typical edge
     rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
+    grow_ipd: float = 0.6  # dark pieces of frame connected to the found ones are added within this of an eye
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
         rims.append((centre, radii))
     if min(evidence["eye_R"], evidence["eye_L"]) < cfg.complete:
         return None
-    not_skin = (1.0 - pm.skin_at(x0, y0, x1, y1) > 0.5).astype(np.float32)
+    skin = pm.skin_at(x0, y0, x1, y1)
+    dark = y < 0.55 * float(np.median(y[skin > 0.9])) if (skin > 0.9).any() else np.zeros(y.shape, bool)
+    not_skin = ((skin < 0.5) | dark).astype(np.float32)  # frames are not skin-coloured, or much darker
     frame = np.zeros(y.shape, bool)
     for centre, radii in rims:
         frame |= _rim_body(not_skin, centre, radii, ipd, cfg)
@@ -158,6 +161,11 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     cv2.line(band, tuple(np.round(a_r * 16).astype(int)), tuple(np.round(a_l * 16).astype(int)), 1,
              max(2, int(0.15 * ipd)), cv2.LINE_8, shift=4)
     frame |= band.astype(bool) & (not_skin > 0.5)
+    # a dark frame is one piece: grow what was found through the dark pixels it touches, within reach of the rims
+    reach = np.zeros(y.shape, np.uint8)
+    for centre, radii in rims:
+        cv2.circle(reach, tuple(int(v) for v in np.round(centre)), int(cfg.grow_ipd * ipd), 1, -1)
+    frame = _grow(frame & dark, dark & reach.astype(bool)) | frame
     for eye in ("eye_R", "eye_L"):  # never the eyes themselves
         cv2.fillPoly(frame.view(np.uint8), [np.round(lm[topo.loop(eye)] - [x0, y0]).astype(np.int32)], 0)
     frame = cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
@@ -189,6 +197,19 @@ def _rim_body(not_skin: np.ndarray, centre: np.ndarray, radii: np.ndarray, ipd: 
     ri = np.floor(np.hypot(gx, gy) * n_r / r_max).astype(int)
     ai = np.round(np.arctan2(gy, gx) % (2 * np.pi) / (2 * np.pi) * len(radii)).astype(int) % len(radii)
     return (ri < n_r) & body[ai, np.minimum(ri, n_r - 1)]
+
+
+def _grow(seed: np.ndarray, limit: np.ndarray, max_steps: int = 200) -> np.ndarray:
+    """Morphological reconstruction: the parts of ``limit`` connected to ``seed`` (both (h, w) bool)."""
+    cur = (seed & limit).astype(np.uint8)
+    lim = limit.astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(max_steps):
+        nxt = cv2.dilate(cur, kernel) & lim
+        if np.array_equal(nxt, cur):
+            break
+        cur = nxt
+    return cur.astype(bool)
 
 
 def _towards(rim, target: np.ndarray) -> np.ndarray:

@@ -232,15 +232,30 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     if x1 <= x0 or y1 <= y0:
         return roi
     skin = pm.skin_at(x0 + box[0], y0 + box[1], x1 + box[0], y1 + box[1])
-    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, pm, ipd, cfg)
+    wobble, noise = _fields(face, (h, w), cfg)
+    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, cfg)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
-    g = grain(max(h, w))[y0:y1, x0:x1]
-    lost = pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0))
-    tinted = np.power(gain[..., None], pm.tint)  # shadows on skin turn redder, as the skin's own do
+    lost = (pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1])[..., None]
+    # shadows on skin turn redder, as the skin's own do: gain ** tint per channel, to second order
+    dg = (gain - 1.0)[..., None]
+    t = pm.tint
+    tinted = 1.0 + t * dg + (0.5 * t * (t - 1.0)) * (dg * dg)
     out = roi.copy()
-    out[y0:y1, x0:x1] = np.clip(patch * tinted + (lost * g)[..., None] + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.clip(patch * tinted + lost + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _fields(face: FaceAnalysis, shape: tuple[int, int], cfg: ShadingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed per-face fields over the ROI (cached): the along-fold irregularity (1 + smooth noise) that modulates
+    the relief, and the unit grain added where the shading darkens."""
+    key = ("relief_fields", shape, cfg.irregularity)
+    if key not in face.cache:
+        size = max(shape)
+        wob = cv2.GaussianBlur(grain(size, 7)[:shape[0], :shape[1]], (0, 0), max(1.0, 0.03 * face.pose.scale))
+        wob = (1.0 + cfg.irregularity * wob / (wob.std() + 1e-6)).astype(np.float32)
+        face.cache[key] = (wob, grain(size)[:shape[0], :shape[1]])
+    return face.cache[key]
 
 
 def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: float) -> None:
@@ -259,31 +274,25 @@ def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: fl
     relief.add_field(int(x0), int(y0), (g * fall * st.depth * amount).astype(np.float32), 2 * scale)
 
 
-def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, pm: Photometry, ipd: float,
+def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.ndarray, pm: Photometry,
           cfg: ShadingConfig) -> np.ndarray:
     """Luminance gain (bh, bw) over the relief's box: Lambert on the relief normals relative to the flat skin,
     occlusion by relative height, scaled to the skin texture, blurred to the photo's sharpness, kept on skin."""
     x0, y0, x1, y1 = box
-    rel = relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]
-    hpx = relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]
-    # along-fold irregularity: a smooth fixed noise modulating the height
-    wob = cv2.GaussianBlur(grain(max(relief.rel.shape), 7)[y0:y1, x0:x1], (0, 0), max(1.0, 0.03 * ipd))
-    wob = 1.0 + cfg.irregularity * wob / (wob.std() + 1e-6)
-    rel = rel * wob
-    hpx = hpx * (wob * cfg.aspect)
-    gx = cv2.Sobel(hpx, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
-    gy = cv2.Sobel(hpx, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    rel = (relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]) * wobble
+    hpx = (relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]) * (wobble * cfg.aspect)
     lx, ly, lz = pm.light
-    # first-order Lambert: the relief's slope towards the light (soft light: foreshortening is left out, the
-    # valley's darkness comes from occlusion); z points to the camera, image y points down
-    lambert = -(gx * lx + gy * ly) / lz
+    # first-order Lambert: the relief's slope towards the light, one directional derivative (soft light:
+    # foreshortening is left out, the valley's darkness comes from occlusion); z points to the camera, y down
+    kernel = np.float32([[0, -ly, 0], [-lx, 0, lx], [0, ly, 0]]) * np.float32(-0.5 / lz)
+    lambert = cv2.filter2D(hpx, cv2.CV_32F, kernel)
     contrast = float(np.clip(pm.texture / cfg.texture_ref, *cfg.texture_gain))
-    shade = contrast * (lambert + cfg.occlusion * np.minimum(rel, 0) + cfg.exposure * np.maximum(rel, 0))
+    shade = lambert + np.where(rel < 0, np.float32(cfg.occlusion), np.float32(cfg.exposure)) * rel
     topo = topology()
     for hole in ("eye_R", "eye_L"):
         cv2.fillPoly(skin, [np.round(pts[topo.loop(hole)] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
     inner = list(topo.groups["lips_inner_upper"]) + list(topo.groups["lips_inner_lower"])[-2:0:-1]
     cv2.fillPoly(skin, [np.round(pts[inner] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
-    shade = cv2.GaussianBlur(shade * skin, (0, 0), pm.blur_px)
-    limit = np.where(shade < 0, cfg.max_dark, cfg.max_light).astype(np.float32)
+    shade = cv2.GaussianBlur(shade * (skin * np.float32(contrast)), (0, 0), pm.blur_px)
+    limit = np.where(shade < 0, np.float32(cfg.max_dark), np.float32(cfg.max_light))
     return 1.0 + limit * np.tanh(shade / limit)  # soft limits: no flat-topped blotches
