@@ -37,8 +37,8 @@ def register(cfg: AppConfig) -> None:
                                    au_text=au_text or "",
                                    faces_found=len(editor.faces), image_size=list(editor.image.shape[:2]),
                                    source="aufx app /edit_image")
+            sweeper(cfg).sweep()  # room first: the new result is never among what goes
             out = save_png(API_DIR / uuid.uuid4().hex / f"{Path(name).stem}_aufx.png", result.image, meta)
-        sweeper(cfg).sweep()
         return str(out), meta
 
     with gr.Column(visible=False):

@@ -3,7 +3,7 @@
 Gradio's own ``delete_cache`` only knows age; at ~1.4 MB per /edit_image call a busy hour is tens of GB. The sweeper
 deletes this app's files (its own result folders, and the uploads and outputs Gradio cached for this Blocks) older
 than ``max_age_s``, then the oldest until the total is under ``max_mb``; files younger than ``grace_s`` stay (a client
-may still be fetching them). It runs after every result and on a timer.
+may still be fetching them). It runs before every new result is written and on a timer.
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ class CacheConfig:
     max_mb: int = 2048  # all cached files together; at ~1.4 MB per /edit_image call, about 1500 results
     max_age_s: int = 3600  # results are fetched at once; an hour is generous
     grace_s: float = 30.0  # files this young are never deleted for size (a client may still be downloading)
-    sweep_every_s: float = 60.0  # besides the sweep after each result
+    sweep_every_s: float = 60.0  # besides the sweep before each new result
 
 
 @dataclass(frozen=True)
