@@ -30,7 +30,7 @@ class FindConfig:
     detector_fraction: float = 0.075  # full-range detector: finds faces >= ~6 % of its input side (measured), margin
     mesh_fraction: float = 0.125  # the mesh's own detector: faces >= ~12 % of the long side (measured on 768-900 px)
     max_grid: int = 8  # at most this many finest tiles along the long side (bounds the work on huge images)
-    detector_input: int = 192  # tiles are resized to the model's own input size before detection
+    detector_input: int = 1100  # larger tiles are shrunk to this first (INTER_AREA); MediaPipe resizes to 192 itself
     crop_factor: float = 2.4  # mesh crop side / detected box side: the whole head with margin, as the mesh expects
     crop_side: int = 384  # crops are resized to at most this (the landmark model runs at 192 px on the face)
     min_score: float = 0.5
