@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from aufx.engines.eyes import LID_RING
 from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -38,7 +39,7 @@ class RigidConfig:
 class Frames:
     """The detected frame as a soft mask over a box of the image, with the photo's pixels there."""
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the image
-    alpha: np.ndarray  # (h, w, 1) float32 in [0, 1]
+    alpha: np.ndarray  # (h, w, 1) float32, 1 on the frame (and a pixel around it), else 0
     evidence: dict  # rim completeness per eye and bridge strength, in multiples of the skin's typical edge
     at: tuple[np.ndarray, np.ndarray]  # image (rows, cols) of the pixels the mask touches
     weight: np.ndarray  # (n, 1) float32: their alpha
@@ -64,7 +65,7 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> n
         out = image
         if fr is not None:
             x0, y0, x1, y1 = fr.box
-            hole = cv2.dilate((fr.alpha[..., 0] > 1e-3).astype(np.uint8), np.ones((3, 3), np.uint8))
+            hole = (fr.alpha[..., 0] > 0).astype(np.uint8)  # exactly the pixels keep_rigid puts back
             filled = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), hole, 3, cv2.INPAINT_TELEA)
             # inpainting is smooth: give the filled skin the photo's own texture contrast and grain back
             pm = photometry(image, face)
@@ -166,11 +167,14 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     for centre, radii in rims:
         cv2.circle(reach, tuple(int(v) for v in np.round(centre)), int(cfg.grow_ipd * ipd), 1, -1)
     frame = _grow(frame & dark, dark & reach.astype(bool)) | frame
-    for eye in ("eye_R", "eye_L"):  # never the eyes themselves
-        cv2.fillPoly(frame.view(np.uint8), [np.round(lm[topo.loop(eye)] - [x0, y0]).astype(np.int32)], 0)
     frame = cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    alpha = cv2.GaussianBlur(cv2.dilate(frame, np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 0.7)
-    r, c = np.nonzero(alpha > 1e-3)
+    for eye in ("eye_R", "eye_L"):  # never the eyes nor the upper lids, whose lashes and creases are dark too
+        lids = np.vstack([lm[list(LID_RING[eye])], lm[list(topo.groups[f"{eye}_lower"])][::-1]])
+        cv2.fillPoly(frame, [np.round(lids - [x0, y0]).astype(np.int32)], 0)
+        cv2.fillPoly(frame, [np.round(lm[topo.loop(eye)] - [x0, y0]).astype(np.int32)], 0)
+    # the frame with a one-pixel margin, put back whole (the warp moved an inpainted copy: nothing of it may show)
+    alpha = cv2.dilate(frame, np.ones((3, 3), np.uint8)).astype(np.float32)
+    r, c = np.nonzero(alpha > 0)
     return Frames((x0, y0, x1, y1), alpha[..., None], evidence, (r + y0, c + x0), alpha[r, c, None],
                   image[r + y0, c + x0].astype(np.float32))
 
