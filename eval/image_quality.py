@@ -50,10 +50,9 @@ class Lpips:
     """LPIPS v0.1 with the AlexNet backbone (Zhang et al. 2018); lower = more similar."""
 
     def __init__(self):
-        try:
-            import lpips
-        except ImportError as exc:
-            raise ImportError(f"the lpips package is not importable ({exc}); it needs torchvision") from exc
+        from aufx.identity.optional import import_or_explain
+
+        lpips = import_or_explain("lpips", "lpips")
         import torch
         cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
         if not cached.is_file():

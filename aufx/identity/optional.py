@@ -13,11 +13,11 @@ def import_or_explain(module: str, package: str):
     except Exception as exc:  # ImportError, or an incompatible torchvision failing inside the package
         found = f"{type(exc).__name__}: {exc}"
     if find_spec(module) is None:
-        why = f"{package} is not installed (pip install {package})"
+        why = f"not installed (pip install {package})"
         if find_spec("torchvision") is None:
             why += "; it also needs torchvision, which is not installed either"
     elif find_spec("torchvision") is None:
-        why = f"{package} is installed but needs torchvision, which is not installed"
+        why = "installed, but it needs torchvision, which is not installed"
     else:
-        why = f"{package} and torchvision are installed, but importing {package} failed"
+        why = "installed, as is torchvision, but importing it failed"
     raise ImportError(f"{package} is not importable: {why} ({found})") from None
