@@ -154,9 +154,7 @@ def _read_details(r: _Reader, layer: Layer) -> dict:
         bias = flat[nw:nw + int(np.prod(bshape))] if use_bias else np.zeros(filters, np.float32)
         return {"weight": flat[:nw].reshape(wshape), "bias": bias, "stride": stride, "padding": pad}
     if k == "affine":
-        v = r.name(("affine_", "affine_2", "bn_con2"), "an affine (batch-norm) layer")
-        if v == "bn_con2":
-            return _bn_as_affine(r)
+        v = r.name(("affine_", "affine_2"), "an affine layer (dlib's released model folds batch norm into these)")
         params = r.tensor().reshape(-1)
         g, b = r.alias(), r.alias()
         r.int()  # mode (CONV_MODE)
@@ -193,16 +191,6 @@ def _read_details(r: _Reader, layer: Layer) -> dict:
             raise DlibFormatError(f"{outputs} outputs where the network has {layer.args[0]}")
         return {"weight": params[:inputs * outputs].reshape(inputs, outputs).T.copy()}  # dlib: x @ W
     raise AssertionError(k)
-
-
-def _bn_as_affine(r: _Reader) -> dict:
-    """A batch-norm layer stored with running statistics, folded into gamma / beta as dlib's affine_(bn_) does."""
-    params = r.tensor().reshape(-1)
-    g, b = r.alias(), r.alias()
-    for _ in range(4):
-        r.tensor()  # means, invstds, running_means, running_variances: read below from the last two
-    raise DlibFormatError("batch-norm layers (bn_con2) are not supported; dlib's released model stores affine "
-                          f"layers ({params.size} params, {g}, {b})")
 
 
 def read_dat(path: str | Path) -> tuple[dict, list[dict]]:
