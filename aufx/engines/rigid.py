@@ -33,6 +33,7 @@ class RigidConfig:
     bridge: float = 4.0  # ...and the nose bridge shows an edge this many times the skin's typical edge
     rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
     grow_ipd: float = 0.6  # dark pieces of frame connected to the found ones are added within this of an eye
+    black: float = 0.35  # "dark as a frame": luma below this fraction of the skin's
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     if min(evidence["eye_R"], evidence["eye_L"]) < cfg.complete:
         return None
     skin = pm.skin_at(x0, y0, x1, y1)
-    dark = y < 0.55 * float(np.median(y[skin > 0.9])) if (skin > 0.9).any() else np.zeros(y.shape, bool)
-    not_skin = ((skin < 0.5) | dark).astype(np.float32)  # frames are not skin-coloured, or much darker
+    ref = float(np.median(y[skin > 0.9])) if (skin > 0.9).any() else float(np.median(y))
+    black = y < cfg.black * ref  # much darker than skin: frames, not brows or creases
+    not_skin = ((skin < 0.5) | black).astype(np.float32)  # frames are not skin-coloured, or black
     frame = np.zeros(y.shape, bool)
     for centre, radii in rims:
         frame |= _rim_body(not_skin, centre, radii, ipd, cfg)
@@ -166,7 +168,7 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     reach = np.zeros(y.shape, np.uint8)
     for centre, radii in rims:
         cv2.circle(reach, tuple(int(v) for v in np.round(centre)), int(cfg.grow_ipd * ipd), 1, -1)
-    frame = _grow(frame & dark, dark & reach.astype(bool)) | frame
+    frame = _grow(frame & black, black & reach.astype(bool)) | frame
     frame = cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     for eye in ("eye_R", "eye_L"):  # never the eyes nor the upper lids, whose lashes and creases are dark too
         lids = np.vstack([lm[list(LID_RING[eye])], lm[list(topo.groups[f"{eye}_lower"])][::-1]])

@@ -59,7 +59,7 @@ class WarpEngine:
         rx0, ry0, rx1, ry1 = wf.roi
         face_only = without_frames(image, face, self.config.rigid)  # frames are put back, unbent, at the end
         roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        roi = render_eyes(roi, image, face, d, wf.roi, self.config.interiors)
+        roi = render_eyes(roi, face_only, face, d, wf.roi, self.config.interiors)  # lids from skin, not frames
         roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
         roi = render_shading(roi, image, face, d, wf.roi, self.config.shading)
         roi = keep_rigid(roi, image, face, wf.roi, self.config.rigid)  # spectacle frames do not bend
