@@ -119,3 +119,12 @@ def test_closed_lid_is_skin_with_a_lash_line(request, face_name, text):
     assert np.linalg.norm(to_lab(lid_rgb) - to_lab(own_lid)) < 16
     assert np.linalg.norm((to_lab(lid_rgb) - to_lab(cheek))[1:]) < 15
     assert np.percentile(luminance(lid_rgb[None].astype(np.uint8))[0], 5) > iris + 0.3 * (lid - iris)
+
+
+def test_lids_and_frames_are_deterministic(grace):
+    """Two fresh analyses of the same photo give bit-identical closed lids and kept frames."""
+    outs = []
+    for _ in range(2):
+        ed = Editor(grace, cache=None)
+        outs.append(ed.edit(build_target(ed.measured(), "AU43:1.0,AU01:1.0,AU02:1.0"), measure_output=False).image)
+    assert np.array_equal(outs[0], outs[1])
