@@ -62,17 +62,28 @@ def test_folders_outside_the_allowed_ones_are_refused_alike(app, tmp_path):
 
 
 def test_sidecars_cannot_point_evaluation_outside(app, photo, tmp_path):
-    """A sidecar naming a source image outside the allowed folders is unpaired, whether that file exists or not."""
+    """A sidecar naming a source image outside the allowed folders is unpaired, whether that file exists or not;
+    the same source inside them is scored."""
     import json
+    import shutil
 
-    gens = tmp_path / "gens"
-    gens.mkdir()
-    for name, source in (("a.png", "/usr/share/pixmaps/debian-logo.png"), ("b.png", "/no/such/file.png")):
-        cv2.imwrite(str(gens / name), cv2.imread(str(photo)))
-        (gens / f"{name}.json").write_text(json.dumps({"input": source, "target_aus": {"AU12": 0.5}}))
-    message = _refusal(client(app, tmp_path), "", None, str(gens), None, "", "", ["psnr"], api_name="/evaluate")
-    assert "No image pairs to score" in message and message.count("not found") >= 1
-    _short(message)
+    outside = Path("/var/tmp") / f"aufx_outside_{os.getpid()}.png"  # a real photo, outside /tmp and the checkout
+    shutil.copyfile(photo, outside)
+    try:
+        gens = tmp_path / "gens"
+        gens.mkdir()
+        for name, source in (("a.png", str(outside)), ("b.png", "/no/such/file.png")):
+            shutil.copyfile(photo, gens / name)
+            (gens / f"{name}.json").write_text(json.dumps({"input": source, "target_aus": {"AU12": 0.5}}))
+        c = client(app, tmp_path)
+        message = _refusal(c, "", None, str(gens), None, "", "", ["psnr"], api_name="/evaluate")
+        assert "No image pairs to score" in message and message.count("not found") == 2, message
+        _short(message)
+        (gens / "a.png.json").write_text(json.dumps({"input": str(photo), "target_aus": {"AU12": 0.5}}))
+        assert "1 image pairs scored" in c.predict("", None, str(gens), None, "", "", ["psnr"],
+                                                   api_name="/evaluate")[3]
+    finally:
+        outside.unlink()
 
 
 def test_engine_weights_only_from_allowed_folders(app, tmp_path):
