@@ -12,7 +12,7 @@ grab.height = HEIGHT;
 const grabCtx = grab.getContext("2d");
 grabCtx.setTransform(-1, 0, 0, 1, WIDTH, 0); // selfie view: your left hand on the left of the screen
 
-let ws = null, camera = null, inflight = 0, lastShown = -1, flags = 0;
+let ws = null, camera = null, inflight = 0, lastShown = -1, flags = 0, runs = 0;
 let painted = [], shown = 0, sent = 0, dropped = 0, skipped = 0, readout = null; // painted: {at, serverMs, latencyMs}
 
 function recent() {
@@ -52,8 +52,8 @@ function send(t) {
   }, "image/jpeg", QUALITY);
 }
 
-function onCameraFrame() {
-  if (!ws) return;
+function onCameraFrame(run) {
+  if (!ws || run !== runs) return; // a stopped stream's callbacks end here, so a restart never grabs twice
   if (ws.readyState === WebSocket.OPEN) {
     if (inflight < MAX_INFLIGHT) {
       inflight++;
@@ -63,12 +63,12 @@ function onCameraFrame() {
       skipped++;
     }
   }
-  nextCameraFrame();
+  nextCameraFrame(run);
 }
 
-function nextCameraFrame() {
-  if (cam.requestVideoFrameCallback) cam.requestVideoFrameCallback(onCameraFrame);
-  else requestAnimationFrame(onCameraFrame);
+function nextCameraFrame(run) {
+  if (cam.requestVideoFrameCallback) cam.requestVideoFrameCallback(() => onCameraFrame(run));
+  else requestAnimationFrame(() => onCameraFrame(run));
 }
 
 async function onResult(event) {
@@ -143,7 +143,7 @@ async function start(token) {
   sent = shown = dropped = skipped = 0;
   note.textContent = "Streaming.";
   readout = setInterval(showRate, 250);
-  nextCameraFrame();
+  nextCameraFrame(++runs);
 }
 
 function stop() {
