@@ -13,7 +13,7 @@ import numpy as np
 
 from aufx.engines.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, bbox, face_axes, median_colour, poly_mask
-from aufx.engines.photometry import Photometry, grain, luminance, photometry
+from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -168,7 +168,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     sigma = float(np.hypot(0.5 * lash_px, pm.blur_px))
     along = np.sin(np.pi * uc) ** 0.35 * (1.0 - 0.25 * uc) * inside
     la = cfg.lash_strength * along * np.exp(-0.5 * ((y - bottom - 0.25 * lash_px) / sigma) ** 2)
-    patch = patch * (1 - la[..., None]) + _lash_colour(image, src[margin] + box[:2], pm, ipd) * la[..., None]
+    patch = patch * (1 - la[..., None]) + _lash_colour(image, src[margin] + box[:2]) * la[..., None]
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
     return out
@@ -183,7 +183,7 @@ def _samples(image: np.ndarray, poly: np.ndarray, rows: int = 1) -> np.ndarray:
     return np.concatenate([image[xy[:, 1] - k, xy[:, 0]] for k in range(rows)]).reshape(-1, 3)
 
 
-def _lash_colour(image: np.ndarray, margin: np.ndarray, pm: Photometry, ipd: float) -> np.ndarray:
+def _lash_colour(image: np.ndarray, margin: np.ndarray) -> np.ndarray:
     """The person's own lash colour: the darkest pixels along the photo's upper lid margin."""
     rgb = _samples(image, margin, rows=2).astype(np.float32)
     if len(rgb) < 4:
