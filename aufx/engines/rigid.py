@@ -3,9 +3,11 @@
 Once per face the frames are looked for around the eyes, guided by the landmarks: in polar coordinates about each
 eye, the rim is the closed path of strongest radial edges (dynamic programming over the angle); a face wears
 glasses when both paths are edges all the way round (a brow gives only the top of a ring) and something crosses
-the nose bridge between them. The frame mask is what is not skin (photometry's skin map) along each rim and across
-the bridge. Every edit then
-shows the photo's own pixels there: the frame stays where it was, the face moves behind it.
+the nose bridge between them (the bridge is tested first: it is cheap and most faces stop there). The frame is
+what is not skin-coloured or is black along each rim and across the bridge, grown through the black pixels it
+touches; the eyes and upper lids are never part of it. The warp then moves a copy of the photo with the frame
+inpainted (re-grained), and every edit puts the photo's own frame pixels back on top: the frame stays where it
+was, the face moves behind it, and no piece of frame is dragged along with the brows.
 """
 from __future__ import annotations
 
