@@ -22,7 +22,7 @@ def pixels(path: str | Path | None) -> int:
     try:
         with Image.open(path) as img:
             return img.width * img.height
-    except Exception:  # noqa: BLE001 - not an image: the decoder will say so with its own message
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # the decoder will say what is wrong
         return 0
 
 
