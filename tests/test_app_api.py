@@ -42,8 +42,8 @@ def test_preset_slider_download_round_trip(app, photo, tmp_path):
 
     happy = c.predict("happy", 1.0, api_name="/apply_preset")
     values = sliders(happy)
-    assert values["AU12"] == 0.8 and values["AU06"] == 0.6
-    assert all(v == 0 for k, v in values.items() if k[1:] not in ("U06", "06", "U12", "12"))
+    assert values["AU12"] == 0.8 and values["AU06"] == 0.6 and values["AU25"] == 0.5
+    assert all(v == 0 for k, v in values.items() if k[1:] not in ("U06", "06", "U12", "12", "U25"))
     png, meta = _download(c)
     assert read_png_metadata(png) == meta
     assert meta["target_aus"] == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.5} and meta["preset"] == "happy"
@@ -143,7 +143,7 @@ def test_edit_image_is_stateless_and_embeds_metadata(app, photo, tmp_path):
     assert read_png_metadata(png)["target_aus"] == meta["target_aus"]
     assert rgb(png).shape == rgb(photo).shape
     _, meta = c.predict(handle_file(str(photo)), "", "surprise", 0.5, 0, True, api_name="/edit_image")
-    assert meta["target_aus"] == {"AU01": 0.4, "AU02": 0.4, "AU05": 0.2, "AU26": 0.35}
+    assert meta["target_aus"] == {"AU01": 0.4, "AU02": 0.4, "AU05": 0.2, "AU25": 0.3, "AU26": 0.35}
 
 
 @pytest.mark.parametrize("make, args, message", [
