@@ -75,7 +75,7 @@ def measure(image: np.ndarray, face: FaceAnalysis) -> Photometry:
     skin = mask.astype(bool)
     patch = image[y0:y1, x0:x1]
     sel = _patches(y.shape, pts, ipd)
-    return Photometry(_light(y, skin, face), _blur(y, skin), _noise(y, skin), _texture(y, sel, ipd),
+    return Photometry(_light(y, skin, face), _blur(y, skin), _noise(y, skin), _texture(y, pts, ipd),
                       float(np.percentile(gradient_magnitude(y)[skin], 99.5)), _tint(patch, y, sel, ipd),
                       _skin_map(patch, sel, skin, ipd), (x0, y0))
 
@@ -132,10 +132,19 @@ def _band(x: np.ndarray, ipd: float) -> np.ndarray:
     return cv2.GaussianBlur(x, (0, 0), max(0.5, 0.008 * ipd)) - cv2.GaussianBlur(x, (0, 0), 0.04 * ipd)
 
 
-def _texture(y: np.ndarray, sel: np.ndarray, ipd: float) -> float:
-    """Skin texture contrast: std of the band-passed log luminance on the skin patches."""
-    vals = _band(np.log1p(y), ipd)[sel]
-    return float(vals.std()) if len(vals) > 8 else 0.02
+def _texture(y: np.ndarray, pts: np.ndarray, ipd: float) -> float:
+    """Skin texture contrast: robust std (1.4826 MAD) of the band-passed log luminance in each skin patch, the
+    median over the patches. Per patch and robust, because a fringe over the forehead or a frame over a cheek is
+    not skin texture (it made a young face's smooth skin read as the most wrinkled of all)."""
+    band = _band(np.log1p(y), ipd)
+    per_patch = []
+    for i, r in _SKIN_PATCHES:
+        sel = np.zeros(y.shape, np.uint8)
+        cv2.circle(sel, tuple(int(v) for v in np.round(pts[i])), max(2, int(r * ipd)), 1, -1)
+        vals = band[sel.astype(bool)]
+        if len(vals) > 8:
+            per_patch.append(1.4826 * float(np.median(np.abs(vals - np.median(vals)))))
+    return float(np.median(per_patch)) if per_patch else 0.02
 
 
 def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float) -> np.ndarray:
