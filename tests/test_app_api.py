@@ -144,6 +144,10 @@ def test_edit_image_is_stateless_and_embeds_metadata(app, photo, tmp_path):
     assert rgb(png).shape == rgb(photo).shape
     _, meta = c.predict(handle_file(str(photo)), "", "surprise", 0.5, 0, True, api_name="/edit_image")
     assert meta["target_aus"] == {"AU01": 0.4, "AU02": 0.4, "AU05": 0.2, "AU25": 0.3, "AU26": 0.35}
+    _, sad = c.predict(handle_file(str(photo)), "", "sad", 1.0, 0, False, api_name="/edit_image")
+    assert "AU12" not in sad["target_aus"]  # a preset replaces the whole expression: her smile goes
+    _, kept = c.predict(handle_file(str(photo)), "", "sad", 1.0, 0, False, True, api_name="/edit_image")
+    assert kept["target_aus"]["AU12"] > 0.3 and kept["target_aus"]["AU15"] == 0.7 and kept["only_named"]
 
 
 @pytest.mark.parametrize("make, args, message", [

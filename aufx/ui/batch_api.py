@@ -22,19 +22,21 @@ from aufx.ui.limits import large_images
 def register(cfg: AppConfig) -> None:
     @user_errors
     def edit_image(image: str, au_text: str = "", preset: str = "", intensity: float = 1.0, face_index: int = 0,
-                   neutral: bool = False) -> tuple[str, dict]:
-        """Edit one face, as `python -m aufx edit` does: the measured face (all AUs 0 with ``neutral``), then the
-        preset's AUs x intensity, then ``au_text``. Returns the full-resolution PNG and its metadata."""
+                   neutral: bool = False, only_named: bool = False) -> tuple[str, dict]:
+        """Edit one face, as `python -m aufx edit` does: a preset replaces the whole expression (``only_named``: it
+        changes only the AUs it names on the measured face; ``neutral``: start from all AUs 0), then ``au_text``.
+        Returns the full-resolution PNG and its metadata."""
         if not image:
             raise gr.Error("edit_image needs an image file")
         name = Path(image).name
         intensity, index = number(intensity, "intensity"), int(number(face_index or 0, "face_index"))
         with large_images(cfg).slot(image, gr.Info):
             editor = Editor(image, name=name)
-            target = build_target(editor.measured(index), au_text or "", preset or None, intensity, bool(neutral))
+            target = build_target(editor.measured(index), au_text or "", preset or None, intensity, bool(neutral),
+                                  only_named=bool(only_named))
             result = editor.edit(target, index, measure_output=True)
             meta = result.metadata(input=name, preset=preset or None, intensity=intensity if preset else None,
-                                   au_text=au_text or "",
+                                   au_text=au_text or "", only_named=bool(only_named),
                                    faces_found=len(editor.faces), image_size=list(editor.image.shape[:2]),
                                    source="aufx app /edit_image")
             sweeper(cfg).sweep()  # room first: the new result is never among what goes
@@ -44,7 +46,7 @@ def register(cfg: AppConfig) -> None:
     with gr.Column(visible=False):
         inputs = [gr.File(label="image", type="filepath"), gr.Textbox(label="au_text"), gr.Textbox(label="preset"),
                   gr.Number(1.0, label="intensity"), gr.Number(0, precision=0, label="face_index"),
-                  gr.Checkbox(False, label="neutral")]
+                  gr.Checkbox(False, label="neutral"), gr.Checkbox(False, label="only_named")]
         outputs = [gr.File(label="edited PNG"), gr.JSON(label="metadata")]
     gr.on([], edit_image, inputs, outputs, api_name="edit_image", concurrency_id="engine",
           concurrency_limit=cfg.edit_concurrency)
