@@ -253,3 +253,16 @@ def test_a_public_host_prints_what_it_exposes(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # 127.0.0.1: nothing to warn about
     with pytest.raises(SystemExit, match="must be inside one of --allowed-dirs"):
         config("--allowed-dirs", str(tmp_path), "--output-root", "/etc")
+
+
+def test_messages_are_cut_and_name_no_server_path():
+    from aufx.ui.errors import client_message
+    from aufx.ui.paths import shown
+
+    assert client_message("x.png: not readable ([Errno 2] No such file: '/tmp/gradio/3f9a/x.png')") == \
+        "x.png: not readable ([Errno 2] No such file: 'x.png')"
+    assert client_message(f"Field: {shown('/etc/shadow')} is outside") == "Field: `/etc/shadow` is outside"
+    assert client_message("see https://huggingface.co/docs/hub and AU04:0.6,R14:0.2") == \
+        "see https://huggingface.co/docs/hub and AU04:0.6,R14:0.2"
+    long = client_message("bad AU token " + "A" * 100_000 + " " + "word " * 100)
+    assert len(long) <= 300 and "A" * 40 not in long and long.startswith("bad AU token AAA")
