@@ -189,6 +189,7 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
         if lm is not None and not any(_iou(_box(lm), k) > cfg.same_face_iou for k in known):
             faces.append(lm)
             known.append(_box(lm))
+    _release_freed_memory()  # the search's tiles and crops, before the edit needs its full-size copy
     return faces
 
 
