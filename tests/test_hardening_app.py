@@ -148,6 +148,8 @@ def test_a_corpus_of_hostile_inputs_gets_short_messages(app, photo, tmp_path):
         ("/edit_image", (handle_file(str(photo)), "", "happy", 1.0, 10**9, False), "requested but 1 found"),
         ("/analyze", (handle_file(str(garbage)),), "not a readable image"),
         ("/analyze", (handle_file(str(empty)),), "not a readable image"),
+        ("/live_frame", (handle_file(str(garbage)), "Mirror", "happy", 1.0), "not a readable image"),
+        ("/animate", (handle_file(str(garbage)), handle_file(str(garbage)), "mp4", 0, 1.0, 0), "not a readable"),
     ]
     for api, args, expected in corpus:
         message = _refusal(c, *args, api_name=api)

@@ -118,7 +118,7 @@ def build(cfg: AppConfig, edit_state: gr.State) -> None:
             portrait_status = gr.Markdown("No portrait loaded: Puppet mode needs one.", elem_id="live-portrait-status")
     token = gr.Textbox(visible="hidden", elem_id="live-token")
     # /live_frame (one frame per call, for API clients) has inputs and outputs of its own, never shown
-    frame_in = gr.Image(type="numpy", visible=False)
+    frame_in = photo_input(type="numpy", visible=False)  # an unreadable frame is a short user error
     frame_out = gr.Image(format="jpeg", visible=False)
     readout = gr.Textbox(visible=False)
     controls = [mode, source, intensity_slider, live_state, edit_state]
