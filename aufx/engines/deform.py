@@ -67,7 +67,7 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
         want = max([target[ch]] + [target[c] for c in tied])
         m = raw[b.index(ch)]
         if want > m + 1e-9 and m < 1.0:
-            gain = gain_vector((ch,), "geometry")[0]
+            gain = float(gain_vector((ch, *tied), "geometry").max())  # AU45 closes AU43's lid with its own gain
             out[aperture] = max(out.get(aperture, 0.0), min(1.0, gain * (want - m) / (1.0 - m)))
     return out
 
