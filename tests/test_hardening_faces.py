@@ -109,3 +109,18 @@ def test_cli_edits_each_face_of_a_group_by_index(astronaut, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "aufx", "edit", "--input", str(src), "--preset", "happy",
                           "--face", "2", "--output", str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "face 2 requested but 2 found" in bad.stderr
+
+
+def test_a_large_photo_is_measured_as_it_was_analysed(grace):
+    """Above the mesh's 1600 px copy, faces are re-meshed on a full-resolution crop, as an edited face is when it is
+    re-measured: the unedited photo reads back the AUs it was analysed with (no method bias in the change)."""
+    from aufx.pipeline import measure_like
+
+    big = cv2.resize(grace, (2400, 2812), interpolation=cv2.INTER_CUBIC)
+    group = np.concatenate([cv2.resize(grace, (512, 600))] * 3, axis=1)  # 1536 wide: small faces, meshed on crops
+    for image in (big, group, cv2.resize(grace, (1024, 1200))):
+        editor = Editor(image, name="photo")
+        for i, face in enumerate(editor.faces):
+            again = measure_like(image, face)
+            assert max(abs(again[k] - editor.measured(i)[k]) for k in again) < 1e-9, (image.shape, i)
+    assert len(Editor(group, name="group").faces) == 3 and Editor(big, name="big").face(0).box[2] > 1000

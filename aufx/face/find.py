@@ -32,7 +32,7 @@ class FindConfig:
     max_grid: int = 8  # at most this many finest tiles along the long side (bounds the work on huge images)
     detector_input: int = 1100  # larger tiles are shrunk to this first (INTER_AREA); MediaPipe resizes to 192 itself
     crop_factor: float = 2.4  # mesh crop side / detected box side: the whole head with margin, as the mesh expects
-    crop_side: int = 384  # crops are resized to at most this (the landmark model runs at 192 px on the face)
+    crop_side: int = 640  # crops are resized to at most this: the face ~270 px, above the landmark model's 256
     min_score: float = 0.5
     same_face_iou: float = 0.3  # detections overlapping more than this are one face
 
@@ -135,23 +135,32 @@ def detect_boxes(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[tuple[
     return boxes
 
 
-def mesh_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> np.ndarray | None:
-    """The mesh (478, 3) of the face in ``box`` (x0, y0, x1, y1), from a crop around it; None if the mesh finds none.
+def crop_rect(box, h: int, w: int, cfg: FindConfig = FindConfig()) -> tuple[int, int, int, int]:
+    """The square (x0, y0, x1, y1) the mesh sees around a face box, clipped to the (h, w) image.
 
-    Landmarks are mapped back to full-resolution pixels (z scaled like x, as detect() gives them).
+    Snapped to a coarse grid (side to steps of 2^(1/4), centre to 1/8 of the side): MediaPipe's landmarks depend on
+    the crop, and a face re-measured after an edit (its box a few pixels off) must be seen through the same crop."""
+    side = max(box[2] - box[0], box[3] - box[1], 1.0) * cfg.crop_factor
+    side = 2 ** (math.ceil(4 * math.log2(side)) / 4)
+    step = side / 8
+    cx = round((box[0] + box[2]) / 2 / step) * step
+    cy = round((box[1] + box[3]) / 2 / step) * step
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    return x0, y0, min(w, int(math.ceil(cx + side / 2))), min(h, int(math.ceil(cy + side / 2)))
+
+
+def mesh_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> np.ndarray | None:
+    """The mesh (478, 3) of the face in ``box`` (x0, y0, x1, y1), from a crop around it (crop_rect); None if the mesh
+    finds none there. Landmarks are mapped back to full-resolution pixels (z scaled like x, as detect() gives them).
     """
-    h, w = rgb.shape[:2]
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = max(box[2] - box[0], box[3] - box[1]) * cfg.crop_factor / 2
-    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-    x1, y1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+    x0, y0, x1, y1 = crop_rect(box, *rgb.shape[:2], cfg)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     crop, f = _resized(rgb, x0, y0, x1, y1, cfg.crop_side)
     found = shared_detector().detect(crop)
     if not found:
         return None
-    centre = np.array([(cx - x0) * f, (cy - y0) * f])
+    centre = np.array([((box[0] + box[2]) / 2 - x0) * f, ((box[1] + box[3]) / 2 - y0) * f])
     best = min(found, key=lambda lm: float(np.linalg.norm(lm[:, :2].mean(0) - centre)))
     out = best / f
     out[:, 0] += x0
@@ -164,12 +173,22 @@ def _small(h: int, w: int, cfg: FindConfig) -> bool:
     return cfg.mesh_fraction * max(h, w) <= cfg.min_face_px
 
 
+def _whole(h: int, w: int, box, cfg: FindConfig) -> bool:
+    """Whether a face is meshed on the whole image, as the mesh alone sees it, rather than on a crop around it: the
+    image is not shrunk for the mesh and the face is large enough for the mesh's own detector."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    return max(h, w) <= shared_detector().config.max_side and (
+        _small(h, w, cfg) or side >= cfg.mesh_fraction * max(h, w))
+
+
 def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
-    """Landmarks of the face in ``box`` (x0, y0, x1, y1), e.g. an edited face re-measured: a crop around it, or the
-    whole image where it is small enough for the mesh alone (the same landmarks the analysis had)."""
+    """Landmarks of the face in ``box`` (x0, y0, x1, y1), e.g. an edited face re-measured, seen the way find_faces saw
+    it: the whole image (as before, for portraits), or the same crop around it."""
     h, w = rgb.shape[:2]
-    if _small(h, w, cfg):
-        return shared_detector().detect(rgb)
+    if _whole(h, w, box, cfg):
+        found = shared_detector().detect(rgb)
+        if any(_iou(_box(lm), box) > cfg.same_face_iou for lm in found):
+            return found
     _release_freed_memory()  # after an edit of a huge image, before MediaPipe sizes its buffers for the crop
     found = mesh_near(rgb, box, cfg)
     return [found] if found is not None else []
@@ -189,8 +208,25 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
         if lm is not None and not any(_iou(_box(lm), k) > cfg.same_face_iou for k in known):
             faces.append(lm)
             known.append(_box(lm))
+    # Faces the whole-image mesh does not see well (on a shrunk copy, or small) are meshed on a full-resolution crop,
+    # the one faces_near will look through when the edited face is re-measured.
+    faces = [lm if _whole(h, w, _box(lm), cfg) else _refined(rgb, lm, cfg) for lm in faces]
     _release_freed_memory()  # the search's tiles and crops, before the edit needs its full-size copy
     return faces
+
+
+def _refined(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig, rounds: int = 3) -> np.ndarray:
+    """Re-meshed on a full-resolution crop until the crop its own box asks for is the one it was made from."""
+    h, w = rgb.shape[:2]
+    for _ in range(rounds):
+        rect = crop_rect(_box(landmarks), h, w, cfg)
+        found = mesh_near(rgb, _box(landmarks), cfg)
+        if found is None:
+            return landmarks
+        landmarks = found
+        if crop_rect(_box(landmarks), h, w, cfg) == rect:
+            break
+    return landmarks
 
 
 def _inside(box, outer) -> bool:
