@@ -7,7 +7,10 @@ so it misses faces under ~12 % of the image's long side (a 93 px face in a 900 p
 2. otherwise MediaPipe's full-range detector (192 px input, finds faces down to ~6 % of its input; shipped in the
    same wheel) over a pyramid of overlapping square tiles, from the whole image down to tiles of
    ``min_face_px / detector_fraction`` px;
-3. the mesh on a crop around each new detection, its landmarks mapped back to full-resolution pixels.
+3. the mesh on a crop around each new detection, and around faces step 1 saw only small or on a shrunk copy, its
+   landmarks mapped back to full-resolution pixels. The crop is snapped to a grid and iterated to a fixed point, so
+   re-measuring the face after an edit (faces_near) sees it through the same crop: MediaPipe's landmarks depend on
+   the framing, and a different one would read as an AU change.
 
 Only tiles and crops are resized, never the whole image at full size: a 100-megapixel photo costs no extra copy.
 """
