@@ -1,11 +1,11 @@
 """Fit the warp engine's per-AU render gains against OpenFace: ``python -m eval.calibrate --faces DIR``.
 
-For each AU, every development face is edited to a low and a high increase of that AU under a grid of (geometry, appearance)
-gains; OpenFace 2.x (static models; one batched call per AU) reads the edits. The dose slope (reading vs target,
+For each AU, every development face is edited to a low and a high increase of that AU under a grid of (geometry,
+appearance) gains; OpenFace 2.x (static models; one batched call per AU) reads the edits. The dose slope (reading vs target,
 normalised units, per face then averaged) and the off-target change (mean |change| of the other 16 AUs, OpenFace
-units 0..5) of every trial are kept; the chosen gains are the smallest that bring the slope nearest the goal while
-the off-target change stays under its bound. One model for every face: there are no per-face gains. ``--write``
-stores the gains and all trials in assets/au_calibration.json (read by aufx/engines/gains.py).
+units 0..5) of every trial are kept; the chosen gains bring the slope nearest the goal while the off-target change
+stays under its bound, nearest the authored model when trials tie. One model for every face: no per-face gains.
+``--write`` stores the gains and all trials in assets/au_calibration.json (read by aufx/engines/gains.py).
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class CalibrationConfig:
     targets: tuple[float, ...] = (0.2, 0.8)
     goal_slope: float = 1.0  # reading change per unit of requested change
     max_off_target: float = 0.3  # OpenFace units (0..5): a trial moving the other AUs more is not chosen
-    gain_cost: float = 0.03  # per unit of gain: of two trials about as good, the gentler one wins
+    gain_cost: float = 0.03  # per unit of gain away from 1: of two trials about as good, the one nearer the authored
+    # model (assets/au_handles.yaml, assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its look
     openface_bin: str | None = None
     crop_size: int = 400
     crop_margin: float = 0.6
@@ -89,7 +90,8 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
 
 def choose(trials: list[dict], cfg: CalibrationConfig) -> dict:
     ok = [t for t in trials if t["off_target"] <= cfg.max_off_target] or trials
-    return min(ok, key=lambda t: abs(t["slope"] - cfg.goal_slope) + cfg.gain_cost * (t["geometry"] + t["appearance"]))
+    return min(ok, key=lambda t: abs(t["slope"] - cfg.goal_slope)
+               + cfg.gain_cost * (abs(t["geometry"] - 1.0) + abs(t["appearance"] - 1.0)))
 
 
 def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
