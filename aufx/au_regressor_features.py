@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
 
-from aufx.engines.basis import N_MESH
+from aufx.engines.basis import N_MESH, basis, mirror_map
 from aufx.face.topology import topology
 
 if TYPE_CHECKING:  # aufx.face.analysis cuts the crop with this module
@@ -94,6 +94,23 @@ def _cell_index(side: int, cell: int) -> np.ndarray:
 def shape(canonical: np.ndarray) -> np.ndarray:
     """The pose-normalised mesh (FaceAnalysis.canonical, (478, 3)) minus the neutral face, (N_MESH * 3,) float32."""
     return (canonical[:N_MESH] - topology().canonical[:N_MESH]).astype(np.float32).ravel()
+
+
+@lru_cache(maxsize=1)
+def _mirror() -> np.ndarray:
+    """Each vertex's mirror partner, matched on the neutral face with the lips parted and the jaw dropped: on the
+    closed mouth the inner lip lines coincide and a nearest-neighbour match swaps upper and lower lip."""
+    b = basis()
+    opened = topology().canonical + b.fields[b.index("AU25")] + b.fields[b.index("AU26")]
+    return mirror_map(opened)
+
+
+def mirrored(canonical: np.ndarray, crop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same face seen in a mirror: canonical (478, 3) with x negated and left/right vertices swapped, and the
+    aligned crop flipped (the crop's template is centred on the face's midline, so it stays aligned)."""
+    flipped = canonical[_mirror()].copy()
+    flipped[:, 0] *= -1
+    return flipped, None if crop is None else np.ascontiguousarray(crop[:, ::-1])
 
 
 def has_appearance(face: FaceAnalysis) -> bool:

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.faces:
         out["folder"] = {"path": str(args.faces), **folder_agreement(args.faces, args.openface_bin)}
     report = json.loads((Path(__file__).resolve().parents[1] / "assets" / "au_estimator.json").read_text())
-    out["fit_report_cv"] = {k: {p: {m: report[k][p][m] for m in ("r", "mae")} for p in ("all", "real", "edits")}
+    out["fit_report_cv"] = {k: {p: {m: report[k][p][m] for m in ("r", "mae")} for p in ("all", "real", "edits", "photos")}
                             for k in ("full", "shape")}
     print(json.dumps(out, indent=1))
     return 0

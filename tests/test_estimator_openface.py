@@ -12,7 +12,8 @@ from skimage.feature import hog
 
 from aufx.au import get_au
 from aufx.au_regressor import AU_NAMES, WEIGHTS, RegressorError, agreement, load_regressor
-from aufx.au_regressor_features import CROP_KEY, FEATURES, aligned_grey, appearance, has_appearance
+from aufx.au_regressor_features import (CROP_KEY, FEATURES, aligned_grey, appearance, has_appearance, mirrored,
+                                        shape)
 from aufx.engines.basis import basis
 from aufx.estimate import estimate_after, estimate_aus, estimate_raw, mesh_raw, openface_like
 from aufx.face.analysis import FaceAnalysis
@@ -30,6 +31,17 @@ def fresh(face: FaceAnalysis) -> FaceAnalysis:
 
 def openface_numbers(name: str) -> np.ndarray:
     return np.array([reading_from_csv(FIXTURES / f"{name}.csv").aus.au(a) for a in AU_NAMES])
+
+
+def test_the_mirror_image_swaps_sides_and_keeps_the_face_aligned(astronaut_editor):
+    face = astronaut_editor.face()
+    flipped, crop = mirrored(face.canonical, face.cache[CROP_KEY])
+    np.testing.assert_allclose(mirrored(flipped)[0], face.canonical, atol=1e-12)  # twice = the face itself
+    # the right lip corner of the mirror image is where the left one was, with x negated; the inner lip midline
+    # (13 upper, 14 lower) stays on its own lip
+    assert flipped[61, 0] == pytest.approx(-face.canonical[291, 0]) and flipped[61, 1] == face.canonical[291, 1]
+    assert flipped[13, 1] == face.canonical[13, 1] and flipped[14, 1] == face.canonical[14, 1]
+    assert crop.shape == face.cache[CROP_KEY].shape and (crop[:, 0] == face.cache[CROP_KEY][:, -1]).all()
 
 
 def test_hog_is_skimages(astronaut_editor):
@@ -86,9 +98,8 @@ def test_without_the_image_the_mesh_only_model_reads(grace_editor):
     face = fresh(grace_editor.face())
     assert not has_appearance(face)
     reg = load_regressor()
-    from aufx.au_regressor_features import shape
-
-    np.testing.assert_allclose(openface_like(face), reg.shape(shape(face.canonical)), atol=1e-6)
+    views = np.stack([shape(face.canonical), shape(mirrored(face.canonical)[0])])
+    np.testing.assert_allclose(openface_like(face), reg.shape(views).mean(0), atol=1e-6)
     fit = agreement(openface_like(face)[None], openface_numbers("grace_hopper")[None])
     assert fit["mae"] <= 0.1, fit
 

@@ -8,6 +8,7 @@ import pytest
 from aufx.au import AUVector
 from aufx.engines.basis import basis
 from aufx.engines.deform import _mesh_adjacency, _signed_areas, deform
+from aufx.engines.gains import gain_vector
 from aufx.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.pipeline import Editor, build_target
@@ -141,12 +142,15 @@ PRESET_CHECKS = {
 
 @pytest.fixture(scope="module")
 def neutral_face(grace_editor) -> FaceAnalysis:
-    """The neutral reference face placed with Grace Hopper's head pose: every AU measures ~0 on it, so a
-    prototype's AUs are all increases (a real face's own AUs would mix into the comparison)."""
+    """The neutral reference face placed with Grace Hopper's head pose, measured as 0 on every AU, so a
+    prototype's AUs are all increases (a real face's own AUs would mix into the comparison). Set explicitly: the
+    estimator reads faces on OpenFace's scale, where MediaPipe's mean face is not all zeros (AU05 about 0.35)."""
     from aufx.face.topology import topology
 
     g = grace_editor.face()
-    return FaceAnalysis(g.pose.to_image(topology().canonical), g.pose, g.image_size)
+    face = FaceAnalysis(g.pose.to_image(topology().canonical), g.pose, g.image_size)
+    face.cache[("raw_aus", EstimatorConfig())] = np.zeros(len(basis().channels))
+    return face
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_CHECKS))
@@ -207,33 +211,42 @@ def test_lids_and_lips_never_cross(grace_editor, astronaut_editor):
 
 
 def test_estimator_round_trips_on_the_edited_mesh(grace_editor, astronaut_editor):
-    """The estimator reads back what the editor moved (same basis, bounded least squares): within 0.12 for single
-    AU edits of up to +0.8. The tolerance covers the lid/lip constraints and the unfolding step, which bend a
-    large edit slightly, and the ridge, which shares a little of it with look-alike AUs."""
+    """The mesh estimator reads back what the editor moved (same basis, bounded least squares): within 0.12 for
+    single AU edits that move the mesh by up to 0.8 basis units. The tolerance covers the lid/lip constraints and the
+    unfolding step, which bend a large edit slightly, and the ridge, which shares a little of it with look-alike
+    AUs. Each request is set so the mesh moves by the listed amount whatever the face measures (on OpenFace's
+    scale) and whatever the render gain (the motion is gain x requested change)."""
     cfg = EstimatorConfig()
     b = basis()
     for ed in (grace_editor, astronaut_editor):
         face = ed.face()
-        for text in ("AU12:0.5", "AU01:0.6", "AU04:0.5", "AU26:0.5", "AU43:0.8", "AU15:0.5", "AU09:0.5"):
-            d = deform(face, build_target(ed.measured(), text))
+        m = ed.measured()
+        for code, motion in (("AU12", 0.5), ("AU01", 0.6), ("AU04", 0.5), ("AU26", 0.5), ("AU43", 0.8),
+                             ("AU15", 0.5), ("AU09", 0.5)):
+            text = f"{code}:{min(1.0, m.au(code) + motion / gain_vector((code,), 'geometry')[0]):.3f}"
+            d = deform(face, build_target(m, text))
             change = _solve(d.canonical_target - face.canonical, cfg.__class__(ridge=cfg.change_ridge), False,
                             (-2.0, 2.0))
             code = text.split(":")[0]
+            moved = d.delta * gain_vector(b.channels, "geometry")  # the render gains scale the mesh motion
             for ch in b.channels:
                 if ch in (code, "L" + code[2:], "R" + code[2:]):
-                    assert abs(change[b.index(ch)] - d.delta[b.index(ch)]) < 0.12 + 0.1 * abs(d.delta[b.index(ch)]), \
-                        (ed.name, text, ch, change[b.index(ch)], d.delta[b.index(ch)])
+                    assert abs(change[b.index(ch)] - moved[b.index(ch)]) < 0.12 + 0.1 * abs(moved[b.index(ch)]), \
+                        (ed.name, text, ch, change[b.index(ch)], moved[b.index(ch)])
 
 
-def test_output_measurement_moves_towards_the_target(grace_editor):
-    """On re-detected outputs MediaPipe's face-mesh prior damps the motion it sees (measured here: 30-60 % of a
-    requested lip-corner or jaw change is read back on Grace Hopper). So: the right direction, a real fraction."""
+def test_output_measurement_reads_what_openface_reads(grace_editor):
+    """The output measurement (estimate_after) against OpenFace 2.0's static reading of the same two outputs
+    (FeatureExtraction -au_static on the face crop AUFX sends, AUxx_r / 5; read on 2026-12-04 with the engine and
+    render gains of that day): smile AU12 0.10 -> 0.242; jaw drop AU25 0.0 -> 0.236, AU26 0.092 -> 0.496. Within 0.1 of OpenFace,
+    except AU26 on edits, where the estimator reads a fraction (cross-validated r 0.17 on edits,
+    assets/au_estimator.md): only its direction is checked."""
     m = grace_editor.measured()
-    smile = grace_editor.edit(build_target(m, "AU12:1.0"))
-    assert smile.measured_output.au("AU12") - m.au("AU12") > 0.15
-    open_jaw = grace_editor.edit(build_target(m, "AU26:0.9,AU25:0.6"))
-    opening = lambda v: v.au("AU25") + v.au("AU26") + v.au("AU27")  # noqa: E731  (look-alikes on the lips)
-    assert opening(open_jaw.measured_output) - opening(m) > 0.3
+    smile = grace_editor.edit(build_target(m, "AU12:1.0")).measured_output
+    assert abs(smile.au("AU12") - 0.242) < 0.1 and smile.au("AU12") - m.au("AU12") > 0.05
+    open_jaw = grace_editor.edit(build_target(m, "AU26:0.9,AU25:0.6")).measured_output
+    assert abs(open_jaw.au("AU25") - 0.236) < 0.1 and open_jaw.au("AU25") - m.au("AU25") > 0.1
+    assert open_jaw.au("AU26") > m.au("AU26")
 
 
 def test_teeth_are_not_stretched_by_a_wider_opening(grace_editor):
