@@ -1,7 +1,8 @@
-"""A calibration of the AU estimator to OpenFace's scale, fitted on the user's own annotated faces.
+"""A calibration of the AU estimator to the user's own OpenFace, fitted on the user's own annotated faces.
 
-The raw estimator reads AUs on the editor's own scale, and person-specific shape and MediaPipe's damping bias it
-(see README "Known limits"). ``python -m training.fit_estimator`` fits, per AU, a ridge-regularised linear map from
+The built-in estimator already reads AUs on OpenFace 2.x's static scale (aufx.estimate, fitted on the development
+faces); a user's OpenFace version, settings or faces can still differ (see README "Known limits").
+``python -m training.fit_estimator`` fits, per AU, a ridge-regularised linear map from
 the raw estimates to the user's OpenFace annotations and stores it as readable JSON::
 
     value(AU) = clip(intercept + sum(coefficients[f] * feature f), 0, 1)
