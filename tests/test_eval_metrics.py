@@ -336,8 +336,8 @@ def eval_set(tmp_path_factory, imgs):
         {"input": str(refs / "astronaut.png"), "target_aus": {"R12": 0.2, "R14": 0.2}, "preset": "contempt"})
     Image.fromarray(imgs["background"]).save(gens / "nobody__x.png")
     (gens / "astronaut__corrupt.png").write_bytes(b"not a png")  # paired by name, unreadable
-    rows = ["image_path,AU01,AU02,AU05,AU26,AU12", "gens/astronaut__brighter.png,0.8,0.8,0.4,0.7,0",
-            "Test/grace.jpg,0,0,0,0,0"]
+    rows = ["image_path,AU01,AU02,AU05,AU25,AU26,AU12", "gens/astronaut__brighter.png,0.8,0.8,0.4,0.6,0.7,0",
+            "Test/grace.jpg,0,0,0,0,0,0"]  # the surprise prototype's AUs
     (root / "annotations.csv").write_text("\n".join(rows) + "\n")
     return root, targets
 
