@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from aufx import __version__
-from aufx.au import AUVector, catalogue
+from aufx.au import catalogue
 from eval.pairing import IMAGE_EXTS
 from aufx.pipeline import Editor, build_target
 from aufx.presets import EMOTIONS
