@@ -28,17 +28,17 @@ from aufx.face.topology import ASSETS, topology
 class ShadingConfig:
     enabled: bool = True
     strength: float = 1.0  # global multiplier on every stroke's depth
-    bulge: float = 0.5  # a fold's bulge height relative to its valley depth, unless the stroke says otherwise
+    bulge: float = 0.3  # a fold's bulge height relative to its valley depth, unless the stroke says otherwise
     bulge_offset: float = 1.3  # bulge centre from the valley centre, in valley widths
     bulge_width: float = 1.6  # bulge width relative to the valley width
     aspect: float = 1.0  # relief height in pixels per (depth x width in pixels): sets the slopes the light sees
     occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
-    exposure: float = 0.1  # lightening of a bulge top per unit relative height (it catches more light)
+    exposure: float = 0.05  # lightening of a bulge top per unit relative height (it catches more light)
     irregularity: float = 0.35  # relative depth variation along a fold (real creases are not uniform)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
     texture_gain: tuple[float, float] = (0.6, 1.5)  # range of the texture scaling (smooth young skin folds softly)
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
-    max_light: float = 0.08
+    max_light: float = 0.05
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
 
 
