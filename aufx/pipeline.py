@@ -16,6 +16,7 @@ from aufx import __version__
 from aufx.au import AUError, AUVector, parse_au_text
 from aufx.engines.deform import deform
 from aufx.engines.warp import WarpEngine
+from aufx.estimate import SOURCE as AUFX_SOURCE
 from aufx.estimate import estimate_after, estimate_aus
 from aufx.face.analysis import (AnalysisCache, FaceAnalysis, FaceNotFoundError, analysis_cache, analyze_faces,
                                 no_face_message)
@@ -64,6 +65,7 @@ class EditResult:
             "target_aus": self.target.compact(),
             "measured_input": self.measured_input.compact(),
             "measured_output": self.measured_output.compact() if self.measured_output is not None else None,
+            "measured_by": AUFX_SOURCE,  # the app's OpenFace setting overrides it through ``extra``
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
         meta.update(extra)
