@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # aufx.calibration builds on this module
 
 SOURCE = "AUFX estimator"  # how every number this module measures is labelled (vs "OpenFace 2.x static")
 
+
 @dataclass(frozen=True)
 class EstimatorConfig:
     ridge: float = 0.02  # keeps near-parallel fields (AU26/AU27, AU23/AU24) from trading off wildly
