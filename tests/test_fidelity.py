@@ -70,15 +70,17 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
 
 
 @needs_openface
-def test_run_with_openface_reads_a_jaw_drop(astronaut, tmp_path):
+def test_run_with_openface_reads_a_jaw_drop(grace, tmp_path):
+    """Grace Hopper's mouth is closed, so a jaw drop is what OpenFace sees change (on the astronaut's open smile it
+    reads hardly any AU26: 0.06, the README's fidelity table)."""
     faces = tmp_path / "faces"
     faces.mkdir()
-    cv2.imwrite(str(faces / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(faces / "grace.png"), cv2.cvtColor(grace, cv2.COLOR_RGB2BGR))
     cfg = FidelityConfig(faces=faces, out=tmp_path / "out", aus=("AU26",), targets=(0.2, 0.8), presets=(),
                          identity=False, emotion=False)
     result = run(cfg, progress=lambda *_: None)
     assert result["reader"] == "OpenFace 2.x static"
-    assert result["au"]["per_au"]["AU26"]["slope"] > 0.1  # OpenFace sees the mouth open further
+    assert result["au"]["per_au"]["AU26"]["slope"] > 0.2  # OpenFace sees the mouth open further
 
 
 def test_calibration_prefers_the_slope_nearest_the_goal_within_the_off_target_bound():
