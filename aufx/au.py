@@ -1,6 +1,6 @@
 """Action Units: the catalogue, per-side AU vectors, and the text form shared by the CLI, the API and the app.
 
-One definition for the whole project (see presets/au_catalogue.json): values are normalised intensities in [0, 1]
+One definition for the whole project (see aufx/presets/au_catalogue.json): values are normalised intensities in [0, 1]
 (= OpenFace AUxx_r / 5); bilateral AUs carry a value per side, keyed ``L12`` / ``R12`` (the subject's own left and
 right); midline AUs are keyed ``AU17``. In the text form ``AU12`` sets both sides of a bilateral AU.
 """
@@ -11,10 +11,10 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+from aufx.resources import PRESETS_DIR
+
 
 
 class AUError(ValueError):

@@ -28,7 +28,7 @@ USER_ERRORS = (AUError, FaceNotFoundError, ImageReadError, FileNotFoundError, En
 
 def _file_format_errors() -> tuple[type[Exception], ...]:
     """Errors in the user's data files; imported only when an error occurs (pandas and ffmpeg load slowly)."""
-    from aufx.calibration import CalibrationError
+    from aufx.model.calibration import CalibrationError
     from aufx.io.arkit import ARKitFormatError
     from aufx.io.keyframes import KeyframeError
     from aufx.io.openface import OpenFaceFormatError
@@ -51,7 +51,7 @@ def _add_edit(sub) -> None:
 
 
 def _add_estimator(p) -> None:
-    p.add_argument("--estimator", type=Path, help="calibration JSON from python -m training.fit_estimator: also "
+    p.add_argument("--estimator", type=Path, help="calibration JSON from python -m aufx.training.fit_estimator: also "
                    "report AUs on your OpenFace data's scale")
 
 
@@ -71,7 +71,7 @@ def _add_estimate(sub) -> None:
     p.add_argument("--input", "-i", required=True)
     p.add_argument("--per-side", action="store_true", help="report L/R values for bilateral AUs")
     p.add_argument("--estimator", help="'openface': measure with your OpenFace 2.x (see --openface_bin); or a "
-                   "calibration JSON from python -m training.fit_estimator (AUs on your OpenFace data's scale)")
+                   "calibration JSON from python -m aufx.training.fit_estimator (AUs on your OpenFace data's scale)")
     p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
 
 
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_animate(sub)
     _add_edit_video(sub)
     sub.add_parser("presets", help="list the emotion presets with their AUs and sources")
-    sub.add_parser("annotate", help="OpenFace CSVs -> annotations CSV (see python -m training.annotations -h)",
+    sub.add_parser("annotate", help="OpenFace CSVs -> annotations CSV (see python -m aufx.training.annotations -h)",
                    add_help=False)
     sub.add_parser("stimuli", help="build a stimulus set with its manifest (see python -m aufx stimuli -h)",
                    add_help=False)
@@ -148,7 +148,7 @@ def _load_calibration(path: Path | None):
     """The --estimator calibration, read before any work so that a bad file fails fast."""
     if path is None:
         return None
-    from aufx.calibration import Calibration
+    from aufx.model.calibration import Calibration
 
     return Calibration.load(path)
 
@@ -156,7 +156,7 @@ def _load_calibration(path: Path | None):
 def _calibrated_edit(calibration, face, output, measure_output: bool) -> dict:
     """AUs on the calibration's (OpenFace) scale, on the input face and on the same face re-detected in the output.
     Targets stay on the editor's scale: the calibration only changes what is reported."""
-    from aufx.estimate import estimate_calibrated
+    from aufx.model.estimate import estimate_calibrated
     from aufx.pipeline import match_face
 
     after = match_face(output, face) if measure_output else None
@@ -167,7 +167,7 @@ def _calibrated_edit(calibration, face, output, measure_output: bool) -> dict:
 
 
 def cmd_estimate(args) -> int:
-    from aufx.estimate import estimate_calibrated
+    from aufx.model.estimate import estimate_calibrated
     from aufx.openface_runner import AUFX_SOURCE
     from aufx.pipeline import Editor
 
@@ -284,7 +284,7 @@ def cmd_edit_video(args) -> int:
 
 
 def cmd_presets(_args) -> int:
-    from aufx.presets import emotion_presets
+    from aufx.model.presets import emotion_presets
 
     print(json.dumps(emotion_presets(), indent=2))
     return 0
@@ -293,7 +293,7 @@ def cmd_presets(_args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "annotate":
-        from training.annotations import main as annotate
+        from aufx.training.annotations import main as annotate
 
         return annotate(argv[1:])
     if argv and argv[0] == "stimuli":

@@ -23,7 +23,7 @@ import numpy as np
 from aufx.au import AUVector, channels
 from aufx.engines.field import FieldConfig
 from aufx.engines.warp import WarpConfig, WarpEngine
-from aufx.estimate import estimate_aus
+from aufx.model.estimate import estimate_aus
 from aufx.face.tracker import FaceTracker, TrackerConfig
 from aufx.pipeline import Editor, build_target
 

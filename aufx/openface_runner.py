@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from aufx.au import AUVector
-from aufx.estimate import SOURCE as AUFX_ESTIMATOR_SOURCE
+from aufx.model.estimate import SOURCE as AUFX_ESTIMATOR_SOURCE
 from aufx.io.digest import array_digest
 from aufx.io.images import load_image
 from aufx.io.openface import FAILED, OPENFACE_AUS, OpenFaceFormatError, read_openface_csv
 
 SOURCE = "OpenFace 2.x static"  # how every number measured with it is labelled
-AUFX_SOURCE = AUFX_ESTIMATOR_SOURCE  # the other measurement: aufx.estimate
+AUFX_SOURCE = AUFX_ESTIMATOR_SOURCE  # the other measurement: aufx.model.estimate
 SOURCES = {"aufx": AUFX_SOURCE, "openface": SOURCE}  # the "measure with" choices of the CLI, app, eval and stimuli
 ENV_VAR = "OPENFACE_BIN"
 HOW_TO = ("AUFX neither ships nor downloads OpenFace (licence: noncommercial research use only); build OpenFace 2.x "

@@ -14,14 +14,14 @@ import numpy as np
 
 from aufx import __version__
 from aufx.au import AUError, AUVector, parse_au_text
-from aufx.engines.deform import deform
+from aufx.model.deform import deform
 from aufx.engines.warp import WarpEngine
-from aufx.estimate import SOURCE as AUFX_SOURCE
-from aufx.estimate import estimate_after, estimate_aus
+from aufx.model.estimate import SOURCE as AUFX_SOURCE
+from aufx.model.estimate import estimate_after, estimate_aus
 from aufx.face.analysis import (AnalysisCache, FaceAnalysis, FaceNotFoundError, analysis_cache, analyze_faces,
                                 no_face_message)
 from aufx.io.images import load_image
-from aufx.presets import preset_vector
+from aufx.model.presets import preset_vector
 
 ENGINES = ("warp", "diffusion")
 

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from aufx.au import AUVector
-from aufx.estimate import estimate_aus
+from aufx.model.estimate import estimate_aus
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.detect import LandmarkDetector
 from aufx.face.pose import fit_pose

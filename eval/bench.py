@@ -48,7 +48,7 @@ def face_image(size: int) -> np.ndarray:
 def bench_warp(size: int, repeats: int) -> dict[str, float]:
     from PIL import Image
 
-    from aufx.engines.deform import deform
+    from aufx.model.deform import deform
     from aufx.face.analysis import analyze_faces
     from aufx.io.images import save_image
     from aufx.pipeline import Editor, build_target

@@ -6,7 +6,7 @@
 Speed: median ms of one estimate on a fresh analysis (aligned crop, HOG, regressor, mesh solve), one core.
 Agreement: Pearson r and mean |error| against OpenFace's static reading (AUxx_r / 5) over the 17 OpenFace AUs, pooled
 over faces and AUs, for the regressor (what AUFX now reports) and the mesh estimator alone (what it reported before).
-Faces in DIR should be held out from the fit (assets/au_estimator.md lists what it was fitted on).
+Faces in DIR should be held out from the fit (aufx/assets/au_estimator.md lists what it was fitted on).
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def test_faces() -> dict[str, np.ndarray]:
 
 def speed_ms(rgb: np.ndarray, repeats: int = 50) -> float:
     """Median ms of crop + features + regressor + mesh solve for one face (detection excluded: done once anyway)."""
-    from aufx.au_regressor_features import attach_appearance
-    from aufx.estimate import estimate_aus
+    from aufx.model.regressor_features import attach_appearance
+    from aufx.model.estimate import estimate_aus
     from aufx.face.analysis import FaceAnalysis, analyze_faces
 
     face = analyze_faces(rgb)[0]
@@ -56,10 +56,10 @@ def speed_ms(rgb: np.ndarray, repeats: int = 50) -> float:
 
 def readings(face) -> tuple[np.ndarray, np.ndarray]:
     """(regressor, mesh estimator) readings of the 17 OpenFace AUs, each (17,) on the normalised scale."""
-    from aufx.au_regressor import AU_NAMES
+    from aufx.model.regressor import AU_NAMES
     from aufx.au import get_au
-    from aufx.engines.basis import basis
-    from aufx.estimate import estimate_aus, mesh_raw
+    from aufx.model.basis import basis
+    from aufx.model.estimate import estimate_aus, mesh_raw
 
     b = basis()
     mesh = mesh_raw(face)
@@ -69,7 +69,7 @@ def readings(face) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fixture_agreement() -> dict:
-    from aufx.au_regressor import AU_NAMES
+    from aufx.model.regressor import AU_NAMES
     from aufx.face.analysis import analyze_faces
     from aufx.openface_runner import reading_from_csv
 
@@ -81,7 +81,7 @@ def fixture_agreement() -> dict:
 
 
 def folder_agreement(folder: Path, openface_bin: str | None) -> dict:
-    from aufx.au_regressor import AU_NAMES
+    from aufx.model.regressor import AU_NAMES
     from aufx.face.analysis import analyze_faces
     from aufx.io.images import load_image
     from aufx.openface_runner import OpenFace
@@ -103,7 +103,7 @@ def folder_agreement(folder: Path, openface_bin: str | None) -> dict:
 
 
 def _summary(rows: list) -> dict:
-    from aufx.au_regressor import agreement
+    from aufx.model.regressor import agreement
 
     reg, mesh, truth = (np.stack(c) for c in zip(*rows))
     return {"faces": len(rows), "aufx_estimator": _short(agreement(reg, truth)),

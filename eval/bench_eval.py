@@ -3,7 +3,7 @@
 Pairs are the astronaut (skimage) and edits of it: local (the warp engine's case) or global. Rates with the source's
 face box and embedding cached (the usual case: many outputs per source) or not; each as wall-clock images/s (median
 over repeats) and per CPU-second of the process. AU measurement uses a free stand-in, so the rate
-excludes the AU estimator's own time (bench it with aufx.estimate).
+excludes the AU estimator's own time (bench it with aufx.model.estimate).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from skimage import data
 
-from aufx.presets import preset_vector
-from eval.config import EvalConfig
-from eval.evaluate import Evaluator
+from aufx.model.presets import preset_vector
+from aufx.evaluation.config import EvalConfig
+from aufx.evaluation.evaluate import Evaluator
 
 
 def make_pairs(n: int, size: int = 512, local: bool = True) -> list[tuple[np.ndarray, np.ndarray, object]]:

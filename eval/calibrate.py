@@ -5,7 +5,7 @@ appearance) gains; OpenFace 2.x (static models; one batched call per AU) reads t
 normalised units, per face then averaged) and the off-target change (mean |change| of the other 16 AUs, OpenFace
 units 0..5) of every trial are kept; the chosen gains bring the slope nearest the goal while the off-target change
 stays under its bound, nearest the authored model when trials tie. One model for every face: no per-face gains.
-``--write`` stores the gains and all trials in assets/au_calibration.json (read by aufx/engines/gains.py).
+``--write`` stores the gains and all trials in aufx/assets/au_calibration.json (read by aufx/model/gains.py).
 """
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from aufx.au import AUVector, get_au
-from aufx.engines.basis import basis
-from aufx.engines.deform import deform
-from aufx.engines.gains import CALIBRATION_FILE, gains_overridden, render_gains
-from aufx.estimate import estimate_raw
+from aufx.model.basis import basis
+from aufx.model.deform import deform
+from aufx.model.gains import CALIBRATION_FILE, gains_overridden, render_gains
+from aufx.model.estimate import estimate_raw
 from aufx.pipeline import Editor, shared_engine
 from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
-from eval.pairing import IMAGE_EXTS
+from aufx.evaluation.pairing import IMAGE_EXTS
 
 
 @dataclass
@@ -39,7 +39,7 @@ class CalibrationConfig:
     goal_slope: float = 1.0  # reading change per unit of requested change
     max_off_target: float = 0.3  # OpenFace units (0..5): a trial moving the other AUs more is not chosen
     gain_cost: float = 0.03  # per unit of gain away from 1: of two trials about as good, the one nearer the authored
-    # model (assets/au_handles.yaml, assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its look
+    # model (aufx/assets/au_handles.yaml, aufx/assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its look
     openface_bin: str | None = None
     crop_size: int = 400
     crop_margin: float = 0.6

@@ -28,9 +28,9 @@ import numpy as np
 
 from aufx import __version__
 from aufx.au import catalogue
-from eval.pairing import IMAGE_EXTS
+from aufx.evaluation.pairing import IMAGE_EXTS
 from aufx.pipeline import Editor, build_target
-from aufx.presets import EMOTIONS
+from aufx.model.presets import EMOTIONS
 
 OPENFACE_AUS = tuple(a.code for a in catalogue() if a.openface)
 AUFX_SOURCE = "AUFX estimator (the project's own reader: not an outside instrument)"
@@ -116,7 +116,7 @@ class EstimatorReader:
     source = AUFX_SOURCE
 
     def read(self, crops: list[np.ndarray]) -> list[dict[str, float] | None]:
-        from aufx.estimate import estimate_aus
+        from aufx.model.estimate import estimate_aus
         from aufx.face.analysis import analyze_faces
 
         out = []
@@ -143,7 +143,7 @@ def judge(edits: list[Edit], cfg: FidelityConfig) -> dict[str, str]:
     sources = {e.face: e for e in edits if e.kind == "source"}
     if cfg.emotion:
         try:
-            from eval.emotion import load_fer
+            from aufx.evaluation.emotion import load_fer
 
             fer = load_fer()
             for e in edits:
@@ -153,7 +153,7 @@ def judge(edits: list[Edit], cfg: FidelityConfig) -> dict[str, str]:
             missing["emotion"] = f"FER2013 unavailable: {exc}"
     if cfg.identity:
         try:
-            from eval.identity import compare, load_dlib
+            from aufx.evaluation.identity import compare, load_dlib
 
             dlib_id = load_dlib()
             ref = {k: dlib_id.embed(s.image, s.box) for k, s in sources.items()}
@@ -216,7 +216,7 @@ def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
 
 def emotion_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict | None:
     """Accuracy per preset and intensity (FER2013 knows 7 of the 8 presets: contempt is excluded)."""
-    from eval.emotion import FER_TO_AFFECTNET
+    from aufx.evaluation.emotion import FER_TO_AFFECTNET
 
     known = set(FER_TO_AFFECTNET.values())
     rows = [e for e in edits if e.kind == "preset" and e.emotion is not None and e.name in known]

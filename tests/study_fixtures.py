@@ -15,7 +15,7 @@ from PIL import Image, ImageEnhance
 from skimage import data
 
 from aufx import __version__
-from aufx.presets import EMOTIONS, preset_vector
+from aufx.model.presets import EMOTIONS, preset_vector
 from aufx.study.manifest import MANIFEST_COLUMNS
 
 # (condition, intensity, engine); "smirk" is a user-defined condition with no right answer among the 8 categories.

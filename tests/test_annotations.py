@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from aufx.io.openface import OPENFACE_AUS, write_openface_csv
-from training.annotations import (AnnotationConfig, build_annotations, main, normalise_name, parse_au_key,
+from aufx.training.annotations import (AnnotationConfig, build_annotations, main, normalise_name, parse_au_key,
                                   report_path)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_bad_input_exits_2(tmp_path, capsys):
 def test_runs_as_a_module(dataset, tmp_path):
     img, of = dataset
     out = tmp_path / "o.csv"
-    run = subprocess.run([sys.executable, "-m", "training.annotations", "--img_dir", str(img), "--openface_dir",
+    run = subprocess.run([sys.executable, "-m", "aufx.training.annotations", "--img_dir", str(img), "--openface_dir",
                           str(of), "--out_csv", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1].startswith("summary: images=15 csvs=9 matched_csvs=7")

@@ -24,8 +24,8 @@ from aufx.au import AUVector, parse_au_text
 from aufx.cli import main as aufx_cli
 from aufx.study.sheet import sheet_size
 from aufx.study.stimulus_config import SheetLayout
-from eval import backends
-from eval.config import METRICS
+from aufx.evaluation import backends
+from aufx.evaluation.config import METRICS
 
 CONDITIONS_YAML = """base: neutral
 engines: [warp]

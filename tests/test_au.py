@@ -4,7 +4,7 @@ import json
 import pytest
 
 from aufx.au import AUError, AUVector, au_codes, catalogue, channels, parse_au_text
-from aufx.presets import EMOTIONS, emotion_presets, load_user_preset, preset_vector, save_user_preset
+from aufx.model.presets import EMOTIONS, emotion_presets, load_user_preset, preset_vector, save_user_preset
 
 
 def test_catalogue_has_openface_aus_and_preset_extras():

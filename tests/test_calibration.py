@@ -1,5 +1,5 @@
 """Estimator calibration end to end on data with known AUs: warp edits of the two test faces, written as real-format
-OpenFace CSVs, paired into an annotation CSV, fitted with `python -m training.fit_estimator`, used by the CLI."""
+OpenFace CSVs, paired into an annotation CSV, fitted with `python -m aufx.training.fit_estimator`, used by the CLI."""
 from __future__ import annotations
 
 import json
@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 
 from aufx.au import AUVector
-from aufx.calibration import Calibration, CalibrationError, feature_names, features, own_feature
+from aufx.model.calibration import Calibration, CalibrationError, feature_names, features, own_feature
 from aufx.cli import main as aufx_main
-from aufx.estimate import estimate_calibrated, estimate_raw
+from aufx.model.estimate import estimate_calibrated, estimate_raw
 from aufx.face.analysis import analyze_faces
 from aufx.io.images import load_image, save_image
 from aufx.io.openface import OPENFACE_AUS, write_openface_csv
-from training.annotations import main as annotate
-from training.fit_estimator import FitConfig, main as fit_main, split
-from training.ridge import fit_ridge, loo_mse
+from aufx.training.annotations import main as annotate
+from aufx.training.fit_estimator import FitConfig, main as fit_main, split
+from aufx.training.ridge import fit_ridge, loo_mse
 
 N_IMAGES = 40
 RENDERED = ("AU12", "AU26", "AU45")  # lip corners, jaw and lids: the AUs the warp engine renders most clearly

@@ -101,7 +101,7 @@ def _scene(h=72, w=88):
     mask = np.zeros((h, w), np.float32)
     cv2.ellipse(mask, (cx, cy), (px(22), px(28)), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), 2 * k) * (mask > 0)
-    canon = np.array(json.loads((ROOT / "assets/canonical_face.json").read_text())["vertices"])[:, :2]
+    canon = np.array(json.loads((ROOT / "aufx/assets/canonical_face.json").read_text())["vertices"])[:, :2]
     landmarks = canon * 18 * k + (cx, cy)
     return img, mask, landmarks
 

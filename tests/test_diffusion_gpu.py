@@ -131,7 +131,7 @@ def test_dlib_descriptor_port_on_the_gpu(astronaut):
 
     from aufx.identity.chip import FaceAligner
     from aufx.identity.dlib_resnet import WEIGHTS, load_dlib_resnet, models_dir
-    from eval.faces import load_detector
+    from aufx.evaluation.faces import load_detector
 
     box = load_detector()(astronaut, upsample=1)
     chip = dlib.get_face_chip(np.ascontiguousarray(astronaut), FaceAligner().shape(astronaut, box), 150, 0.25)

@@ -15,7 +15,7 @@ import torch
 from aufx.identity.chip import FaceAligner, extract_chips
 from aufx.identity.dlib_resnet import (ARCHITECTURE, CHIP_PADDING, CHIP_SIZE, WEIGHTS, DlibFormatError,
                                        load_dlib_resnet, models_dir, read_dat)
-from eval.faces import load_detector
+from aufx.evaluation.faces import load_detector
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -100,8 +100,8 @@ def test_descriptor_is_differentiable(net, faces):
 
 
 def test_identity_and_perceptual_losses_on_real_faces(astronaut_editor, grace_editor):
-    from training.align import align_face
-    from training.losses import load_dlib_identity, load_msssim
+    from aufx.training.align import align_face
+    from aufx.training.losses import load_dlib_identity, load_msssim
 
     def crop(editor):
         return _tensor(align_face(editor.image, editor.face(), 192)) / 127.5 - 1

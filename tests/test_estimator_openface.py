@@ -11,11 +11,11 @@ from safetensors.numpy import load_file, save_file
 from skimage.feature import hog
 
 from aufx.au import get_au
-from aufx.au_regressor import AU_NAMES, WEIGHTS, RegressorError, agreement, load_regressor
-from aufx.au_regressor_features import (CROP_KEY, FEATURES, aligned_grey, appearance, has_appearance, mirrored,
+from aufx.model.regressor import AU_NAMES, WEIGHTS, RegressorError, agreement, load_regressor
+from aufx.model.regressor_features import (CROP_KEY, FEATURES, aligned_grey, appearance, has_appearance, mirrored,
                                         shape)
-from aufx.engines.basis import basis
-from aufx.estimate import estimate_after, estimate_aus, estimate_raw, mesh_raw, openface_like
+from aufx.model.basis import basis
+from aufx.model.estimate import estimate_after, estimate_aus, estimate_raw, mesh_raw, openface_like
 from aufx.face.analysis import FaceAnalysis
 from aufx.openface_runner import reading_from_csv
 from aufx.pipeline import build_target, match_face
@@ -56,7 +56,7 @@ def test_hog_is_skimages(astronaut_editor):
 
 
 def test_reads_the_test_faces_as_openface_printed_them(astronaut_editor, grace_editor):
-    """Both faces are in the fit's data (assets/au_estimator.md), so this guards the shipped weights and the
+    """Both faces are in the fit's data (aufx/assets/au_estimator.md), so this guards the shipped weights and the
     feature path, not generalisation: it fails if features, alignment or weights drift."""
     ours = np.array([[estimate_aus(ed.face()).au(a) for a in AU_NAMES] for ed in (astronaut_editor, grace_editor)])
     truth = np.stack([openface_numbers("astronaut"), openface_numbers("grace_hopper")])

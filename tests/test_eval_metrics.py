@@ -19,15 +19,15 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from aufx.au import AUVector
-from aufx.presets import EMOTIONS, preset_vector
-from eval import backends, faces
-from eval.au_error import au_error, openface_aus
-from eval.config import EvalConfig
-from eval.emotion import FER_TO_AFFECTNET
-from eval.evaluate import Evaluator
-from eval.fer_model import LABELS, same_pad
-from eval.identity import compare
-from eval.image_quality import SSIM_ARGS, psnr, ssim
+from aufx.model.presets import EMOTIONS, preset_vector
+from aufx.evaluation import backends, faces
+from aufx.evaluation.au_error import au_error, openface_aus
+from aufx.evaluation.config import EvalConfig
+from aufx.evaluation.emotion import FER_TO_AFFECTNET
+from aufx.evaluation.evaluate import Evaluator
+from aufx.evaluation.fer_model import LABELS, same_pad
+from aufx.evaluation.identity import compare
+from aufx.evaluation.image_quality import SSIM_ARGS, psnr, ssim
 
 MOUTH = (slice(140, 165), slice(195, 250))  # the astronaut's mouth, inside her face box
 BACKGROUND = (slice(420, 500), slice(380, 500))  # lower right, far from her face
@@ -352,7 +352,7 @@ def _stand_in_measure(targets_by_pixels):
 @pytest.fixture(scope="module")
 def run_eval(eval_set):
     from aufx.io.images import load_image
-    from eval.evaluate import evaluate
+    from aufx.evaluation.evaluate import evaluate
 
     root, targets = eval_set
     by_pixels = {}
@@ -411,7 +411,7 @@ def test_evaluation_metrics_end_to_end(run_eval):
 
 
 def test_wrong_targets_give_a_large_au_error(eval_set, tmp_path):
-    from eval.evaluate import evaluate
+    from aufx.evaluation.evaluate import evaluate
 
     root, _ = eval_set
     config = EvalConfig(gens=root / "gens", refs=root / "refs", au_csv=root / "annotations.csv",
@@ -422,7 +422,7 @@ def test_wrong_targets_give_a_large_au_error(eval_set, tmp_path):
 
 
 def test_openface_csvs_measure_the_outputs(eval_set, tmp_path):
-    from eval.evaluate import evaluate
+    from aufx.evaluation.evaluate import evaluate
 
     root, _ = eval_set
     of_dir = tmp_path / "openface"
@@ -440,7 +440,7 @@ def test_openface_csvs_measure_the_outputs(eval_set, tmp_path):
 
 
 def test_report_files_hold_the_numbers_of_metrics_json(run_eval):
-    from eval.report import fmt
+    from aufx.evaluation.report import fmt
 
     root, config, _, _ = run_eval
     saved = json.loads(config.report.read_text())
@@ -457,7 +457,7 @@ def test_report_files_hold_the_numbers_of_metrics_json(run_eval):
 
 
 def test_cli_writes_the_report_and_rejects_a_missing_folder(eval_set, tmp_path, capsys):
-    from eval.evaluate import main
+    from aufx.evaluation.evaluate import main
 
     root, _ = eval_set
     report = tmp_path / "cli" / "metrics.json"

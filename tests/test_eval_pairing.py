@@ -1,4 +1,4 @@
-"""Pairing rules of the evaluation (eval/pairing.py) on tiny synthetic files: no models involved."""
+"""Pairing rules of the evaluation (aufx/evaluation/pairing.py) on tiny synthetic files: no models involved."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.pairing import base_name, pair_images, read_annotations
+from aufx.evaluation.pairing import base_name, pair_images, read_annotations
 
 
 def _img(path, value=0):

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aufx.engines.deform import deform
+from aufx.model.deform import deform
 from aufx.engines.eyes import LID_RING
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.photometry import luminance

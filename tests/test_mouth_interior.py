@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import aufx.engines.warp as warp_module
-from aufx.engines.deform import deform
+from aufx.model.deform import deform
 from aufx.engines.interiors import MouthConfig, poly_mask
 from aufx.engines.mouth_layers import EXEMPLAR, exemplar, layers
 from aufx.engines.photometry import gradient_magnitude, luminance

@@ -215,8 +215,8 @@ def test_cli_estimate_with_openface(tmp_path, monkeypatch, capsys, two_faces):
 def test_evaluate_reads_outputs_with_openface(tmp_path, monkeypatch, astronaut, grace):
     import cv2
 
-    from eval.config import EvalConfig
-    from eval.evaluate import evaluate
+    from aufx.evaluation.config import EvalConfig
+    from aufx.evaluation.evaluate import evaluate
 
     gens = tmp_path / "gens"
     gens.mkdir()

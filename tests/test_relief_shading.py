@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aufx.engines.deform import deform
+from aufx.model.deform import deform
 from aufx.engines.photometry import _noise, gradient_magnitude, luminance, measure, photometry
 from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
 from aufx.engines.warp import WarpConfig, WarpEngine

@@ -20,7 +20,7 @@ from skimage import data
 
 from aufx.au import AUVector
 from aufx.face.analysis import analyze_faces
-from aufx.presets import preset_vector
+from aufx.model.presets import preset_vector
 from aufx.study import MANIFEST_COLUMNS, StudyError, export_study, load_study, read_manifest
 from aufx.study.conditions import load_conditions, parse_conditions
 from aufx.study.sheet import sheet_size

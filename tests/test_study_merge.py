@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aufx.presets import EMOTIONS
+from aufx.model.presets import EMOTIONS
 from aufx.study import StudyError, merge_responses, read_manifest, read_responses, summarize
 from aufx.study.merge import main
 from study_fixtures import make_stimuli

@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from aufx.presets import EMOTIONS
+from aufx.model.presets import EMOTIONS
 from aufx.study import (StudyError, export_study, load_study, merge_responses, read_manifest, read_responses,
                         summarize)
 from study_fixtures import make_stimuli

@@ -3,7 +3,7 @@ import pytest
 
 from aufx.au import AUVector
 from aufx.pipeline import build_target
-from aufx.presets import preset_vector
+from aufx.model.presets import preset_vector
 from aufx.study.conditions import target_for
 from aufx.study.stimulus_config import Condition
 

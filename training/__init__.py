@@ -1,2 +1,2 @@
-"""Training: annotations from OpenFace output, face alignment, the AU regressor, and the diffusion engine's AU LoRA
-(see training/README.md)."""
+"""Developer tools run from the checkout: refitting the built-in AU estimator against OpenFace
+(fit_openface_estimator.py). The training library the app uses is aufx.training (see training/README.md)."""

@@ -1,13 +1,13 @@
 """Fit AUFX's built-in AU estimator to OpenFace 2.x (static models): collect readings once, refit in seconds.
 
     python -m training.fit_openface_estimator collect --sources sources.json --data DIR [--edits_per_face 12]
-    python -m training.fit_openface_estimator fit --data DIR [--out assets/au_estimator]
+    python -m training.fit_openface_estimator fit --data DIR [--out aufx/assets/au_estimator]
 
 ``collect`` analyses every face of the listed stills and video frames, keeps its mesh and aligned crop, and has
 OpenFace (``OPENFACE_BIN``) read the same face crop the app would send; then it edits faces with the warp engine
 (random sparse AU targets and presets) and has OpenFace read the edits too (labelled variety). Everything is cached
 under DIR (one .npz per source), so ``fit`` never runs OpenFace. ``fit`` fits the ridge regressor of
-aufx.au_regressor per OpenFace AU, reports leave-one-identity-out figures (the honest development numbers, per AU
+aufx.model.regressor per OpenFace AU, reports leave-one-identity-out figures (the honest development numbers, per AU
 and over the 17 AUs, real frames and edits apart), and writes the weights (safetensors) and the fit report (JSON and
 markdown) beside them.
 
@@ -36,10 +36,10 @@ import numpy as np
 
 from aufx import __version__
 from aufx.au import AUVector, get_au
-from aufx.au_regressor import LinearModel, agreement, save_regressor
-from aufx.au_regressor_features import FEATURES, FeatureConfig, aligned_grey, appearance, mirrored, shape
-from aufx.engines.basis import basis
-from aufx.estimate import EstimatorConfig, _solve
+from aufx.model.regressor import LinearModel, agreement, save_regressor
+from aufx.model.regressor_features import FEATURES, FeatureConfig, aligned_grey, appearance, mirrored, shape
+from aufx.model.basis import basis
+from aufx.model.estimate import EstimatorConfig, _solve
 from aufx.face.analysis import analyze_faces
 from aufx.face.topology import topology
 from aufx.io.images import load_image
@@ -89,7 +89,7 @@ def _random_target(rng: np.random.Generator, measured: AUVector, aus: tuple[str,
                    preset_share: float = 0.3) -> tuple[AUVector, str]:
     """A sparse edit from the measured face: 1-3 of ``aus`` to random values, or a preset at a random intensity."""
     from aufx.pipeline import build_target
-    from aufx.presets import emotion_presets
+    from aufx.model.presets import emotion_presets
 
     if rng.random() < preset_share:
         name = str(rng.choice(sorted(emotion_presets())))
@@ -196,7 +196,7 @@ def load_data(data: Path) -> dict[str, np.ndarray]:
 
 def features_of(data: dict[str, np.ndarray], cfg: FeatureConfig = FEATURES) -> tuple[np.ndarray, np.ndarray]:
     """(mesh (2, n, N_MESH*3), full (2, n, N_MESH*3 + n_hog)) feature matrices of the collected faces, as seen
-    and in a mirror (aufx.au_regressor reads both and averages)."""
+    and in a mirror (aufx.model.regressor reads both and averages)."""
     views = [(data["canonical"], data["crop"]), zip(*(mirrored(c, g) for c, g in zip(data["canonical"],
                                                                                        data["crop"])))]
     mesh, full = [], []
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--openface_bin", default=None)
     f = sub.add_parser("fit")
     f.add_argument("--data", type=Path, default=CollectConfig.data)
-    f.add_argument("--out", type=Path, default=Path("assets/au_estimator"))
+    f.add_argument("--out", type=Path, default=Path("aufx/assets/au_estimator"))
     args = ap.parse_args(argv)
     if args.cmd == "collect":
         collect(CollectConfig(args.sources, args.data, args.edits_per_face, openface_bin=args.openface_bin))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from aufx.engines.deform import Deformation
+from aufx.model.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, bbox, face_axes, median_colour, poly_mask
 from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis

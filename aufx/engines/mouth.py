@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from aufx.engines.deform import Deformation
+from aufx.model.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, MouthConfig
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.face.analysis import FaceAnalysis

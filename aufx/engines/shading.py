@@ -1,6 +1,6 @@
 """Appearance of AUs as relief: folds, furrows, bags and bulges lit like the face itself.
 
-Each AU's strokes (assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles sit
+Each AU's strokes (aufx/assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles sit
 where the deformed face has them. The relief is shaded with the light direction read from the face's own shading
 (Lambert on the relief normals, plus occlusion in the valleys), blurred to the photo's own sharpness, scaled to the
 person's skin-texture contrast, and applied as a luminance gain so the skin's own texture and hue stay underneath;
@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 
 from aufx.au import catalogue
-from aufx.engines.basis import basis, mirror_map
-from aufx.engines.deform import Deformation
+from aufx.model.basis import basis, mirror_map
+from aufx.model.deform import Deformation
 from aufx.engines.photometry import Photometry, grain, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology

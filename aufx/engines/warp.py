@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from aufx.au import AUVector
-from aufx.engines.deform import Deformation, deform
+from aufx.model.deform import Deformation, deform
 from aufx.engines.field import FieldConfig, WarpField
 from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig

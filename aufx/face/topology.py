@@ -1,6 +1,6 @@
 """The mesh the whole engine works on: canonical neutral face, triangles, named landmark groups.
 
-All of it is data under assets/ (see tools/build_face_assets.py for where it comes from); this module only loads it
+All of it is data under aufx/assets/ (see tools/build_face_assets.py for where it comes from); this module only loads it
 and derives the few things every consumer needs (aperture polygons, triangles without the aperture-spanning ones).
 """
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from aufx.resources import ASSETS
+
 N_LANDMARKS = 478
 
 

@@ -1,7 +1,7 @@
 """ARKit face-tracking recordings (JSONL, one frame per line) to AU tracks and back.
 
 A line is ``{"timestamp": 0.0333, "blendshapes": [52 floats in 0..1]}`` in Apple's blendshape order. The mapping to
-AUs is the approximate table in ``presets/arkit_au_map.json`` (data, not code, so that researchers can read and
+AUs is the approximate table in ``aufx/presets/arkit_au_map.json`` (data, not code, so that researchers can read and
 adjust it). Files are checked line by line and errors name the line, because recordings are long and hand-edited.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ class ARKitMap:
 
 @lru_cache(maxsize=1)
 def arkit_map() -> ARKitMap:
-    """The table in presets/arkit_au_map.json, checked once (52 unique names, known channels, lo < hi)."""
+    """The table in aufx/presets/arkit_au_map.json, checked once (52 unique names, known channels, lo < hi)."""
     data = json.loads(MAP_FILE.read_text(encoding="utf-8"))
     names = tuple(e["name"] for e in data["blendshapes"])
     if len(names) != 52 or len(set(names)) != 52:

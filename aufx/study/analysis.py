@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from aufx.presets import EMOTIONS
+from aufx.model.presets import EMOTIONS
 
 
 def summarize(analysis: pd.DataFrame) -> dict[str, pd.DataFrame]:

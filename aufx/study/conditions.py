@@ -1,7 +1,7 @@
 """conditions.yaml -> ConditionSet, and the target AU vector of one condition at one intensity.
 
 The file is hand-written by researchers, so every mistake is reported with the file, the condition and the key
-(see presets/conditions_example.yaml for the format). The checks of the values themselves live with the dataclasses
+(see aufx/presets/conditions_example.yaml for the format). The checks of the values themselves live with the dataclasses
 (stimulus_config.py), so a ConditionSet built in Python is checked the same way.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from aufx.au import AUVector, parse_au_text
-from aufx.presets import preset_vector
+from aufx.model.presets import preset_vector
 from aufx.study.manifest import StudyError
 from aufx.study.stimulus_config import Condition, ConditionSet
 

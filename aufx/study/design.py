@@ -10,7 +10,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from aufx.presets import EMOTIONS, emotion_presets
+from aufx.model.presets import EMOTIONS, emotion_presets
 from aufx.study.manifest import DESIGN_COLUMNS, StudyError
 
 TASKS = ("identification", "pairwise")

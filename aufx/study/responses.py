@@ -11,7 +11,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from aufx.presets import EMOTIONS
+from aufx.model.presets import EMOTIONS
 from aufx.study.design import PAIR_BY, TASKS, expected_category, expects_higher
 from aufx.study.manifest import DESIGN_COLUMNS, StudyError
 

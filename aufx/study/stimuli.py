@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     keep = argparse.SUPPRESS  # options left out take their default from StimulusConfig
     p.add_argument("--identities", required=True, type=Path, help="folder of face photos, one identity per file")
     p.add_argument("--conditions", required=True, type=Path,
-                   help="conditions YAML (see presets/conditions_example.yaml)")
+                   help="conditions YAML (see aufx/presets/conditions_example.yaml)")
     p.add_argument("--out", required=True, type=Path, help="stimulus folder to create or resume")
     p.add_argument("--engine", action="append", choices=ENGINES,
                    help="engine(s), repeatable; replaces the YAML's 'engines'")

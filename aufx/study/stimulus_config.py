@@ -14,7 +14,7 @@ from aufx import __version__
 from aufx.au import AUError, parse_au_text
 from aufx.diffusion.config import DiffusionConfig
 from aufx.pipeline import ENGINES
-from aufx.presets import preset_vector
+from aufx.model.presets import preset_vector
 from aufx.study.manifest import StudyError
 
 BASES = ("neutral", "measured")
@@ -136,7 +136,7 @@ class StimulusConfig:
     measure_output: bool = True  # re-detect every output and measure its AUs (costs one face detection each)
     measure_with: str = "aufx"  # what measures them: "aufx" or "openface" (one FeatureExtraction call per identity)
     openface_bin: Path | None = None  # OpenFace 2.x FeatureExtraction for measure_with "openface" ($OPENFACE_BIN)
-    identity_backend: str | None = "dlib"  # eval/backends.json identity model; None skips identity distance
+    identity_backend: str | None = "dlib"  # aufx/evaluation/backends.json identity model; None skips identity distance
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # used when "diffusion" is an engine
     template: Template = field(default_factory=Template)
     sheet: SheetLayout = field(default_factory=SheetLayout)

@@ -14,7 +14,7 @@ from typing import Callable
 import gradio as gr
 
 from aufx.au import AUVector
-from aufx.presets import emotion_presets
+from aufx.model.presets import emotion_presets
 from aufx.ui.au_panel import AUPanel, build_panel
 from aufx.ui.components import photo_input, unchanged
 from aufx.ui.config import AppConfig

@@ -1,4 +1,4 @@
-"""The Evaluate tab: score edited images against their sources with eval/evaluate.py and show its report.
+"""The Evaluate tab: score edited images against their sources with aufx/evaluation/evaluate.py and show its report.
 
 Folders are paths on the machine running the app, or uploads (a zip, or the files themselves) unpacked into the
 session's work folder. eval/ and its models (dlib, the FER network; MediaPipe to measure AUs) load when the tab is
@@ -16,7 +16,7 @@ from aufx.ui.batch_jobs import InputError, Workspace, folder_input, shown_errors
 from aufx.ui.config import AppConfig
 from aufx.ui.errors import client_message
 from aufx.ui.paths import PathPolicy, policy
-from eval.config import METRICS, EvalConfig
+from aufx.evaluation.config import METRICS, EvalConfig
 
 LABELS = {"au": "AU error", "identity": "Identity", "lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM",
           "emotion": "Emotion accuracy"}
@@ -25,7 +25,7 @@ INTRO = """### Evaluate edited images
 Each generated image is paired with its source (its `.json` sidecar names it; otherwise the name before `__` must
 match a reference image) and scored: **AU error** (target vs measured, lower is better), **identity** similarity,
 **LPIPS**, **PSNR**, **SSIM** and **emotion** recognition. Paths are on the machine running the app; uploads are
-limited by `--max-file-size`. Same as `python -m eval.evaluate`."""
+limited by `--max-file-size`. Same as `python -m aufx.evaluation.evaluate`."""
 STATUS_COLUMNS = ["metric", "status", "backend", "note"]
 SUMMARY_LAYOUT = ["AU error ↓", "Identity ↑", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "Emotion acc ↑"]  # until a run fills it
 
@@ -46,7 +46,7 @@ def _status_table(metric_status: dict) -> pd.DataFrame:
 
 def _summary_table(result: dict) -> pd.DataFrame:
     """One row in the layout papers use: AU error, identity, LPIPS, PSNR, SSIM, emotion accuracy."""
-    from eval.report import summary_rows
+    from aufx.evaluation.report import summary_rows
 
     rows = summary_rows(result)
     return pd.DataFrame([[value for _, value in rows]], columns=[label for label, _ in rows])
@@ -56,7 +56,7 @@ def _write_plots(result: dict, folder: Path) -> list[tuple[str, str]]:
     """The report's plots as PNG files (the page embeds them; the gallery and the zip need files)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from eval.report import figures
+    from aufx.evaluation.report import figures
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -115,8 +115,8 @@ def build(cfg: AppConfig = AppConfig()) -> None:
 
     def check() -> pd.DataFrame:
         """Every metric's status with the reason a model cannot load, as the evaluator itself decides it."""
-        from eval.au_error import aufx_measure
-        from eval.evaluate import Evaluator
+        from aufx.evaluation.au_error import aufx_measure
+        from aufx.evaluation.evaluate import Evaluator
 
         return _status_table(Evaluator(EvalConfig(metrics=METRICS), aufx_measure).metric_status)
 
@@ -130,8 +130,8 @@ def build(cfg: AppConfig = AppConfig()) -> None:
     def evaluate(refs_dir: str, refs_files: list[str] | None, gens_dir: str, gens_files: list[str] | None,
                  au_csv: str, openface_dir: str, metrics: list[str], ws: Workspace | None,
                  progress=gr.Progress()):
-        from eval.au_error import aufx_measure
-        from eval.evaluate import evaluate as run
+        from aufx.evaluation.au_error import aufx_measure
+        from aufx.evaluation.evaluate import evaluate as run
 
         if not metrics:
             raise InputError("Choose at least one metric.")

@@ -21,7 +21,7 @@ from aufx import live
 from aufx.live import EDIT_OFFSETS, LiveHub, LiveSession, LiveSettings, SessionClosed, SessionsFull
 from aufx.io.images import load_image
 from aufx.pipeline import Editor
-from aufx.presets import emotion_presets
+from aufx.model.presets import emotion_presets
 from aufx.ui.components import photo_input
 from aufx.ui.config import AppConfig
 from aufx.ui.errors import user_errors

@@ -16,7 +16,7 @@ import gradio as gr
 
 from aufx import __version__
 from aufx.au import AUVector
-from aufx.presets import emotion_presets
+from aufx.model.presets import emotion_presets
 from aufx.ui.components import photo_input
 from aufx.ui.config import AppConfig
 from aufx.ui.cache import SEQUENCE_DIR, sweeper

@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: `python -m training.*` runs from here
 LOG_NAME = "train_app.log"
 HISTORY = "history.jsonl"  # the trainer's losses, one JSON line per optimiser step
-LORA_FILE = "lora_unet.safetensors"  # training.train.LORA_FILE (importing that module would load torch)
+LORA_FILE = "lora_unet.safetensors"  # aufx.training.train.LORA_FILE (importing that module would load torch)
 PR_SET_PDEATHSIG = 1
 
 
@@ -152,7 +151,7 @@ class TrainRunner:
 def _spawn(step: Step, log: Path) -> subprocess.Popen:
     _append(log, f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {step.name}: python -m {' '.join(step.argv)} ===\n")
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", *step.argv], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", *step.argv], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                 start_new_session=True, preexec_fn=_die_with_parent())
 

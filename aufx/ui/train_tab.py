@@ -1,7 +1,7 @@
 """The Train tab: fine-tune the diffusion engine's AU LoRA on your own annotated faces, from the app (issue 6).
 
 The run is the command-line pipeline of training/README.md started in the background (annotations from OpenFace
-CSVs, face alignment, the AU regressor, `python -m training.train`), one run per server. The page polls its loss log
+CSVs, face alignment, the AU regressor, `python -m aufx.training.train`), one run per server. The page polls its loss log
 (history.jsonl) and console log; a finished LoRA opens in the Edit tab's diffusion engine with one click.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aufx.ui.edit_tab import EditTab
 from aufx.ui.errors import client_error, guarded
 from aufx.ui.paths import PathPolicy, PathRefused, policy, shown
 from aufx.ui.train_runner import LORA_FILE, RunBusy, Step, TrainRunner, log_tail
-from training.config import DEFAULT_YAML, MIXED_PRECISION, TrainConfig, load_yaml, parser
+from aufx.training.config import DEFAULT_YAML, MIXED_PRECISION, TrainConfig, load_yaml, parser
 
 RUNNER = TrainRunner()
 T = TrainConfig()  # the form starts at the trainer's own defaults
@@ -37,9 +37,9 @@ REGRESSORS = [("Train one first", "train"), ("Use an existing folder", "folder")
 PLOT_POINTS = 1000  # per loss term: a 20k-step run stays light in the browser
 INTRO = """### Train the diffusion engine's AU LoRA
 Paths are folders and files on the server. The run does what `training/README.md` does from the command line:
-OpenFace CSVs → annotation CSV (`training.annotations`), faces aligned and cropped (`training.preprocess`), the AU
-regressor behind the AU loss (`training.train_au_regressor`), then `python -m training.train` with
-`training/configs/train_sd15_lora.yaml` and the settings below. Everything lands in the output folder: the LoRA, run
+OpenFace CSVs → annotation CSV (`aufx.training.annotations`), faces aligned and cropped (`aufx.training.preprocess`), the AU
+regressor behind the AU loss (`aufx.training.train_au_regressor`), then `python -m aufx.training.train` with
+`aufx/training/configs/train_sd15_lora.yaml` and the settings below. Everything lands in the output folder: the LoRA, run
 card, `history.jsonl`, TensorBoard `logs/`, `checkpoints/` and the console log `train_app.log`. One run per server."""
 
 
@@ -94,7 +94,7 @@ def _form() -> dict[str, gr.components.Component]:
         with gr.Column(visible=False) as openface_box:
             image_dir = gr.Textbox("", label="Image folder")
             openface_dir = gr.Textbox("", label="OpenFace CSV folder (paired with the images by name)")
-        align = gr.Checkbox(True, label="Align and crop the faces first (training.preprocess; untick for its crops)")
+        align = gr.Checkbox(True, label="Align and crop the faces first (aufx.training.preprocess; untick for its crops)")
         regressor = gr.Radio(REGRESSORS, value="train", label="AU regressor (for the AU loss)")
         regressor_dir = gr.Textbox("", label="AU regressor folder (au_regressor.safetensors/.json)", visible=False)
     source.change(lambda s: (gr.Column(visible=s == "csv"), gr.Column(visible=s == "openface")), [source],
@@ -123,7 +123,7 @@ def _form() -> dict[str, gr.components.Component]:
         with gr.Row():
             checkpoint_every = gr.Number(T.checkpoint_every, precision=0, label="Checkpoint every N steps")
             resume = gr.Checkbox(False, label="Resume from its newest checkpoint")
-        extra_flags = gr.Textbox("", label="More flags for training.train", placeholder="--num_workers 0 --seed 1",
+        extra_flags = gr.Textbox("", label="More flags for aufx.training.train", placeholder="--num_workers 0 --seed 1",
                                  info="Any TrainConfig field, e.g. --lora_alpha 8 --lr_warmup_steps 100 --balance")
     return dict(source=source, annotations_csv=annotations_csv, image_root=image_root, image_dir=image_dir,
                 openface_dir=openface_dir, align=align, regressor=regressor, regressor_dir=regressor_dir,
@@ -233,14 +233,14 @@ def _data(paths: PathPolicy, source: str, annotations_csv: str, image_root: str,
         images = _required(paths, image_dir, "Image folder")
         openface = _required(paths, openface_dir, "OpenFace CSV folder")
         csv, root = out / "data" / "annotations.csv", images
-        steps = [Step("annotations", ("training.annotations", "--img_dir", str(images), "--openface_dir",
+        steps = [Step("annotations", ("aufx.training.annotations", "--img_dir", str(images), "--openface_dir",
                                       str(openface), "--out_csv", str(csv)))]
     else:
         csv = _required(paths, annotations_csv, "Annotation CSV", folder=False)
         root, steps = _required(paths, image_root, "Image root"), []
     if align:
         aligned = out / "data" / "aligned"
-        steps.append(Step("alignment", ("training.preprocess", "--annotations", str(csv), "--img_root", str(root),
+        steps.append(Step("alignment", ("aufx.training.preprocess", "--annotations", str(csv), "--img_root", str(root),
                                         "--size", str(size), "--out", str(aligned))))
         csv, root = aligned / "annotations.csv", aligned
     return Data(csv, root, tuple(steps))
@@ -253,14 +253,14 @@ def _regressor(paths: PathPolicy, choice: str, folder: str, lambda_au: float, da
         return [], None
     if choice == "folder":
         return [], _required(paths, folder, "AU regressor folder")
-    step = Step("AU regressor", ("training.train_au_regressor", "--annotations", str(data.csv), "--img_root",
+    step = Step("AU regressor", ("aufx.training.train_au_regressor", "--annotations", str(data.csv), "--img_root",
                                  str(data.root), "--out", str(out), "--au_keys", *keys))
     return [step], out
 
 
 def _train_argv(data: Data, out: Path, keys: list[str], flags: dict, regressor: Path | None, resume: bool,
                 extra: list[str]) -> list[str]:
-    argv = ["training.train", "--config", str(DEFAULT_YAML), "--train_csv", str(data.csv), "--img_root",
+    argv = ["aufx.training.train", "--config", str(DEFAULT_YAML), "--train_csv", str(data.csv), "--img_root",
             str(data.root), "--output_dir", str(out), "--au_keys", *keys]
     for name, value in flags.items():
         argv += [f"--{name}", str(value)]

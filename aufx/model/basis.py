@@ -1,0 +1,185 @@
+"""The AU deformation basis: one 3D displacement field over the 478-point mesh per AU channel.
+
+Built from aufx/assets/au_handles.yaml (readable handle motions) by harmonic interpolation on the canonical mesh: inside
+an AU's free region each vertex moves as the average of its neighbours, so motion spreads smoothly from the handles
+and dies out at the region's rim. The mesh graph has no edges across the lip line or the lid margins (wall
+triangles), so the two sides of an aperture move independently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+import yaml
+from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.linalg import spsolve
+from scipy.spatial import cKDTree
+
+from aufx.au import catalogue, channels
+from aufx.face.topology import ASSETS, N_LANDMARKS, Topology, topology
+
+N_MESH = 468  # iris points (468-477) are not in the triangulation; eyeballs do not move with expressions
+
+
+@dataclass(frozen=True)
+class Basis:
+    channels: tuple[str, ...]
+    fields: np.ndarray  # (n_channels, 478, 3) canonical displacement at intensity 1.0
+    closing: dict[str, str]  # channel -> aperture it closes ("eye_R"), for the lid-closure rule
+    ties: dict[str, str]  # channel -> channel with the same geometry (blink AU45 = eyes-closed AU43)
+    evidence: dict[str, np.ndarray]  # channel -> the vertices the estimator may read it from (default: all)
+
+    def index(self, channel: str) -> int:
+        return self.channels.index(channel)
+
+    def displacement(self, delta: np.ndarray) -> np.ndarray:
+        """Canonical displacement (478, 3) for a per-channel intensity change (n_channels,)."""
+        return np.tensordot(delta, self.fields, axes=1)
+
+
+def mirror_map(canon: np.ndarray) -> np.ndarray:
+    """Index of each vertex's mirror image across the face's midline (the mesh is left/right symmetric)."""
+    flipped = canon.copy()
+    flipped[:, 0] *= -1
+    _, idx = cKDTree(canon[:N_MESH]).query(flipped[:N_MESH])
+    iris = np.array([473, 474, 477, 476, 475, 468, 469, 472, 471, 470])  # centre, then the ring mirrored
+    return np.concatenate([idx, iris])
+
+
+def _resolve(ref, topo: Topology) -> list[int]:
+    if isinstance(ref, int):
+        return [ref]
+    return list(topo.groups[ref])
+
+
+def _centre(at, canon: np.ndarray) -> np.ndarray:
+    if isinstance(at, int):
+        return canon[at]
+    weights = {int(k): float(v) for k, v in at.items()}
+    return sum(w * canon[i] for i, w in weights.items()) / sum(weights.values())
+
+
+def _graph(topo: Topology) -> sp.csr_matrix:
+    tris = topo.wall_triangles()
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    w = np.linalg.norm(topo.canonical[e[:, 0]] - topo.canonical[e[:, 1]], axis=1)
+    g = sp.coo_matrix((w, (e[:, 0], e[:, 1])), shape=(N_MESH, N_MESH))
+    return (g + g.T).tocsr()
+
+
+def _harmonic(graph: sp.csr_matrix, values: dict[int, np.ndarray], free: np.ndarray) -> np.ndarray:
+    """Solve Laplace's equation on the free vertices with the constrained values as boundary (uniform weights)."""
+    out = np.zeros((N_LANDMARKS, 3))
+    for i, v in values.items():
+        out[i] = v
+    free = np.flatnonzero(free)
+    if free.size == 0:
+        return out
+    adj = (graph > 0).astype(np.float64)
+    lap = sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj
+    known = np.setdiff1d(np.arange(N_MESH), free)
+    lff = lap[free][:, free].tocsc()
+    rhs = -lap[free][:, known] @ out[known]
+    out[free] = np.column_stack([spsolve(lff, rhs[:, k]) for k in range(3)])
+    return out
+
+
+def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
+    canon = topo.canonical
+    values: dict[int, np.ndarray] = {}
+    if "close" in spec:
+        pairs = topo.pairs[spec["close"]["aperture"]]
+        share = float(spec["close"]["upper_share"])
+        for up, lo in pairs:
+            gap = canon[lo] - canon[up]
+            values[int(up)] = share * gap
+            values[int(lo)] = -(1.0 - share) * gap
+    for h in spec.get("handles", []):
+        centre = _centre(h["at"], canon)
+        cand = np.arange(N_MESH)
+        if "only" in h:
+            cand = np.array(sorted({i for ref in h["only"] for i in _resolve(ref, topo)}))
+        d = np.linalg.norm(canon[cand] - centre, axis=1)
+        r = float(h["radius"])
+        move = np.asarray(h["move"], dtype=np.float64)
+        rigid = not h.get("taper", True)
+        for i, di in zip(cand, d):
+            if di < r:
+                w = 1.0 if rigid else (1.0 - (di / r) ** 2) ** 2  # smooth taper to 0 at the rim
+                values[int(i)] = values.get(int(i), 0.0) + w * move
+    for ref in spec.get("fixed", []):
+        for i in _resolve(ref, topo):
+            values.setdefault(i, np.zeros(3))
+    src = [i for i, v in values.items() if np.any(v != 0)]
+    geo = dijkstra(graph, indices=src, min_only=True) if src else np.full(N_MESH, np.inf)
+    free = geo < float(spec["free"])
+    free[list(values)] = False
+    return _without_folds(_harmonic(graph, values, free), topo, graph)
+
+
+def _without_folds(field: np.ndarray, topo: Topology, graph: sp.csr_matrix, reach: float = 1.3) -> np.ndarray:
+    """Smooth the motion where it would turn a mesh triangle over, up to ``reach`` x full intensity.
+
+    Hand-placed handles can pull a lip edge past the skin next to it; a field that folds tears the image.
+    """
+    tris = topo.wall_triangles()
+    canon = topo.canonical
+
+    def areas(p):
+        a, b, c = p[tris[:, 0], :2], p[tris[:, 1], :2], p[tris[:, 2], :2]
+        return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+
+    a0 = areas(canon)
+    adj = (graph > 0).astype(np.float64)
+    deg = np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+    field = field.copy()
+    keep = int(np.argmax(np.linalg.norm(field[:N_MESH], axis=1)))
+    for _ in range(300):
+        bad = (np.sign(areas(canon + reach * field)) != np.sign(a0)) & (np.abs(a0) > 1e-9)
+        if not bad.any():
+            break
+        verts = np.setdiff1d(np.unique(tris[bad]), [keep])
+        smooth = (adj @ field[:N_MESH]) / deg[:, None]
+        field[verts] = 0.5 * field[verts] + 0.5 * smooth[verts]
+    return field
+
+
+@lru_cache(maxsize=1)
+def basis() -> Basis:
+    topo = topology()
+    spec = yaml.safe_load((ASSETS / "au_handles.yaml").read_text())
+    graph = _graph(topo)
+    mirror = mirror_map(topo.canonical)
+    fields, closing, ties, evidence = {}, {}, {}, {}
+    for au in catalogue():
+        s = spec[au.code]
+        f = _field(s, topo, graph)
+        n = au.code[2:]
+        if au.bilateral:
+            if s.get("side") != "R":
+                raise ValueError(f"au_handles.yaml: bilateral {au.code} must be written for side R")
+            fields[f"R{n}"] = f
+            fields[f"L{n}"] = f[mirror] * np.array([-1.0, 1.0, 1.0])
+            if "close" in s:
+                closing[f"R{n}"] = "eye_R"
+                closing[f"L{n}"] = "eye_L"
+        else:
+            fields[au.code] = f
+        if "evidence" in s:
+            idx = np.array(sorted({i for ref in s["evidence"] for i in _resolve(ref, topo)}))
+            for ch in au.channels():
+                evidence[ch] = idx
+        if "same_as" in s:
+            for ch, other in zip(au.channels(), spec_channels(s["same_as"])):
+                ties[ch] = other
+    chs = channels()
+    return Basis(chs, np.stack([fields[c] for c in chs]), closing, ties, evidence)
+
+
+def spec_channels(code: str) -> tuple[str, ...]:
+    from aufx.au import get_au
+
+    return get_au(code).channels()

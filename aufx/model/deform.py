@@ -1,0 +1,142 @@
+"""From target AUs to target landmarks: edit = target - measured, moved along the basis, kept physically possible.
+
+Shared by every engine: the warp engine moves pixels with it, the diffusion engine draws its control mesh from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+
+from aufx.au import AUVector
+from aufx.model.basis import Basis, basis
+from aufx.model.gains import gain_vector
+from aufx.model.estimate import channel_vector, estimate_raw
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import N_LANDMARKS, topology
+
+# Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face as
+# it is (no jump when a slider leaves 0); from RAMP upwards the edit starts from the raw value, so the re-measured
+# result reaches the target.
+RAMP = 0.2
+FLOOR = 0.25
+
+
+@dataclass(frozen=True)
+class Deformation:
+    delta: np.ndarray  # (n_channels,) requested intensity change per basis channel (normalised AU units)
+    appearance: np.ndarray  # (n_channels,) how strongly each channel's appearance (shading) is rendered, >= 0
+    canonical_target: np.ndarray  # (478, 3)
+    displacement_px: np.ndarray  # (478, 2) image-space motion of each landmark
+    target_landmarks: np.ndarray  # (478, 2)
+
+    @property
+    def is_identity(self) -> bool:
+        return not np.any(np.abs(self.displacement_px) > 1e-6)
+
+
+def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
+                   start: np.ndarray | None = None) -> np.ndarray:
+    """(n_channels,) intensity change from the face's measured AUs (or ``start``, raw values) to ``target``."""
+    b = b or basis()
+    raw = estimate_raw(face) if start is None else start
+    shown = np.clip(raw, 0.0, 1.0)
+    t = channel_vector(target)
+    for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it
+        i, j = b.index(ch), b.index(other)
+        t[j], t[i] = max(t[i], t[j]), shown[i]
+    ramp_lo = np.clip(t / RAMP, 0.0, 1.0)
+    ramp_hi = np.clip((1.0 - t) / RAMP, 0.0, 1.0)
+    raw = np.clip(raw, -FLOOR, 1.0 + FLOOR)  # an edit never spans much more than the full 0..1 scale
+    start = shown + (raw - shown) * np.where(raw < 0, ramp_lo, ramp_hi)
+    delta = t - start
+    delta[np.isclose(t, shown, atol=1e-9)] = 0.0  # an untouched slider is no edit at all
+    return delta
+
+
+def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> dict[str, float]:
+    """Per eye, the fraction of the current lid gap a closing AU asks to close (1 = shut)."""
+    raw = np.clip(estimate_raw(face) if start is None else start, 0.0, 1.0)
+    out: dict[str, float] = {}
+    for ch, aperture in b.closing.items():
+        if ch in b.ties:
+            continue
+        tied = [c for c, o in b.ties.items() if o == ch]
+        want = max([target[ch]] + [target[c] for c in tied])
+        m = raw[b.index(ch)]
+        if want > m + 1e-9 and m < 1.0:
+            gain = float(gain_vector((ch, *tied), "geometry").max())  # AU45 closes AU43's lid with its own gain
+            out[aperture] = max(out.get(aperture, 0.0), min(1.0, gain * (want - m) / (1.0 - m)))
+    return out
+
+
+def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
+                upper_share: float) -> None:
+    """Lids and lips never cross: a pair's gap may shrink to zero (or to what the input already had), not below."""
+    down = np.array([0.0, 1.0, 0.0])
+    for up, lo in pairs:
+        gap0 = float((cur[lo] - cur[up]) @ down)
+        gap1 = float((new[lo] - new[up]) @ down)
+        floor = min(gap0, 0.0)
+        ceiling = gap0 * (1.0 - close) if close is not None and gap0 > 0 else np.inf
+        want = min(max(gap1, floor), max(ceiling, floor))
+        if want != gap1:
+            fix = (want - gap1) * down
+            new[up] -= upper_share * fix
+            new[lo] += (1.0 - upper_share) * fix
+
+
+@lru_cache(maxsize=1)
+def _mesh_adjacency() -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+    tris = topology().wall_triangles()
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(N_LANDMARKS, N_LANDMARKS))
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    return tris, adj, np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+
+
+def _signed_areas(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    a, b, c = pts[tris[:, 0], :2], pts[tris[:, 1], :2], pts[tris[:, 2], :2]
+    return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+
+
+def _unfold(cur: np.ndarray, new: np.ndarray, max_iter: int = 30) -> np.ndarray:
+    """No folded triangles: where the motion would turn a triangle over, the corners that lag behind are carried
+    along with their neighbours (the leading corner, e.g. a pulled lip corner, keeps its requested motion)."""
+    tris, adj, deg = _mesh_adjacency()
+    a0 = _signed_areas(cur, tris)
+    valid = np.abs(a0) > 1e-6
+    disp = new - cur
+    others = np.array([[1, 2], [0, 2], [0, 1]])
+    best, stalled = np.inf, 0
+    for _ in range(max_iter):
+        bad = np.flatnonzero(valid & (np.sign(_signed_areas(cur + disp, tris)) != np.sign(a0)))
+        stalled = 0 if bad.size < best else stalled + 1
+        best = min(best, bad.size)
+        if bad.size == 0 or stalled >= 4:  # done, or the remaining slivers will not open without losing the AU
+            break
+        corners = tris[bad]
+        lead = np.argmax(np.linalg.norm(disp[corners], axis=2), axis=1)
+        lag = np.unique(corners[np.arange(len(bad))[:, None], others[lead]])
+        disp[lag] = 0.5 * disp[lag] + 0.5 * (adj @ disp)[lag] / deg[lag, None]
+    return cur + disp
+
+
+def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None) -> Deformation:
+    """Target landmarks for ``target``; ``start`` (n_channels,) replaces the measured AUs the edit starts from
+    (calibration asks for a known change of one AU, whatever the estimator reads)."""
+    b = basis()
+    topo = topology()
+    delta = channel_deltas(face, target, b, start)
+    cur = face.canonical
+    new = cur + b.displacement(delta * gain_vector(b.channels, "geometry"))
+    closing = _closure_fraction(face, target, b, start)
+    new = _unfold(cur, new)
+    _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)  # the no-crossing rule has the last word
+    for eye in ("eye_R", "eye_L"):
+        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
+    disp = face.pose.vectors_to_image(new - cur)[:, :2]
+    look = np.clip(delta, 0.0, 1.0) * gain_vector(b.channels, "appearance")
+    return Deformation(delta, look, new, disp, face.landmarks[:, :2] + disp)

@@ -1,0 +1,44 @@
+"""Per-AU render gains (aufx/assets/au_calibration.json): how far the warp engine moves and shades for one unit of
+requested intensity, so that an outside reader (OpenFace 2.0) reads the request back. Fitted by eval/calibrate.py."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from aufx.au import channel_au
+from aufx.face.topology import ASSETS
+
+CALIBRATION_FILE = ASSETS / "au_calibration.json"
+_override: dict[str, dict[str, float]] = {}
+
+
+@lru_cache(maxsize=1)
+def _file_gains() -> dict[str, dict[str, float]]:
+    return json.loads(CALIBRATION_FILE.read_text())["gains"]
+
+
+def render_gains() -> dict[str, dict[str, float]]:
+    """AU code -> {"geometry": g, "appearance": a}; AUs not listed have gain 1."""
+    return {**_file_gains(), **_override}
+
+
+@contextmanager
+def gains_overridden(gains: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+    """Render with other gains for some AUs (the calibration's trial renders); restored on exit."""
+    saved = dict(_override)
+    _override.update({k: dict(v) for k, v in gains.items()})
+    try:
+        yield
+    finally:
+        _override.clear()
+        _override.update(saved)
+
+
+def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
+    """(n_channels,) gain of each basis channel (L12 and R12 share AU12's)."""
+    gains = render_gains()
+    return np.array([gains.get(channel_au(ch).code, {}).get(kind, 1.0) for ch in channels])
