@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from aufx.model.deform import deform
-from aufx.engines.eyes import LID_RING
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.photometry import luminance
 from aufx.engines.rigid import RigidConfig, detect_frames
@@ -75,12 +74,12 @@ def lid_samples(editor: Editor, text: str):
     out = editor.edit(target, measure_output=False).image
     topo = topology()
     margin = list(topo.groups["eye_R_upper"])
-    ring = list(LID_RING["eye_R"])
+    ring = list(topo.groups["eye_R_lid_ring"])
     ipd = face.pose.scale
     lash_px = InteriorConfig().lash_width_ipd * ipd
     down = face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
     y = luminance(out)
-    mid = [3, 4, 5]  # 160, 159, 158: the middle of the lid
+    mid = [3, 4, 5]  # the middle of the lid
     lash = [y[tuple(np.round(d.target_landmarks[margin[i]] + down * 0.25 * lash_px).astype(int)[::-1])] for i in mid]
     ring_pts, margin_pts = d.target_landmarks[ring], d.target_landmarks[margin]
     above_lashes = margin_pts - down * 2.0 * lash_px  # the lid skin, not the lash line
@@ -89,7 +88,7 @@ def lid_samples(editor: Editor, text: str):
     cv2.fillPoly(inner, [np.round(lid_poly).astype(np.int32)], 1)
     shrunk = cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
     cheeks = np.zeros(y.shape, np.uint8)
-    for i in (50, 280):
+    for i in topo.groups["skin_patches"][:2]:  # both cheeks
         cv2.circle(cheeks, tuple(np.round(face.landmarks[i, :2]).astype(int)), int(0.1 * ipd), 1, -1)
     own = np.zeros(y.shape, np.uint8)  # the photo's own visible lid skin, above its lashes
     cv2.fillPoly(own, [np.round(np.vstack([face.landmarks[ring, :2], (face.landmarks[margin, :2] - down * 2.0 * lash_px)
@@ -101,8 +100,8 @@ def lid_samples(editor: Editor, text: str):
         on_frame[y0:y1, x0:x1] = fr.alpha[..., 0] > 0.1
         shrunk &= ~on_frame
         own &= ~on_frame
-    iris = face.landmarks[468, :2]
-    r = 0.3 * np.linalg.norm(face.landmarks[469, :2] - iris)
+    iris = face.landmarks[topo.groups["iris_R"][0], :2]
+    r = 0.3 * np.linalg.norm(face.landmarks[topo.groups["iris_R"][1], :2] - iris)
     yi = luminance(editor.image)
     iris_luma = float(np.median(yi[int(iris[1] - r):int(iris[1] + r) + 1, int(iris[0] - r):int(iris[0] + r) + 1]))
     return (float(np.mean(lash)), float(np.median(y[shrunk])), out[shrunk].astype(np.float32), iris_luma,

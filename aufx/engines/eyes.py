@@ -17,20 +17,18 @@ from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
-# MediaPipe face-mesh annotations rightEyeUpper2 / leftEyeUpper2: the second skin ring above each upper lid margin
-# (the first hugs the lashes on small faces), outer corner to inner corner like the margins in face_regions.json
-LID_RING = {"eye_R": (113, 225, 224, 223, 222, 221, 189), "eye_L": (342, 445, 444, 443, 442, 441, 413)}
-
 
 def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                 box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
+    """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), with both eyes
+    drawn into their target lid openings; ``image`` (H, W, 3) uint8 is the photo the warp sampled."""
     topo = topology()
     off = np.array(box[:2], float)
     src = face.landmarks[:, :2] - off
     tgt = d.target_landmarks - off
-    for eye, iris in (("eye_R", 468), ("eye_L", 473)):
+    for eye in ("eye_R", "eye_L"):
         loop = topo.loop(eye)
-        if np.abs(tgt[loop] - src[loop]).max() < 0.05:
+        if np.abs(tgt[loop] - src[loop]).max() < cfg.min_move_px:
             continue
         x0, y0, x1, y1 = bbox(np.vstack([src[loop], tgt[loop]]), 3, roi.shape[:2])
         if x1 <= x0 or y1 <= y0:
@@ -47,23 +45,25 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
-        c = src[iris] - corner
-        r = float(np.mean(np.linalg.norm(src[iris + 1:iris + 5] - src[iris], axis=1)))
+        iris = list(topo.groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
+        c = src[iris[0]] - corner
+        r = float(np.mean(np.linalg.norm(src[iris[1:]] - src[iris[0]], axis=1)))
         gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
         rr = np.hypot(gx - c[0], gy - c[1])
         seen = m_src > 0.9
-        iris_rgb = median_colour(static, seen & (rr < 0.8 * r), (90, 70, 55))
-        sclera_sel = static[seen & (rr > 1.15 * r)]
+        iris_rgb = median_colour(static, seen & (rr < cfg.iris_sample * r), cfg.iris_rgb)
+        sclera_sel = static[seen & (rr > cfg.sclera_sample * r)]
         if len(sclera_sel) >= 4:
             bright = sclera_sel[sclera_sel.sum(1) >= np.median(sclera_sel.sum(1))]
             sclera_rgb = np.median(bright, axis=0)
         else:
-            sclera_rgb = np.array([215, 205, 200], np.float32)
+            sclera_rgb = np.array(cfg.sclera_rgb, np.float32)
         disk = np.clip(r + 0.5 - rr, 0, 1)[..., None]
-        limbus = np.clip(1 - np.abs(rr - r) / max(0.18 * r, 0.6), 0, 1)[..., None] * 0.35
-        pupil = np.clip(0.42 * r + 0.5 - rr, 0, 1)[..., None]
+        limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1)[..., None] * \
+            cfg.limbus_dark
+        pupil = np.clip(cfg.pupil_radius * r + 0.5 - rr, 0, 1)[..., None]
         synth = sclera_rgb * (1 - disk) + iris_rgb * disk
-        synth = synth * (1 - limbus) * (1 - 0.8 * pupil)
+        synth = synth * (1 - limbus) * (1 - cfg.pupil_dark * pupil)
         known = m_src[..., None]
         content = static * known + synth * (1 - known)
 
@@ -74,9 +74,9 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         line = np.full(shape, 255, np.uint8)
         cv2.polylines(line, [upper], False, 0, 1, cv2.LINE_8, shift=4)
         dist = cv2.distanceTransform(line, cv2.DIST_L2, 3)
-        reach = max(0.02 * face.pose.scale, 0.7)
+        reach = max(cfg.lid_shadow_ipd * face.pose.scale, cfg.lid_shadow_min_px)
         _, down = face_axes(face)
-        moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (2 * reach), 0, 1))
+        moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (cfg.lid_shadow_full * reach), 0, 1))
         where = (1 - known) + known * moved
         content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
 
@@ -89,7 +89,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
 
 
 def _frame(corner0: np.ndarray, corner1: np.ndarray, down: np.ndarray):
-    """Eye frame: origin at the outer corner, x along the eye (u = 0..1 corner to corner), y across it (down)."""
+    """Eye frame from two (2,) corner points, pixels: (origin (2,), x unit (2,), y unit (2,), length px); x runs
+    along the eye (u = 0..1 corner to corner), y across it, downwards, in pixels."""
     ex = corner1 - corner0
     length = float(np.linalg.norm(ex)) + 1e-9
     ex = ex / length
@@ -98,7 +99,8 @@ def _frame(corner0: np.ndarray, corner1: np.ndarray, down: np.ndarray):
 
 
 def _curve(points: np.ndarray, frame, u: np.ndarray) -> np.ndarray:
-    """A contour as a function of u: its y in the frame at each u (held flat beyond its ends)."""
+    """y (pixels, shape of ``u``) of the contour ``points`` (k, 2) pixels in the eye frame at each u (held flat
+    beyond its ends)."""
     o, ex, ey, length = frame
     pu, py = (points - o) @ ex / length, (points - o) @ ey
     order = np.argsort(pu)
@@ -108,12 +110,13 @@ def _curve(points: np.ndarray, frame, u: np.ndarray) -> np.ndarray:
 def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: str, src: np.ndarray,
                  tgt: np.ndarray, box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
     """Repaint the upper lid between its skin ring and the lowered margin with the person's own lid skin, and
-    draw the lash line along the new margin. ``src``/``tgt`` are landmarks in ROI pixels."""
+    draw the lash line along the new margin. ``src``/``tgt`` are (478, 2) landmarks in ROI pixels; ``roi``
+    (h, w, 3) uint8 at ``box`` in ``image`` (H, W, 3) uint8."""
     topo = topology()
     margin = np.array(topo.groups[f"{eye}_upper"])
-    ring = np.array(LID_RING[eye])
+    ring = np.array(topo.groups[f"{eye}_lid_ring"])
     _, down = face_axes(face)
-    if float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) < 0.5:
+    if float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) < cfg.lid_close_px:
         return roi  # the lid does not come down: the warp has it
     pm = photometry(image, face)
     ipd = face.pose.scale
@@ -134,7 +137,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     # the source band: from the ring down to just above the photo's own lashes, same u
     s_top, s_bottom = _curve(src[ring], fs, u), _curve(src[margin], fs, u)
     gap = np.minimum(cfg.lid_lash_gap_ipd * ipd, 0.5 * np.maximum(s_bottom - s_top, 0.0))
-    skip = 0.1 * np.maximum(s_bottom - gap - s_top, 0.0)  # below the ring's crease shadow (and any frame edge)
+    skip = cfg.lid_crease_skip * np.maximum(s_bottom - gap - s_top, 0.0)  # below the crease shadow (and frame edge)
     s_y = s_top + skip + v * (s_bottom - gap - s_top - skip)
     sx = fs[0][0] + u * fs[3] * fs[1][0] + s_y * fs[2][0] + box[0]
     sy = fs[0][1] + u * fs[3] * fs[1][1] + s_y * fs[2][1] + box[1]
@@ -144,38 +147,39 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)
     lost = pm.noise * np.sqrt(np.clip(1.0 - 1.0 / np.maximum(stretch, 1.0) ** 2, 0.0, 1.0))
     skin += (lost * grain(max(roi.shape[:2]), 11)[y0:y1, x0:x1])[..., None]
-    skin *= (1.0 - 0.12 * v * v)[..., None]  # the lid turns under towards its margin
+    skin *= (1.0 - cfg.lid_turn_under * v * v)[..., None]  # the lid turns under towards its margin
 
     ring_u = (tgt[ring] - ft[0]) @ ft[1] / ft[3]
-    ends = np.clip((u - ring_u.min()) / 0.1, 0, 1) * np.clip((ring_u.max() - u) / 0.1, 0, 1)
+    ends = np.clip((u - ring_u.min()) / cfg.lid_end_fade, 0, 1) * np.clip((ring_u.max() - u) / cfg.lid_end_fade, 0, 1)
     # a shut eye (the lower margin within a pixel of the upper) keeps no sliver of eyeball: the lid covers it
     lower = _curve(tgt[np.array(topo.groups[f"{eye}_lower"])], ft, u)
-    floor = np.where(lower - bottom < 1.0, np.maximum(bottom, lower) + 1.2, bottom)
-    a = np.clip((y - top) / 1.5 + 0.5, 0, 1) * np.clip((floor - y) / 0.7 + 0.5, 0, 1) * ends
+    floor = np.where(lower - bottom < cfg.shut_px, np.maximum(bottom, lower) + cfg.shut_cover_px, bottom)
+    a = np.clip((y - top) / cfg.lid_top_px + 0.5, 0, 1) * np.clip((floor - y) / cfg.lid_margin_px + 0.5, 0, 1) * ends
     inside = (u > 0) & (u < 1)
     # a shut lid comes forward out of the socket's shadow: lift it part way towards the brow-bone skin above it
-    above = _samples(image, src[ring] + box[:2] - down * 0.05 * ipd)
+    above = _samples(image, src[ring] + box[:2] - down * cfg.brow_bone_ipd * ipd)
     lid = a > 0.5
     if lid.any() and len(above):
         lid_luma = float(np.median(luminance(np.clip(skin[lid], 0, 255)[None].astype(np.uint8))))
         bone_luma = float(np.median(luminance(above[None])))
-        skin *= float(np.clip((bone_luma / max(lid_luma, 1.0)) ** 0.3, 1.0, 1.12))
+        skin *= float(np.clip((bone_luma / max(lid_luma, 1.0)) ** cfg.lid_lift, 1.0, cfg.lid_lift_max))
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     patch = patch * (1 - a[..., None]) + skin * a[..., None]
 
     # the lash line: dark, thickest over the middle and outer lid, hanging just below the margin
-    lash_px = max(cfg.lash_width_ipd * ipd, 1.0)
-    sigma = float(np.hypot(0.5 * lash_px, pm.blur_px))
-    along = np.sin(np.pi * uc) ** 0.35 * (1.0 - 0.25 * uc) * inside
-    la = cfg.lash_strength * along * np.exp(-0.5 * ((y - bottom - 0.25 * lash_px) / sigma) ** 2)
-    patch = patch * (1 - la[..., None]) + _lash_colour(image, src[margin] + box[:2]) * la[..., None]
+    lash_px = max(cfg.lash_width_ipd * ipd, cfg.lash_min_px)
+    sigma = float(np.hypot(cfg.lash_sigma * lash_px, pm.blur_px))
+    along = np.sin(np.pi * uc) ** cfg.lash_taper * (1.0 - cfg.lash_inner_thin * uc) * inside
+    la = cfg.lash_strength * along * np.exp(-0.5 * ((y - bottom - cfg.lash_drop * lash_px) / sigma) ** 2)
+    patch = patch * (1 - la[..., None]) + _lash_colour(image, src[margin] + box[:2], cfg) * la[..., None]
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
 def _samples(image: np.ndarray, poly: np.ndarray, rows: int = 1) -> np.ndarray:
-    """(n, 3) pixels along a polyline (image coordinates), and ``rows - 1`` rows above it."""
+    """(n, 3) uint8 pixels of ``image`` (H, W, 3) along a polyline (k, 2) in image pixels, and ``rows - 1`` rows
+    above it."""
     pts = np.concatenate([np.linspace(a, b, 6, endpoint=False) for a, b in zip(poly[:-1], poly[1:])])
     xy = np.round(pts).astype(int)
     h, w = image.shape[:2]
@@ -183,10 +187,11 @@ def _samples(image: np.ndarray, poly: np.ndarray, rows: int = 1) -> np.ndarray:
     return np.concatenate([image[xy[:, 1] - k, xy[:, 0]] for k in range(rows)]).reshape(-1, 3)
 
 
-def _lash_colour(image: np.ndarray, margin: np.ndarray) -> np.ndarray:
-    """The person's own lash colour: the darkest pixels along the photo's upper lid margin."""
+def _lash_colour(image: np.ndarray, margin: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+    """(3,) float32 RGB, the person's own lash colour: the darkest pixels along the photo's upper lid margin
+    ``margin`` (k, 2) image pixels."""
     rgb = _samples(image, margin, rows=2).astype(np.float32)
     if len(rgb) < 4:
-        return np.array([40, 30, 28], np.float32)
+        return np.array(cfg.lash_rgb, np.float32)
     lum = luminance(rgb[None].astype(np.uint8))[0]
-    return np.median(rgb[lum <= np.percentile(lum, 15)], axis=0)
+    return np.median(rgb[lum <= np.percentile(lum, cfg.lash_percentile)], axis=0)

@@ -11,6 +11,8 @@ from aufx.face.analysis import FaceAnalysis
 
 @dataclass(frozen=True)
 class MouthConfig:
+    """Design constants of the mouth interior (mouth.py, mouth_layers.py); IPD = the face's inter-pupil distance."""
+
     min_open_px: float = 0.75  # lips parting less than this (pixels, beyond the photo's own gap) draw nothing
     upper_incisal_ipd: float = 0.05  # closed mouth: upper incisal edge this far below the resting lip line (IPD)
     overbite_ipd: float = 0.03  # at rest the lower incisal edge hides this far behind the upper teeth (IPD)
@@ -37,31 +39,79 @@ class MouthConfig:
     box_side_ipd: float = 0.35  # layer box around the resting mouth: sideways beyond the corners (IPD)...
     box_above_ipd: float = 0.45  # ...above its centre...
     box_below_ipd: float = 1.3  # ...and below it (room for a wide-open jaw)
+    profile_samples: int = 33  # samples across the mouth width for the allowed-opening profile
+    seal_blur: float = 0.5  # sealed lips are filled with their surroundings blurred by this x the widest sealed gap
+    min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
+    tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
+    tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels)
+    tongue_back: float = 0.35  # the tongue's dark back (top edge) is lit this much of its front
+    skin_ring_ipd: tuple[float, float] = (0.04, 0.12)  # perioral skin colour: a ring this far around the lips (IPD)
+    lip_rgb: tuple[int, int, int] = (150, 80, 80)  # lip colour when too few lip pixels show
+    skin_rgb: tuple[int, int, int] = (180, 140, 120)  # skin colour when too few skin pixels show
+    exemplar_min_blur_px: float = 0.3  # the placed exemplar is blurred to the photo's sharpness unless by less
+    dark_gap_share: float = 0.15  # dark rows between two rows of own teeth: at least this share of a column's gap
+    seam_blur: float = 2.5  # seams between layers are at least this x the photo's edge blur wide
 
 
 @dataclass(frozen=True)
 class InteriorConfig:
+    """Design constants of what the warp cannot invent: the mouth's (nested) and the eyes' and lids' (eyes.py).
+    Frozen and hashable: it keys the per-face caches and is part of WarpConfig, so it lands in each edit's metadata."""
+
     mouth: MouthConfig = field(default_factory=MouthConfig)  # teeth, cavity and sealed lips (mouth.py)
-    lid_shadow: float = 0.35
+    min_move_px: float = 0.05  # an aperture whose landmarks move less than this (pixels) is left to the warp
+    lid_shadow: float = 0.35  # darkening of new eyeball right under the upper lid margin...
+    lid_shadow_ipd: float = 0.02  # ...decaying over this distance (IPD)...
+    lid_shadow_min_px: float = 0.7  # ...or at least this many pixels
+    lid_shadow_full: float = 2.0  # the photo's own eyeball is fully shadowed once the margin came this many decays down
+    iris_sample: float = 0.8  # iris colour: visible pixels within this x the iris radius
+    iris_rgb: tuple[int, int, int] = (90, 70, 55)  # ...or this when none show
+    sclera_sample: float = 1.15  # sclera colour: the brighter half of the visible pixels beyond this x the iris radius
+    sclera_rgb: tuple[int, int, int] = (215, 205, 200)  # ...or this when too few show
+    limbus_width: float = 0.18  # dark ring around a synthesized iris: width in iris radii...
+    limbus_min_px: float = 0.6  # ...at least this many pixels...
+    limbus_dark: float = 0.35  # ...darkening this much at its centre
+    pupil_radius: float = 0.42  # synthesized pupil radius (iris radii)...
+    pupil_dark: float = 0.8  # ...darkening this much
+    lid_close_px: float = 0.5  # an upper lid coming down less than this (mean over its inner margin, pixels) is warped
+    lid_crease_skip: float = 0.1  # the lid skin is sampled below this share of its band (under the crease shadow)
+    lid_turn_under: float = 0.12  # the repainted lid darkens this much (quadratically) towards its margin
+    lid_end_fade: float = 0.1  # ...and fades out over this share of the eye width inside the lid ring's ends
+    lid_top_px: float = 1.5  # softness of the repainted lid's upper edge (pixels)...
+    lid_margin_px: float = 0.7  # ...and of its margin (pixels)
+    shut_px: float = 1.0  # a lower margin within this of the upper one (pixels) is a shut eye...
+    shut_cover_px: float = 1.2  # ...whose lid reaches this far past the lower margin, leaving no eyeball sliver
+    brow_bone_ipd: float = 0.05  # brow-bone skin is sampled this far above the lid ring (IPD)...
+    lid_lift: float = 0.3  # ...and a shut lid brightens by (brow bone / lid luma) ** this...
+    lid_lift_max: float = 1.12  # ...at most this gain
     lash_width_ipd: float = 0.022  # closing lids: width of the dark lash line along the new margin (IPD)
     lash_strength: float = 0.95  # ...its opacity at the centre of the lid (it thins out towards the corners)
     lid_lash_gap_ipd: float = 0.03  # the lid skin is sampled this far above the photo's own lash line (IPD)
+    lash_min_px: float = 1.0  # the lash line is at least this wide (pixels)
+    lash_sigma: float = 0.5  # its profile's sigma: this x its width, combined with the photo's blur
+    lash_drop: float = 0.25  # it hangs this x its width below the margin
+    lash_taper: float = 0.35  # along the lid it follows sin(pi u) ** this (u = 0 outer, 1 inner corner)...
+    lash_inner_thin: float = 0.25  # ...and thins by this share towards the inner corner
+    lash_percentile: float = 15.0  # lash colour: the median of the darkest this percent along the photo's lid margin...
+    lash_rgb: tuple[int, int, int] = (40, 30, 28)  # ...or this when too few pixels show
 
 
 def poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
-    """Anti-aliased polygon coverage in [0, 1]."""
+    """(h, w) float32 anti-aliased coverage in [0, 1] of ``poly`` (k, 2) pixels over an array of ``shape`` (h, w)."""
     m = np.zeros(shape, np.uint8)
     cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
     return m.astype(np.float32) / 255.0
 
 
 def bbox(poly: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) pixels: the box around ``poly`` (k, 2) pixels grown by ``pad`` px, clipped to ``shape``."""
     x0, y0 = np.floor(poly.min(0)).astype(int) - pad
     x1, y1 = np.ceil(poly.max(0)).astype(int) + pad
     return max(0, x0), max(0, y0), min(shape[1], x1), min(shape[0], y1)
 
 
 def face_axes(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """(right (2,), down (2,)): unit vectors of the face's own right and down directions in the image plane."""
     r = face.pose.rotation[:2]
     right = r[:, 0] / np.linalg.norm(r[:, 0])
     down = r[:, 1] / np.linalg.norm(r[:, 1])
@@ -69,5 +119,6 @@ def face_axes(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
 
 
 def median_colour(image: np.ndarray, mask: np.ndarray, default) -> np.ndarray:
+    """(3,) float32 median RGB of ``image`` (h, w, 3) under the bool ``mask`` (h, w), ``default`` if under 4 px."""
     sel = image[mask]
     return np.median(sel, axis=0).astype(np.float32) if len(sel) >= 4 else np.asarray(default, np.float32)

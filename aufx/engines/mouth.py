@@ -18,16 +18,15 @@ from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
-N_PROFILE = 33  # samples across the mouth width for the opening profile
-
 
 def _opening_profile(t_up: np.ndarray, t_lo: np.ndarray, s_up: np.ndarray, s_lo: np.ndarray,
                      cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(u samples, allowed lip gap at each, share of the excess sealed from the top) in frame units: the target
-    gap, but no more than the photo's own gap (at the same place between the corners, so an open mouth may widen)
-    plus the centre's extra opening times a profile that closes at the corners."""
+    """(u samples, allowed lip gap at each, share of the excess sealed from the top), each (profile_samples,), in
+    mouth-frame units (IPD), from the target and source inner lip contours (k, 2) frame uv: the target gap, but no
+    more than the photo's own gap (at the same place between the corners, so an open mouth may widen) plus the
+    centre's extra opening times a profile that closes at the corners."""
     u0, u1 = t_up[:, 0].min(), t_up[:, 0].max()
-    us = np.linspace(u0, u1, N_PROFILE)
+    us = np.linspace(u0, u1, cfg.profile_samples)
     x = (us - (u0 + u1) / 2) / max((u1 - u0) / 2, 1e-6)
     gap_t = contour_fn(t_lo)(us) - contour_fn(t_up)(us)
     su0, su1 = s_up[:, 0].min(), s_up[:, 0].max()
@@ -52,18 +51,19 @@ def _shift(layer: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.n
 
 def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                  box: tuple[int, int, int, int], config: InteriorConfig) -> np.ndarray:
-    """roi (h, w, 3) uint8 of the warped face region at ``box`` in the image; returns it with the mouth drawn."""
+    """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), returned with the
+    mouth drawn into the target lip opening; ``image`` (H, W, 3) uint8 is the source photo."""
     cfg = config.mouth
     topo = topology()
     up_idx, lo_idx = list(topo.groups["lips_inner_upper"]), list(topo.groups["lips_inner_lower"])
     src, tgt = face.landmarks[:, :2], d.target_landmarks
-    if np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max() < 0.05:
+    if np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max() < config.min_move_px:
         return roi
     lay = layers(image, face, cfg)
     f, ipd = lay.frame, lay.frame.ipd
     t_up, t_lo = f.to_uv(tgt[up_idx]), f.to_uv(tgt[lo_idx])
     us, allow, share_top = _opening_profile(t_up, t_lo, f.to_uv(src[up_idx]), f.to_uv(src[lo_idx]), cfg)
-    fill_sigma = max(1.0, 0.5 * float(np.max(contour_fn(t_lo)(us) - contour_fn(t_up)(us) - allow)) * ipd)
+    fill_sigma = max(1.0, cfg.seal_blur * float(np.max(contour_fn(t_lo)(us) - contour_fn(t_up)(us) - allow)) * ipd)
 
     # Work box: the target opening (plus room for the lip fill's blur), inside both the layers and the roi.
     loop = tgt[up_idx + lo_idx]
@@ -87,11 +87,11 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     alpha = np.clip((gap / 2 - np.abs(v - mid) * ipd) / feather + 0.5, 0, 1) * np.clip(gap / cfg.min_open_px - 1, 0, 1)
     alpha *= in_width
     sealed = np.clip(inside - alpha, 0, 1)
-    if alpha.max() < 0.02 and sealed.max() < 0.02:
+    if alpha.max() < cfg.min_alpha and sealed.max() < cfg.min_alpha:
         return roi
 
     out = roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]].astype(np.float32)
-    rows, cols = np.flatnonzero(alpha.max(1) >= 0.02), np.flatnonzero(alpha.max(0) >= 0.02)
+    rows, cols = np.flatnonzero(alpha.max(1) >= cfg.min_alpha), np.flatnonzero(alpha.max(0) >= cfg.min_alpha)
     if len(rows):  # the interior, on the part of the work box where it shows
         i = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         a = alpha[i][..., None]
@@ -99,7 +99,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         half_gap = gap[i] / (2 * ipd)
         interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap, cfg)
         out[i] = out[i] * (1 - a) + interior * a
-    if sealed.max() >= 0.02:  # lips that stay together: their own colour, with the line where they meet
+    if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
         known = 1.0 - inside
         lips = out * known[..., None]
         fill = cv2.GaussianBlur(lips, (0, 0), fill_sigma) / np.maximum(
@@ -114,8 +114,9 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
 
 def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u: np.ndarray, v: np.ndarray,
               top: np.ndarray, bottom: np.ndarray, cfg: MouthConfig) -> np.ndarray:
-    """(h, w, 3) float32 colour of the mouth's inside over the layers' slice ``sl``; ``span`` is the opening's u
-    range, ``top``/``bottom`` the open band's lip lines (frame v per pixel)."""
+    """(h, w, 3) float32 colour (0-255) of the mouth's inside over the layers' slice ``sl``; ``span`` is the
+    opening's u range, ``u``, ``v``, ``top``/``bottom`` (h, w) the pixels' frame coordinates and the open band's
+    lip lines (frame v per pixel, IPD units)."""
     f, ipd = lay.frame, lay.frame.ipd
     size = (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start)
     jaw_px = d.displacement_px[list(topology().groups["mandible"])].mean(0)
@@ -127,10 +128,11 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
 
     half = max((span[1] - span[0]) / 2, 1e-6)
     x = np.abs(u - (span[0] + span[1]) / 2) / half
-    tongue_top = np.minimum(lay.lower_incisal + jaw_v - cfg.tongue_rise_ipd * (1 - 0.5 * x * x),
+    tongue_top = np.minimum(lay.lower_incisal + jaw_v - cfg.tongue_rise_ipd * (1 - cfg.tongue_curve * x * x),
                             bottom - cfg.tongue_share * (bottom - top))
-    tongue = np.clip((v - tongue_top) * ipd / 1.5 + 0.5, 0, 1)[..., None]
-    lit = (0.35 + 0.65 * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1))[..., None]  # its back is in shade
+    tongue = np.clip((v - tongue_top) * ipd / cfg.tongue_edge_px + 0.5, 0, 1)[..., None]
+    back = cfg.tongue_back  # its back is in shade
+    lit = (back + (1 - back) * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1))[..., None]
     tongue_rgb = lay.cavity_rgb + (lay.tongue_rgb - lay.cavity_rgb) * lit
     colour = lay.cavity_rgb * (1 - tongue) + tongue_rgb * tongue
     colour = lower[..., :3] + colour * (1 - lower[..., 3:])

@@ -41,10 +41,12 @@ class MouthFrame:
         return (np.asarray(xy, np.float64) - self.centre) @ self.inverse
 
     def to_xy(self, uv: np.ndarray) -> np.ndarray:
+        """(..., 2) frame coordinates -> (..., 2) pixels."""
         return self.centre + np.asarray(uv, np.float64) * self.ipd @ self.axes.T
 
 
 def face_frame(face: FaceAnalysis) -> MouthFrame:
+    """The face's mouth frame: centred on the middle inner-lip pair at rest, axes from the head pose, IPD units."""
     topo = topology()
     mid = topo.pairs["lip"][len(topo.pairs["lip"]) // 2]
     right, down = face_axes(face)
@@ -58,14 +60,16 @@ def contour_fn(uv: np.ndarray):
     return lambda u: np.interp(u, us, vs).astype(np.float32)
 
 
-def mouth_colours(image: np.ndarray, face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
-    """(lip RGB, perioral skin RGB), medians: the lips between the outer and inner contours, the skin in a ring
-    0.04-0.12 IPD around the outer lip contour. The exemplar's builder measures its source the same way."""
+def mouth_colours(image: np.ndarray, face: FaceAnalysis,
+                  cfg: MouthConfig = MouthConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """(lip RGB (3,), perioral skin RGB (3,)) float32 0-255 medians over ``image`` (H, W, 3) uint8: the lips
+    between the outer and inner contours, the skin in a ring ``skin_ring_ipd`` around the outer lip contour. The
+    exemplar's builder measures its source the same way."""
     topo = topology()
     ipd = face.pose.scale
     outer_idx = list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1]
     pts = face.landmarks[:, :2]
-    pad = int(0.2 * ipd) + 2
+    pad = int(0.2 * ipd) + 2  # the crop holds the skin ring
     x0, y0 = np.maximum(np.floor(pts[outer_idx].min(0)).astype(int) - pad, 0)
     x1, y1 = np.ceil(pts[outer_idx].max(0)).astype(int) + pad
     crop = image[y0:y1, x0:x1]
@@ -78,9 +82,9 @@ def mouth_colours(image: np.ndarray, face: FaceAnalysis) -> tuple[np.ndarray, np
         return cv2.dilate(outer.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2)) > 0
 
     lips = outer & ~cv2.dilate(inner.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    skin = ring(0.12) & ~ring(0.04)
+    skin = ring(cfg.skin_ring_ipd[1]) & ~ring(cfg.skin_ring_ipd[0])
     med = [np.median(crop[m], axis=0) if m.sum() >= 4 else np.array(d, float)
-           for m, d in ((lips, (150, 80, 80)), (skin, (180, 140, 120)))]
+           for m, d in ((lips, cfg.lip_rgb), (skin, cfg.skin_rgb))]
     return med[0].astype(np.float32), med[1].astype(np.float32)
 
 
@@ -95,6 +99,7 @@ class Exemplar:
 
 @lru_cache(maxsize=1)
 def exemplar() -> Exemplar:
+    """The teeth exemplar (aufx/assets/mouth_exemplar.png and .json), loaded once."""
     meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
     bgra = cv2.imread(str(EXEMPLAR.with_suffix(".png")), cv2.IMREAD_UNCHANGED)
     frame = MouthFrame(np.asarray(meta["centre_px"], float), np.asarray(meta["axes"], float).T, float(meta["ipd_px"]))
@@ -104,6 +109,8 @@ def exemplar() -> Exemplar:
 
 @dataclass(frozen=True)
 class MouthLayers:
+    """A face's mouth interior layers over ``box``, in image pixels unless said otherwise."""
+
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) image pixels the layers cover
     frame: MouthFrame
     uv: np.ndarray  # (h, w, 2) float32 frame coordinates of every box pixel
@@ -120,6 +127,7 @@ class MouthLayers:
 
 
 def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
+    """(x0, y0, x1, y1) image pixels of the layers around the resting inner lips ``src_uv`` (k, 2) frame uv."""
     u0, u1 = src_uv[:, 0].min() - cfg.box_side_ipd, src_uv[:, 0].max() + cfg.box_side_ipd
     corners = frame.to_xy(np.array([[u0, -cfg.box_above_ipd], [u1, -cfg.box_above_ipd],
                                     [u0, cfg.box_below_ipd], [u1, cfg.box_below_ipd]]))
@@ -129,9 +137,10 @@ def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: Mou
 
 
 def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], blur_px: float,
-           gain: np.ndarray) -> np.ndarray:
+           gain: np.ndarray, cfg: MouthConfig) -> np.ndarray:
     """The exemplar warped into the box by ``uv_map`` (target frame uv -> exemplar frame uv, affine), uniformly
-    scaled by the IPD ratio, blurred to the photo's sharpness, colour-matched; premultiplied RGBA float32."""
+    scaled by the IPD ratio, blurred to the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,);
+    (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` = (w, h)."""
     src = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     dst_px = src + [box[0], box[1]]
     ex_px = ex.frame.to_xy(uv_map(frame.to_uv(dst_px)))
@@ -144,18 +153,19 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     out = cv2.warpAffine(rgba, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
-    if extra > 0.3:
+    if extra > cfg.exemplar_min_blur_px:
         out = cv2.GaussianBlur(out, (0, 0), extra)
     out[..., :3] *= gain * 255.0
     return out
 
 
 def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Premultiplied (h, w, 4) ``top`` over ``bottom``."""
     return top + bottom * (1.0 - top[..., 3:])
 
 
 def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_px: float) -> np.ndarray:
-    """Coverage of lo < v < hi, shrunk by inset_px, anti-aliased over one pixel."""
+    """(h, w) float32 coverage of lo < v < hi (frame v, IPD units), shrunk by inset_px, anti-aliased over a pixel."""
     return np.clip(np.minimum(v - lo, hi - v) * ipd - inset_px + 0.5, 0.0, 1.0).astype(np.float32)
 
 
@@ -169,12 +179,14 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int]:
     return int(starts[i]), int(ends[i] - starts[i])
 
 
-def _split_own(inside: np.ndarray, tooth: np.ndarray, share: float) -> tuple[float, bool, bool]:
+def _split_own(inside: np.ndarray, tooth: np.ndarray, cfg: MouthConfig) -> tuple[float, bool, bool]:
     """Where the photo's open mouth divides into what the skull carries (above) and what the jaw carries (below):
     the middle of the dark gap between an upper and a lower row of teeth, the bottom of the upper row when only it
     shows (a smile), the top of the lower row when only it shows, the middle when no teeth show. Returns that split
     as a fraction of the lip gap (the mean over the box columns, weighted by their height), and whether upper /
-    lower teeth are visible (tooth-bright in ``share`` / half that of the open mouth)."""
+    lower teeth are visible (tooth-bright in ``own_teeth_share`` / half that of the open mouth). ``inside`` and
+    ``tooth`` are (h, w) bool: the open mouth, and its tooth-bright pixels."""
+    share = cfg.own_teeth_share
     fracs, weights = [], []
     n_up = n_lo = 0
     for c in np.flatnonzero(inside.sum(0) >= 2):
@@ -183,7 +195,7 @@ def _split_own(inside: np.ndarray, tooth: np.ndarray, share: float) -> tuple[flo
         if t.any():
             first, last = np.flatnonzero(t)[[0, -1]]
             start, length = _longest_run(~t[first:last + 1])
-            if length >= max(2, 0.15 * len(t)):  # dark rows between two rows of teeth
+            if length >= max(2, cfg.dark_gap_share * len(t)):  # dark rows between two rows of teeth
                 split = first + start + length / 2
             elif first < len(t) / 2:  # one run of teeth starting in the upper half: the upper row (a smile)
                 split = last + 1
@@ -200,16 +212,19 @@ def _split_own(inside: np.ndarray, tooth: np.ndarray, share: float) -> tuple[flo
 
 
 def _luma(rgb: np.ndarray) -> float:
+    """BT.601 luma of one (3,) RGB colour."""
     return float(np.dot(rgb, [0.299, 0.587, 0.114]))
 
 
-def _seam_px(contrast: float, photo) -> float:
-    """Width of a seam between two layers: the photo's own edge blur, widened where the contrast across it would
-    make it steeper than the face's steepest edges (a teeth-to-dark seam on a soft, low-contrast photo)."""
-    return max(1.0, 2.5 * photo.blur_px, abs(contrast) / max(photo.max_edge, 1.0))
+def _seam_px(contrast: float, photo, cfg: MouthConfig) -> float:
+    """Width (pixels) of a seam between two layers whose luma differs by ``contrast`` (8-bit units): the photo's
+    own edge blur, widened where the contrast across it would make it steeper than the face's steepest edges (a
+    teeth-to-dark seam on a soft, low-contrast photo)."""
+    return max(1.0, cfg.seam_blur * photo.blur_px, abs(contrast) / max(photo.max_edge, 1.0))
 
 
 def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+    """The mouth layers of ``image`` (H, W, 3) uint8 for ``face``; see MouthLayers for their shapes."""
     topo = topology()
     frame = face_frame(face)
     ipd = frame.ipd
@@ -227,7 +242,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
 
     photo = photometry(image, face)
     ex = exemplar()
-    lip, skin = mouth_colours(image, face)
+    lip, skin = mouth_colours(image, face, cfg)
     ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
     gain = np.clip(ratio ** cfg.colour_strength, *cfg.colour_gain_range).astype(np.float32)
 
@@ -246,10 +261,10 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
         thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         lip_y = _luma(lip)
         tooth = sel & (y > max(thr, lip_y))
-        frac, teeth_up, teeth_lo = _split_own(sel, tooth, cfg.own_teeth_share)
+        frac, teeth_up, teeth_lo = _split_own(sel, tooth, cfg)
         split = up0 + frac * (lo0 - up0)
         tooth_y = float(np.median(y[tooth])) if tooth.any() else lip_y
-        seam = _seam_px(tooth_y - _luma(dark), photo)  # own teeth over the new dark: no steeper than the photo's
+        seam = _seam_px(tooth_y - _luma(dark), photo, cfg)  # own teeth over the new dark: no steeper than the photo's
         end = np.minimum(split, lo0 - cfg.own_erode_px / ipd)  # the own upper part ends here...
         fade = np.clip((v - end) * ipd / seam, 0, 1)  # ...and fades out below it, its last rows smeared down
         core = (v < end) & (inside > 0)
@@ -269,13 +284,13 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
     upper = np.zeros((*v.shape, 4), np.float32)
     lower = np.zeros((*v.shape, 4), np.float32)
     if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
-        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain)
+        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain, cfg)
         top = contour_fn(ex.upper)(u) - inc_e + incisal
     else:
         top = up0
     if not teeth_lo:  # its mirror image, smaller, as the lower row
         lower = _place(ex, frame, box, lambda t: np.stack([t[:, 0] / k, inc_e - (t[:, 1] - lower_incisal) / k], 1),
-                       size, photo.blur_px, gain)
+                       size, photo.blur_px, gain, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
     gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
     upper = _over(upper, gum)
@@ -284,10 +299,11 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
         layer[:] = _over(own_rgba, layer)
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, dark, (lip * cfg.tongue_gain).astype(np.float32),
-                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo), gain)
+                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+    """The face's mouth layers, cached on the analysis per config (computed once per face)."""
     key = ("mouth_layers", cfg)
     if key not in face.cache:
         face.cache[key] = build_layers(image, face, cfg)

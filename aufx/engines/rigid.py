@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aufx.engines.eyes import LID_RING
 from aufx.engines.photometry import grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -25,6 +24,8 @@ from aufx.face.topology import topology
 
 @dataclass(frozen=True)
 class RigidConfig:
+    """Design constants of the spectacle-frame search and keep (IPD = the face's inter-pupil distance)."""
+
     enabled: bool = True
     rim_min_ipd: float = 0.24  # the rim is searched this far from the eye centre...
     rim_max_ipd: float = 0.85  # ...up to this far (IPD units)
@@ -36,6 +37,13 @@ class RigidConfig:
     rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
     grow_ipd: float = 0.6  # dark pieces of frame connected to the found ones are added within this of an eye
     black: float = 0.35  # "dark as a frame": luma below this fraction of the skin's
+    bridge_half_ipd: float = 0.12  # the nose-bridge profile is averaged over a strip this half-wide (IPD)...
+    bridge_rays: int = 7  # ...sampled along this many parallel lines
+    bridge_band_ipd: float = 0.15  # the frame's bridge is looked for along a band this wide between the rims (IPD)
+    edge_patch_radii_ipd: tuple[float, ...] = (0.12, 0.12, 0.14)  # half-sides of the 'edge_patches' samples (IPD)
+    edge_blur_px: float = 0.8  # luminance is smoothed by this sigma (pixels) before edges are measured
+    fill_blur_px: float = 0.7  # the grain given back to the inpainted skin is smoothed by this sigma (pixels)
+    inpaint_px: int = 3  # the inpainting radius (pixels)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Frames:
 
 
 def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = RigidConfig()) -> Frames | None:
-    """The face's spectacle frames, or None; cached on the analysis."""
+    """The face's spectacle frames in ``image`` (H, W, 3) uint8, or None; cached on the analysis."""
     key = ("frames", cfg)
     if key not in face.cache:
         face.cache[key] = _detect(image, face, cfg)
@@ -58,8 +66,9 @@ def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = Rigi
 
 
 def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> np.ndarray:
-    """The photo with its frames inpainted (the image itself when there are none): the warp moves the face from
-    this, so no piece of frame is dragged along with the brows; keep_rigid puts the frame back on top."""
+    """(H, W, 3) uint8: the photo with its frames inpainted (the image itself when there are none): the warp moves
+    the face from this, so no piece of frame is dragged along with the brows; keep_rigid puts the frame back on
+    top."""
     if not cfg.enabled:
         return image
     key = ("frame_free", cfg)
@@ -69,10 +78,10 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> n
         if fr is not None:
             x0, y0, x1, y1 = fr.box
             hole = (fr.alpha[..., 0] > 0).astype(np.uint8)  # exactly the pixels keep_rigid puts back
-            filled = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), hole, 3, cv2.INPAINT_TELEA)
+            filled = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), hole, cfg.inpaint_px, cv2.INPAINT_TELEA)
             # inpainting is smooth: give the filled skin the photo's own texture contrast and grain back
             pm = photometry(image, face)
-            g = cv2.GaussianBlur(grain(max(image.shape[:2]), 5)[y0:y1, x0:x1], (0, 0), 0.7)
+            g = cv2.GaussianBlur(grain(max(image.shape[:2]), 5)[y0:y1, x0:x1], (0, 0), cfg.fill_blur_px)
             g = g / (g.std() + 1e-6) * (pm.texture * luminance(filled) + pm.noise)
             filled = np.clip(filled + (g * hole)[..., None], 0, 255).astype(np.uint8)
             out = image.copy()
@@ -83,7 +92,8 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> n
 
 def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int],
                cfg: RigidConfig) -> np.ndarray:
-    """The edited ROI (h, w, 3) with the photo's own frame pixels composited back over it."""
+    """The edited ROI (h, w, 3) uint8 at ``box`` (x0, y0, x1, y1 image pixels) with the photo's own frame pixels
+    composited back over it."""
     if not cfg.enabled:
         return roi
     fr = detect_frames(image, face, cfg)
@@ -99,12 +109,13 @@ def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tupl
 
 
 def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
-    """Best closed rim about ``centre``: (radii (angles,) in pixels, edge strength along it (angles,))."""
+    """Best closed rim about ``centre`` (2,) pixels in the luma crop ``y`` (h, w) float32: (radii (angles,) in
+    pixels, edge strength along it (angles,) in 8-bit luma units per radial sample)."""
     r_max = cfg.rim_max_ipd * ipd
     n_r = max(16, int(round(r_max)))
     polar = cv2.warpPolar(y, (n_r, cfg.angles), tuple(float(c) for c in centre), r_max,
                           cv2.INTER_LINEAR | cv2.WARP_POLAR_LINEAR)
-    polar = cv2.GaussianBlur(polar, (0, 0), 0.8)
+    polar = cv2.GaussianBlur(polar, (0, 0), cfg.edge_blur_px)
     edge = np.abs(np.diff(polar, axis=1))  # radial derivative: a rim crosses every ray
     r0 = int(np.ceil(cfg.rim_min_ipd / cfg.rim_max_ipd * edge.shape[1]))
     edge[:, :r0] = 0
@@ -131,18 +142,20 @@ def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
 
 
 def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames | None:
+    """The frames in ``image`` (H, W, 3) uint8 over a box around the eyes, or None (see Frames)."""
     topo = topology()
     ipd = face.pose.scale
     pm = photometry(image, face)
     lm = face.landmarks[:, :2]
     h, w = image.shape[:2]
     pad = int(cfg.rim_max_ipd * ipd) + 3
-    x0, y0 = np.floor(lm[[33, 263]].min(0)).astype(int) - pad
-    x1, y1 = np.ceil(lm[[33, 263]].max(0)).astype(int) + pad
+    corners = list(topo.groups["eye_outer_corners"])
+    x0, y0 = np.floor(lm[corners].min(0)).astype(int) - pad
+    x1, y1 = np.ceil(lm[corners].max(0)).astype(int) + pad
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     y = luminance(image[y0:y1, x0:x1])
-    typical = _typical_edge(image, face)
-    evidence = {"bridge": _bridge(y, lm, ipd, [x0, y0]) / typical}
+    typical = _typical_edge(image, face, cfg)
+    evidence = {"bridge": _bridge(y, lm, ipd, [x0, y0], cfg) / typical}
     if evidence["bridge"] < cfg.bridge:  # cheap test first: most faces stop here
         return None
     rims = []
@@ -164,7 +177,7 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     a_l = rims[1][0] + _towards(rims[1], rims[0][0])
     band = np.zeros(y.shape, np.uint8)
     cv2.line(band, tuple(np.round(a_r * 16).astype(int)), tuple(np.round(a_l * 16).astype(int)), 1,
-             max(2, int(0.15 * ipd)), cv2.LINE_8, shift=4)
+             max(2, int(cfg.bridge_band_ipd * ipd)), cv2.LINE_8, shift=4)
     frame |= band.astype(bool) & (not_skin > 0.5)
     # a dark frame is one piece: grow what was found through the dark pixels it touches, within reach of the rims
     reach = np.zeros(y.shape, np.uint8)
@@ -173,7 +186,7 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     frame = _grow(frame & black, black & reach.astype(bool)) | frame
     frame = cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     for eye in ("eye_R", "eye_L"):  # never the eyes nor the upper lids, whose lashes and creases are dark too
-        lids = np.vstack([lm[list(LID_RING[eye])], lm[list(topo.groups[f"{eye}_lower"])][::-1]])
+        lids = np.vstack([lm[list(topo.groups[f"{eye}_lid_ring"])], lm[list(topo.groups[f"{eye}_lower"])][::-1]])
         cv2.fillPoly(frame, [np.round(lids - [x0, y0]).astype(np.int32)], 0)
         cv2.fillPoly(frame, [np.round(lm[topo.loop(eye)] - [x0, y0]).astype(np.int32)], 0)
     # the frame with a one-pixel margin, put back whole (the warp moved an inpainted copy: nothing of it may show)
@@ -185,8 +198,9 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
 
 def _rim_body(not_skin: np.ndarray, centre: np.ndarray, radii: np.ndarray, ipd: float,
               cfg: RigidConfig) -> np.ndarray:
-    """(h, w) bool: the frame's body along one rim path: per ray, the run of non-skin pixels that touches the
-    path (outwards and inwards), at most one rim width long."""
+    """(h, w) bool: the frame's body along one rim path (``radii`` (angles,) pixels about ``centre`` (2,)) in the
+    (h, w) float32 ``not_skin`` map: per ray, the run of non-skin pixels that touches the path (outwards and
+    inwards), at most one rim width long."""
     r_max = cfg.rim_max_ipd * ipd
     n_r = max(16, int(round(r_max)))
     c = tuple(float(v) for v in centre)
@@ -221,7 +235,7 @@ def _grow(seed: np.ndarray, limit: np.ndarray, max_steps: int = 200) -> np.ndarr
 
 
 def _towards(rim, target: np.ndarray) -> np.ndarray:
-    """The rim point in the direction of ``target`` (offset from the rim's centre)."""
+    """(2,) pixels: the rim point in the direction of ``target`` (2,), as an offset from the rim's centre."""
     centre, radii = rim
     d = target - centre
     a = np.arctan2(d[1], d[0]) % (2 * np.pi)
@@ -229,33 +243,36 @@ def _towards(rim, target: np.ndarray) -> np.ndarray:
     return d / (np.linalg.norm(d) + 1e-9) * r
 
 
-def _bridge(y: np.ndarray, lm: np.ndarray, ipd: float, origin) -> float:
-    """Strongest vertical edge across the nose bridge: the luminance profile down a strip centred on the
-    midline (between the inner eye corners), from the brows' inner ends to the nasal bridge."""
-    top = lm[[55, 285]].mean(0) - origin
-    bottom = lm[195] - origin
-    half = 0.12 * ipd
+def _bridge(y: np.ndarray, lm: np.ndarray, ipd: float, origin, cfg: RigidConfig) -> float:
+    """Strongest vertical edge across the nose bridge (8-bit luma units per pixel) in the luma crop ``y`` (h, w)
+    whose top-left is ``origin`` (x, y) in the image, ``lm`` (478, 2) image pixels: the luminance profile down a
+    strip centred on the midline (between the inner eye corners), from the brows' inner ends to the nasal bridge."""
+    topo = topology()
+    top = lm[list(topo.groups["brow_inner_ends"])].mean(0) - origin
+    bottom = lm[topo.groups["nose_bridge"][0]] - origin
+    half = cfg.bridge_half_ipd * ipd
     n = max(8, int(np.linalg.norm(bottom - top)))
     t = np.linspace(0, 1, n)[:, None]
     centre = top + t * (bottom - top)
     side = np.array([1.0, 0.0])
     prof = np.mean([cv2.remap(y, (centre[:, 0] + s * half * side[0]).astype(np.float32)[:, None],
                               (centre[:, 1]).astype(np.float32)[:, None], cv2.INTER_LINEAR)[:, 0]
-                    for s in np.linspace(-1, 1, 7)], axis=0)
-    return float(np.abs(np.diff(cv2.GaussianBlur(prof[:, None], (0, 0), 0.8)[:, 0])).max())
+                    for s in np.linspace(-1, 1, cfg.bridge_rays)], axis=0)
+    return float(np.abs(np.diff(cv2.GaussianBlur(prof[:, None], (0, 0), cfg.edge_blur_px)[:, 0])).max())
 
 
-def _typical_edge(image: np.ndarray, face: FaceAnalysis) -> float:
-    """The skin's typical radial-edge size (median absolute luminance step on cheeks and forehead), at least 1."""
+def _typical_edge(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> float:
+    """The skin's typical edge size (median absolute luminance step on cheeks and forehead, 8-bit luma units per
+    pixel), at least 1."""
     ipd = face.pose.scale
     vals = []
-    for i, r in ((50, 0.12), (280, 0.12), (151, 0.14)):
+    for i, r in zip(topology().groups["edge_patches"], cfg.edge_patch_radii_ipd):
         c = face.landmarks[i, :2]
         rr = int(r * ipd) + 1
         x0, y0 = np.maximum(np.round(c - rr).astype(int), 0)
         patch = luminance(image[y0:y0 + 2 * rr, x0:x0 + 2 * rr])
         if patch.size > 9:
-            g = cv2.GaussianBlur(patch, (0, 0), 0.8)
+            g = cv2.GaussianBlur(patch, (0, 0), cfg.edge_blur_px)
             vals.append(np.abs(np.diff(g, axis=0)).ravel())
             vals.append(np.abs(np.diff(g, axis=1)).ravel())
     return max(1.0, float(np.median(np.concatenate(vals)))) if vals else 1.0
