@@ -15,13 +15,42 @@ import numpy as np
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
-# skin patches (landmark, radius in IPD) for the skin colour and texture: both cheeks, the glabella and the nose
-# bridge (the mid-forehead is often under a fringe)
-_SKIN_PATCHES = ((50, 0.13), (280, 0.13), (9, 0.07), (197, 0.05))
+
+@dataclass(frozen=True)
+class PhotometryConfig:
+    """Design constants of the photo measurements (IPD = the face's inter-pupil distance)."""
+
+    face_pad_ipd: float = 0.1  # the measured box is the face box grown by this (IPD)
+    skin_patch_radii_ipd: tuple[float, ...] = (0.13, 0.13, 0.07, 0.05)  # radii of the 'skin_patches' samples (IPD)
+    light_blur_ipd: float = 0.25  # the shading that gives the light direction is blurred by this sigma (IPD)...
+    light_sphere_ipd: float = 0.9  # ...its mean gradient x this / mean brightness ~ sin(light tilt) (a sphere's)
+    light_prior: float = 0.25  # a weak prior for light from above, added to that
+    light_tilt: tuple[float, float] = (0.2, 0.8)  # bounds of sin(light tilt from the view axis)
+    blur_sigma0: float = 1.0  # re-blur sigma of the edge-blur measurement (pixels)
+    blur_edge_percentile: float = 98.0  # it reads the face's edges above this percentile of gradient magnitude
+    blur_default_px: float = 0.5  # edge blur when no edge qualifies (pixels)
+    blur_range_px: tuple[float, float] = (0.4, 4.0)  # bounds of the measured edge blur (pixels)
+    max_edge_percentile: float = 99.5  # the face's steepest edges: this percentile of its gradient magnitude
+    band_ipd: tuple[float, float] = (0.008, 0.04)  # skin-texture band-pass: difference of these Gaussian sigmas (IPD)
+    band_min_px: float = 0.5  # ...the smaller at least this (pixels)
+    texture_default: float = 0.02  # skin texture contrast when no patch can be measured
+    tint_range: tuple[float, float] = (0.6, 1.6)  # bounds of each channel's shading slope against luma
+    chroma_weight: float = 0.3  # skin map: weight of log chroma beside hue...
+    hue_ridge: float = 1e-4  # ...regularizing the hue-chroma covariance...
+    hue_limit: float = 5.5  # ...skin fades out from this Mahalanobis distance...
+    hue_soft: float = 2.0  # ...over this much more
+    lightness_weight: float = 0.25  # the Lab distance weighs lightness this much...
+    lightness_blur_ipd: float = 0.08  # ...taken over areas this size (sigma, IPD)...
+    colour_ridge: float = 4.0  # ...regularizing the Lab covariance...
+    colour_limit: float = 5.0  # ...skin fades out from this Mahalanobis distance...
+    colour_soft: float = 1.5  # ...over this much more
+    skin_blur_ipd: float = 0.02  # the skin map is smoothed by this sigma (IPD, at least a pixel)
 
 
 @dataclass(frozen=True)
 class Photometry:
+    """What one photo says about its face: light, sharpness, noise, texture, tint and where its skin is."""
+
     light: np.ndarray  # (3,) unit vector towards the light in image axes (x right, y down, z towards the camera)
     blur_px: float  # Gaussian sigma of the photo's own sharpest edges (the lens/resampling blur), pixels
     noise: float  # standard deviation of the photo's pixel noise, 8-bit luminance units
@@ -32,7 +61,7 @@ class Photometry:
     origin: tuple[int, int]  # (x, y) of skin[0, 0] in the image
 
     def skin_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """The skin map over an image box (pixels outside the face box are not skin)."""
+        """(y1 - y0, x1 - x0) float32 skin map over an image box (pixels outside the face box are not skin)."""
         out = np.zeros((y1 - y0, x1 - x0), np.float32)
         ox, oy = self.origin
         h, w = self.skin.shape
@@ -54,18 +83,19 @@ def gradient_magnitude(y: np.ndarray) -> np.ndarray:
     return np.hypot(gx, gy)
 
 
-def photometry(image: np.ndarray, face: FaceAnalysis) -> Photometry:
+def photometry(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = PhotometryConfig()) -> Photometry:
     """The face's photometry, cached on the analysis (the source image of one analysis never changes)."""
-    key = "photometry"
+    key = ("photometry", cfg)
     if key not in face.cache:
-        face.cache[key] = measure(image, face)
+        face.cache[key] = measure(image, face, cfg)
     return face.cache[key]
 
 
-def measure(image: np.ndarray, face: FaceAnalysis) -> Photometry:
+def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = PhotometryConfig()) -> Photometry:
+    """The photometry of ``image`` (H, W, 3) uint8 RGB around ``face`` (its box grown by ``face_pad_ipd``)."""
     ipd = face.pose.scale
     x0, y0, x1, y1 = face.box
-    pad = int(0.1 * ipd)
+    pad = int(cfg.face_pad_ipd * ipd)
     x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
     x1, y1 = min(image.shape[1], x1 + pad), min(image.shape[0], y1 + pad)
     y = luminance(image[y0:y1, x0:x1])
@@ -74,88 +104,101 @@ def measure(image: np.ndarray, face: FaceAnalysis) -> Photometry:
     cv2.fillPoly(mask, [np.round(pts[list(topology().groups["face_oval"])]).astype(np.int32)], 1)
     skin = mask.astype(bool)
     patch = image[y0:y1, x0:x1]
-    sel = _patches(y.shape, pts, ipd)
-    return Photometry(_light(y, skin, face), _blur(y, skin), _noise(y, skin), _texture(y, pts, ipd),
-                      float(np.percentile(gradient_magnitude(y)[skin], 99.5)), _tint(patch, y, sel, ipd),
-                      _skin_map(patch, sel, skin, ipd), (x0, y0))
+    sel = _patches(y.shape, pts, ipd, cfg)
+    return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
+                      float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
+                      _tint(patch, y, sel, ipd, cfg), _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
 
 
-def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis) -> np.ndarray:
-    """Light direction from the face's own shading: the mean gradient of a heavily blurred luminance over the face
-    points towards the lit side; its size relative to the brightness gives the light's tilt from the view axis.
-    A weak prior from above (the usual key light) steadies flat-lit faces."""
+def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig) -> np.ndarray:
+    """(3,) unit vector towards the light, from the face's own shading (``y`` (h, w) float32 luma, ``skin`` (h, w)
+    bool): the mean gradient of a heavily blurred luminance over the face points towards the lit side; its size
+    relative to the brightness gives the light's tilt from the view axis. A weak prior from above (the usual key
+    light) steadies flat-lit faces."""
     ipd = face.pose.scale
-    lum = cv2.GaussianBlur(y, (0, 0), 0.25 * ipd)
+    lum = cv2.GaussianBlur(y, (0, 0), cfg.light_blur_ipd * ipd)
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)[skin].mean()
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)[skin].mean()
-    g = np.array([gx, gy]) * (0.9 * ipd) / max(float(lum[skin].mean()), 1.0)  # ~ sin(tilt) for a sphere-like face
+    g = np.array([gx, gy]) * (cfg.light_sphere_ipd * ipd) / max(float(lum[skin].mean()), 1.0)  # ~ sin(tilt)
     up = -face.pose.rotation[:2, 1] / (np.linalg.norm(face.pose.rotation[:2, 1]) + 1e-12)
-    xy = g + 0.25 * up
-    s = float(np.clip(np.linalg.norm(xy), 0.2, 0.8))
+    xy = g + cfg.light_prior * up
+    s = float(np.clip(np.linalg.norm(xy), *cfg.light_tilt))
     xy = xy / (np.linalg.norm(xy) + 1e-12) * s
     return np.array([xy[0], xy[1], np.sqrt(1 - s * s)])
 
 
-def _blur(y: np.ndarray, skin: np.ndarray, sigma0: float = 1.0) -> float:
-    """Edge blur by re-blurring (Zhuo & Sim 2011): at a step edge blurred by s the gradient peak falls by
-    sqrt(s^2 + sigma0^2) / s when blurred again by sigma0; read off at the face's strongest edges."""
+def _blur(y: np.ndarray, skin: np.ndarray, cfg: PhotometryConfig) -> float:
+    """Edge blur (Gaussian sigma, pixels) by re-blurring (Zhuo & Sim 2011): at a step edge blurred by s the
+    gradient peak falls by sqrt(s^2 + sigma0^2) / s when blurred again by sigma0; read off at the face's strongest
+    edges. ``y`` (h, w) float32 luma, ``skin`` (h, w) bool."""
+    sigma0 = cfg.blur_sigma0
     m1 = gradient_magnitude(y)
     m2 = gradient_magnitude(cv2.GaussianBlur(y, (0, 0), sigma0))
-    strong = skin & (m1 >= np.percentile(m1[skin], 98))
+    strong = skin & (m1 >= np.percentile(m1[skin], cfg.blur_edge_percentile))
     r = m1[strong] / np.maximum(m2[strong], 1e-3)
     r = r[r > 1.01]
     if len(r) == 0:
-        return 0.5
-    return float(np.clip(np.median(sigma0 / np.sqrt(r * r - 1)), 0.4, 4.0))
+        return cfg.blur_default_px
+    return float(np.clip(np.median(sigma0 / np.sqrt(r * r - 1)), *cfg.blur_range_px))
 
 
 _NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 def _noise(y: np.ndarray, skin: np.ndarray) -> float:
-    """Pixel noise by Immerkaer's (1996) Laplacian difference, which cancels smooth shading; the median over the
-    skin (not the mean) keeps wrinkles and edges from counting as noise. The mask's L2 norm is 6."""
+    """Pixel noise (std, 8-bit luma units) of ``y`` (h, w) float32 over ``skin`` (h, w) bool, by Immerkaer's (1996)
+    Laplacian difference, which cancels smooth shading; the median over the skin (not the mean) keeps wrinkles
+    and edges from counting as noise. The mask's L2 norm is 6."""
     r = np.abs(cv2.filter2D(y, cv2.CV_32F, _NOISE_MASK))[skin]
     return float(1.4826 * np.median(r) / 6.0)
 
 
-def _patches(shape: tuple[int, int], pts: np.ndarray, ipd: float) -> np.ndarray:
-    """(h, w) bool: the cheek and forehead patches where skin is sampled."""
+def _skin_patches(cfg: PhotometryConfig):
+    """(landmark, radius in IPD) of the skin samples for colour and texture: both cheeks, the glabella and the nose
+    bridge (the mid-forehead is often under a fringe)."""
+    return zip(topology().groups["skin_patches"], cfg.skin_patch_radii_ipd)
+
+
+def _patches(shape: tuple[int, int], pts: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:
+    """(h, w) bool: the cheek and forehead patches where skin is sampled; ``pts`` (478, 2) pixels in the crop."""
     sel = np.zeros(shape, np.uint8)
-    for i, r in _SKIN_PATCHES:
+    for i, r in _skin_patches(cfg):
         cv2.circle(sel, tuple(int(v) for v in np.round(pts[i])), max(2, int(r * ipd)), 1, -1)
     return sel.astype(bool)
 
 
-def _band(x: np.ndarray, ipd: float) -> np.ndarray:
-    """Band-pass from pores to fine lines (~0.01-0.05 IPD)."""
-    return cv2.GaussianBlur(x, (0, 0), max(0.5, 0.008 * ipd)) - cv2.GaussianBlur(x, (0, 0), 0.04 * ipd)
+def _band(x: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:
+    """(h, w) float32 band-pass of ``x`` (h, w) float32 from pores to fine lines (~0.01-0.05 IPD)."""
+    fine, coarse = cfg.band_ipd
+    return cv2.GaussianBlur(x, (0, 0), max(cfg.band_min_px, fine * ipd)) - cv2.GaussianBlur(x, (0, 0), coarse * ipd)
 
 
-def _texture(y: np.ndarray, pts: np.ndarray, ipd: float) -> float:
-    """Skin texture contrast: robust std (1.4826 MAD) of the band-passed log luminance in each skin patch, the
-    median over the patches. Per patch and robust, because a fringe over the forehead or a frame over a cheek is
-    not skin texture (it made a young face's smooth skin read as the most wrinkled of all)."""
-    band = _band(np.log1p(y), ipd)
+def _texture(y: np.ndarray, pts: np.ndarray, ipd: float, cfg: PhotometryConfig) -> float:
+    """Skin texture contrast (log-luma units): robust std (1.4826 MAD) of the band-passed log luminance in each
+    skin patch, the median over the patches. Per patch and robust, because a fringe over the forehead or a frame
+    over a cheek is not skin texture (it made a young face's smooth skin read as the most wrinkled of all)."""
+    band = _band(np.log1p(y), ipd, cfg)
     per_patch = []
-    for i, r in _SKIN_PATCHES:
+    for i, r in _skin_patches(cfg):
         sel = np.zeros(y.shape, np.uint8)
         cv2.circle(sel, tuple(int(v) for v in np.round(pts[i])), max(2, int(r * ipd)), 1, -1)
         vals = band[sel.astype(bool)]
         if len(vals) > 8:
             per_patch.append(1.4826 * float(np.median(np.abs(vals - np.median(vals)))))
-    return float(np.median(per_patch)) if per_patch else 0.02
+    return float(np.median(per_patch)) if per_patch else cfg.texture_default
 
 
-def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float) -> np.ndarray:
-    """How each colour channel follows the luminance in the skin's own small-scale shading (regression slopes of
-    band-passed log channel on band-passed log luma): a darkening by g becomes g ** tint per channel."""
-    ly = _band(np.log1p(y), ipd)[sel]
+def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:
+    """(3,) float32: how each colour channel of ``rgb`` (h, w, 3) uint8 follows the luminance ``y`` (h, w) in the
+    skin's own small-scale shading over ``sel`` (h, w) bool (regression slopes of band-passed log channel on
+    band-passed log luma): a darkening by g becomes g ** tint per channel."""
+    ly = _band(np.log1p(y), ipd, cfg)[sel]
     var = float(ly.var())
     if len(ly) < 16 or var < 1e-8:
         return np.ones(3, np.float32)
-    slopes = [float(np.mean(_band(np.log1p(rgb[..., c].astype(np.float32)), ipd)[sel] * ly) / var) for c in range(3)]
-    tint = np.clip(np.array(slopes, np.float32), 0.6, 1.6)
+    slopes = [float(np.mean(_band(np.log1p(rgb[..., c].astype(np.float32)), ipd, cfg)[sel] * ly) / var)
+              for c in range(3)]
+    tint = np.clip(np.array(slopes, np.float32), *cfg.tint_range)
     return tint / float(tint @ np.float32([0.299, 0.587, 0.114]))  # the luma follows the gain itself
 
 
@@ -168,8 +211,9 @@ def _mahalanobis(feats: np.ndarray, sel: np.ndarray, ridge: float) -> np.ndarray
     return np.sqrt(np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)).reshape(feats.shape[:2])
 
 
-def _skin_map(rgb: np.ndarray, sel: np.ndarray, face: np.ndarray, ipd: float) -> np.ndarray:
-    """Skin likelihood from the cheek and forehead patches' colours, by two Mahalanobis distances that shading
+def _skin_map(rgb: np.ndarray, sel: np.ndarray, face: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:
+    """(h, w) float32 skin likelihood in [0, 1] over ``rgb`` (h, w, 3) uint8 inside ``face`` (h, w) bool, from the
+    colours of the cheek and forehead patches ``sel`` (h, w) bool, by two Mahalanobis distances that shading
     barely moves (a fold or a shadow on skin is darker and more saturated, with the same hue): hue with log chroma
     in Lab, and Lab colour with lightness down-weighted and taken over areas. Hair, frames and background fall off
     to 0."""
@@ -177,12 +221,14 @@ def _skin_map(rgb: np.ndarray, sel: np.ndarray, face: np.ndarray, ipd: float) ->
         return face.astype(np.float32)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     a, b = lab[..., 1] - 128.0, lab[..., 2] - 128.0
-    hue = _mahalanobis(np.stack([np.arctan2(b, a), 0.3 * np.log1p(np.hypot(a, b))], axis=-1), sel, 1e-4)
+    hue = _mahalanobis(np.stack([np.arctan2(b, a), cfg.chroma_weight * np.log1p(np.hypot(a, b))], axis=-1), sel,
+                       cfg.hue_ridge)
     # lightness only at the scale of regions (hair is a dark area; a fold is a dark line within skin)
-    lab[..., 0] = 0.25 * cv2.GaussianBlur(lab[..., 0], (0, 0), 0.08 * ipd)
-    colour = _mahalanobis(lab, sel, 4.0)
-    skin = np.clip((5.5 - hue) / 2.0, 0, 1) * np.clip((5.0 - colour) / 1.5, 0, 1) * face
-    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(1.0, 0.02 * ipd))
+    lab[..., 0] = cfg.lightness_weight * cv2.GaussianBlur(lab[..., 0], (0, 0), cfg.lightness_blur_ipd * ipd)
+    colour = _mahalanobis(lab, sel, cfg.colour_ridge)
+    skin = np.clip((cfg.hue_limit - hue) / cfg.hue_soft, 0, 1) * \
+        np.clip((cfg.colour_limit - colour) / cfg.colour_soft, 0, 1) * face
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(1.0, cfg.skin_blur_ipd * ipd))
 
 
 @lru_cache(maxsize=4)
