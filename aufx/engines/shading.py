@@ -1,7 +1,7 @@
 """Appearance of AUs as relief: folds, furrows, bags and bulges lit like the face itself.
 
-Each AU's strokes (aufx/assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles sit
-where the deformed face has them. The relief is shaded with the light direction read from the face's own shading
+Each AU's strokes (aufx/assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles
+sit where the deformed face has them. The relief is shaded with the light direction read from the face's own shading
 (Lambert on the relief normals, plus occlusion in the valleys), blurred to the photo's own sharpness, scaled to the
 person's skin-texture contrast, and applied as a luminance gain so the skin's own texture and hue stay underneath;
 where the gain darkens, grain is added back so the photo's noise level is kept. Strength follows the requested
@@ -26,7 +26,9 @@ from aufx.face.topology import ASSETS, topology
 
 @dataclass(frozen=True)
 class ShadingConfig:
-    enabled: bool = True
+    """Design constants of the relief shading; the strokes themselves are data (au_appearance.yaml)."""
+
+    enabled: bool = True  # draw the relief at all
     strength: float = 1.0  # global multiplier on every stroke's depth
     bulge: float = 0.3  # a fold's bulge height relative to its valley depth, unless the stroke says otherwise
     bulge_offset: float = 1.3  # bulge centre from the valley centre, in valley widths
@@ -40,24 +42,30 @@ class ShadingConfig:
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
     max_light: float = 0.05
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
+    irregularity_ipd: float = 0.03  # the along-fold depth variation is smooth over this sigma (IPD)
+    stipple_min_px: float = 0.8  # chin-boss dimples are at least this wide (sigma, pixels)
 
 
 @dataclass(frozen=True)
 class Stroke:
+    """One fold or mound of an AU's look, as au_appearance.yaml gives it."""
+
     kind: str  # "fold" | "mound"
     side: str | None  # fold bulge: "up" | "down" | "in" | "out" | None
-    width: float
-    depth: float
-    bulge: float | None
+    width: float  # IPD
+    depth: float  # height relative to the width, at full AU intensity
+    bulge: float | None  # the fold's bulge height relative to its depth (None: ShadingConfig.bulge)
     anchors: tuple[tuple[tuple[int, float], ...], ...]  # per point: ((landmark, weight), ...)
 
 
 @dataclass(frozen=True)
 class Stipple:
-    at: tuple[tuple[int, float], ...]
-    radius: float
-    depth: float
-    grain: float
+    """Chin-boss dimpling of an AU's look, as au_appearance.yaml gives it."""
+
+    at: tuple[tuple[int, float], ...]  # centre: ((landmark, weight), ...)
+    radius: float  # IPD, the Gaussian fall-off's sigma
+    depth: float  # relative height of the dimples at full AU intensity
+    grain: float  # dimple size (blur sigma, IPD)
 
 
 def _anchor(a) -> tuple[tuple[int, float], ...]:
@@ -99,6 +107,7 @@ def appearance() -> dict[str, tuple[list[Stroke], Stipple | None]]:
 
 
 def _place(anchor, pts: np.ndarray) -> np.ndarray:
+    """(2,) pixels: the weighted landmark sum ``anchor`` ((landmark, weight), ...) over ``pts`` (478, 2)."""
     return sum(w * pts[i] for i, w in anchor)
 
 
@@ -115,6 +124,7 @@ def _weights(anchors) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _polyline(anchors, pts: np.ndarray) -> np.ndarray:
+    """(points, 2) pixels of a stroke placed on the landmarks ``pts`` (478, 2) pixels."""
     idx, wts = _weights(anchors)
     return (pts[idx] * wts).sum(axis=1)
 
@@ -137,7 +147,8 @@ class _Relief:
         self.box = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
 
     def add(self, poly: np.ndarray, width_px: float, height: float) -> None:
-        """A Gaussian ridge (height > 0) or valley along a polyline, sigma = width / 2, peak = height."""
+        """A Gaussian ridge (height > 0) or valley along ``poly`` (k, 2) ROI pixels, sigma = width / 2, peak =
+        height (relative to the width)."""
         sigma = width_px / 2.0
         pad = int(3 * sigma) + 3
         h, w = self.rel.shape
@@ -169,6 +180,7 @@ class _Relief:
         self._touch(x0, y0, x1, y1)
 
     def add_field(self, x0: int, y0: int, field: np.ndarray, width_px: float) -> None:
+        """Add a relative-height ``field`` (fh, fw) at (x0, y0), its pixel height = field x ``width_px``."""
         fh, fw = field.shape
         self.rel[y0:y0 + fh, x0:x0 + fw] += field
         self.px[y0:y0 + fh, x0:x0 + fw] += field * width_px
@@ -176,7 +188,8 @@ class _Relief:
 
 
 def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
-    """The polyline moved sideways by ``dist`` px along its normals, to the side ``towards`` points to."""
+    """The polyline (k, 2) pixels moved sideways by ``dist`` px along its normals, to the side ``towards`` (2,)
+    points to."""
     if len(poly) < 2:
         return poly + towards * dist
     t = np.empty_like(poly)
@@ -191,7 +204,8 @@ def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
 
 def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                    box: tuple[int, int, int, int], cfg: ShadingConfig) -> np.ndarray:
-    """The warped ROI (h, w, 3) uint8 with each AU's relief shaded in; ``image`` is the source photo."""
+    """The warped ROI (h, w, 3) uint8 at ``box`` (x0, y0, x1, y1 image pixels) with each AU's relief shaded in;
+    ``image`` (H, W, 3) uint8 is the source photo."""
     if not cfg.enabled or cfg.strength <= 0:
         return roi
     b = basis()
@@ -208,7 +222,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     pts = d.target_landmarks - np.array(box[:2], float)
     h, w = roi.shape[:2]
     up = -face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
-    midline = 0.5 * (pts[133] + pts[362])
+    midline = pts[list(topology().groups["eye_inner_corners"])].mean(0)
     right = np.array([-up[1], up[0]])
     relief = _Relief((h, w))
     for ch, amount in active:
@@ -227,7 +241,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
                 bulge = cfg.bulge if st.bulge is None else st.bulge
                 relief.add(_offset(poly, cfg.bulge_offset * width, towards), cfg.bulge_width * width, k * bulge)
         if stipple is not None:
-            _stipple(relief, stipple, _place(stipple.at, pts), ipd, amount * cfg.strength)
+            _stipple(relief, stipple, _place(stipple.at, pts), ipd, amount * cfg.strength, cfg)
     x0, y0, x1, y1 = relief.box
     if x1 <= x0 or y1 <= y0:
         return roi
@@ -248,18 +262,20 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
 
 def _fields(face: FaceAnalysis, shape: tuple[int, int], cfg: ShadingConfig) -> tuple[np.ndarray, np.ndarray]:
     """Fixed per-face fields over the ROI (cached): the along-fold irregularity (1 + smooth noise) that modulates
-    the relief, and the unit grain added where the shading darkens."""
-    key = ("relief_fields", shape, cfg.irregularity)
+    the relief, and the unit grain added where the shading darkens; both (h, w) float32 for ``shape`` (h, w)."""
+    key = ("relief_fields", shape, cfg.irregularity, cfg.irregularity_ipd)
     if key not in face.cache:
         size = max(shape)
-        wob = cv2.GaussianBlur(grain(size, 7)[:shape[0], :shape[1]], (0, 0), max(1.0, 0.03 * face.pose.scale))
+        wob = cv2.GaussianBlur(grain(size, 7)[:shape[0], :shape[1]], (0, 0), max(1.0, cfg.irregularity_ipd *
+                                                                                  face.pose.scale))
         wob = (1.0 + cfg.irregularity * wob / (wob.std() + 1e-6)).astype(np.float32)
         face.cache[key] = (wob, grain(size)[:shape[0], :shape[1]])
     return face.cache[key]
 
 
-def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: float) -> None:
-    """Chin-boss dimpling ("orange peel"): band-passed fixed noise under a Gaussian fall-off."""
+def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: float, cfg: ShadingConfig) -> None:
+    """Chin-boss dimpling ("orange peel") about ``c`` (2,) ROI pixels: band-passed fixed noise under a Gaussian
+    fall-off."""
     h, w = relief.rel.shape
     rad = st.radius * ipd
     x0, y0 = np.maximum(np.floor(c - 2.5 * rad).astype(int), 0)
@@ -268,7 +284,7 @@ def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: fl
         return
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     fall = np.exp(-((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (2 * rad ** 2))
-    scale = max(0.8, st.grain * ipd)
+    scale = max(cfg.stipple_min_px, st.grain * ipd)
     g = cv2.GaussianBlur(grain(max(h, w), 99)[y0:y1, x0:x1], (0, 0), scale)
     g /= g.std() + 1e-6
     relief.add_field(int(x0), int(y0), (g * fall * st.depth * amount).astype(np.float32), 2 * scale)
@@ -276,8 +292,9 @@ def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: fl
 
 def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.ndarray, pm: Photometry,
           cfg: ShadingConfig) -> np.ndarray:
-    """Luminance gain (bh, bw) over the relief's box: Lambert on the relief normals relative to the flat skin,
-    occlusion by relative height, scaled to the skin texture, blurred to the photo's sharpness, kept on skin."""
+    """Luminance gain (bh, bw) float32 (1 = unchanged) over the relief's box (x0, y0, x1, y1 ROI pixels): Lambert on
+    the relief normals relative to the flat skin, occlusion by relative height, scaled to the skin texture, blurred
+    to the photo's sharpness, kept on skin (``skin`` (bh, bw), ``pts`` (478, 2) box pixels)."""
     x0, y0, x1, y1 = box
     rel = (relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]) * wobble
     hpx = (relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]) * (wobble * cfg.aspect)
