@@ -7,6 +7,7 @@
     python -m aufx animate --input portrait.jpg --track track.jsonl --output out.mp4
     python -m aufx edit-video --input clip.mp4 --au "AU12:0.8" --output out.mp4
     python -m aufx stimuli --identities faces/ --conditions conditions.yaml --out stimuli/
+    python -m aufx app [--port 7860]
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from aufx import __version__
 from aufx.au import AUError
 from aufx.diffusion.errors import EngineUnavailable
+from aufx.engines import registry
 from aufx.face.analysis import FaceNotFoundError
 from aufx.io.images import ImageReadError
 
@@ -44,10 +46,21 @@ def _add_edit(sub) -> None:
     p.add_argument("--output", "-o", required=True, help="output image (.png carries the metadata inside too)")
     _add_target(p)
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0 = largest)")
-    p.add_argument("--engine", choices=("warp", "diffusion"), default="warp")
-    p.add_argument("--seed", type=int, default=None, help="random seed (diffusion engine)")
+    p.add_argument("--engine", choices=registry.names(), default="warp",
+                   help="; ".join(f"{n}: {registry.spec(n).summary}" for n in registry.names()))
+    p.add_argument("--seed", type=int, default=None, help="random seed (seeded engines: diffusion)")
     p.add_argument("--no-measure", action="store_true", help="skip re-measuring AUs on the output")
     _add_estimator(p)
+    for name in registry.names():  # each engine's own flags (diffusion: --model, --lora_path...); none import torch
+        hook = getattr(registry.engine_class(name), "add_cli_args", None)
+        if hook is not None:
+            hook(p)
+
+
+def _engine_options(args) -> dict:
+    """The chosen engine's keyword options from its flags (none for the warp)."""
+    hook = getattr(registry.engine_class(args.engine), "options_from_args", None)
+    return hook(args) if hook is not None else {}
 
 
 def _add_estimator(p) -> None:
@@ -112,28 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("stimuli", help="build a stimulus set with its manifest (see python -m aufx stimuli -h)",
                    add_help=False)
+    sub.add_parser("app", help="start the web app on 127.0.0.1 (see python -m aufx app -h)", add_help=False)
     return parser
+
+
+def _request(args, **fields):
+    """The edit the target flags ask for (checked here: a bad AU token or preset fails before any work)."""
+    from aufx.request import EditRequest
+
+    return EditRequest(preset=args.preset, intensity=args.intensity, include_optional=args.optional,
+                       neutral=args.neutral, only_named=args.only_named, au_text=args.au, **fields)
 
 
 def cmd_edit(args) -> int:
     from aufx.io.images import save_image
-    from aufx.pipeline import Editor, build_target
+    from aufx.pipeline import run
 
     t0 = time.perf_counter()
     src, dst = Path(args.input), Path(args.output)
     if dst.exists() and dst.resolve() == src.resolve():
         raise AUError(f"--output {dst} is the input file; AUFX never overwrites its input")
     calibration = _load_calibration(args.estimator)
-    editor = Editor(src)
+    request = _request(args, image=src, face_index=args.face, engine=args.engine,
+                       engine_options=_engine_options(args), seed=args.seed, measure=not args.no_measure)
+    editor, result = run(request)
     face = editor.face(args.face)
-    measured = editor.measured(args.face)
-    target = build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)
-    extra = getattr(args, "diffusion_options", {})
-    result = editor.edit(target, args.face, args.engine, measure_output=not args.no_measure, seed=args.seed, **extra)
     result.timings_ms["cli_total"] = (time.perf_counter() - t0) * 1000
-    meta = result.metadata(input=str(src), output=str(dst), preset=args.preset,
-                           intensity=args.intensity if args.preset else None, au_text=args.au, seed=args.seed,
-                           faces_found=len(editor.faces), image_size=list(editor.image.shape[:2]))
+    meta = request.describe(result, output=str(dst))
     if calibration is not None:
         meta["calibrated"] = _calibrated_edit(calibration, face, result.image, not args.no_measure)
     save_image(dst, result.image, meta)
@@ -264,20 +282,14 @@ def cmd_animate(args) -> int:
 def cmd_edit_video(args) -> int:
     from dataclasses import replace
 
-    from aufx.au import AUVector
-    from aufx.pipeline import build_target
     from aufx.sequence import VideoEditConfig, check_output, edit_video
 
     check_output(args.output)
-    build_target(AUVector(), args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)  # errors before work
+    request = _request(args)
     smoothing = VideoEditConfig().landmark_smoothing
     config = VideoEditConfig(replace(smoothing, min_cutoff=args.smooth) if args.smooth > 0 else None)
-
-    def target_for(measured):
-        return build_target(measured, args.au, args.preset, args.intensity, args.neutral, args.optional, args.only_named)
-
     with _progress("edit-video") as progress:
-        summary = edit_video(args.input, args.output, target_for, config, progress)
+        summary = edit_video(args.input, args.output, request, config, progress)
     _write_sidecar(summary, input=str(args.input), au_text=args.au, preset=args.preset,
                    intensity=args.intensity if args.preset else None, neutral=args.neutral, smooth_hz=args.smooth)
     return 0
@@ -300,18 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         from aufx.study.stimuli import main as stimuli
 
         return stimuli(argv[1:])
-    parser = build_parser()
-    if argv and argv[0] == "edit" and "--engine" in argv and "diffusion" in argv:
-        try:
-            from aufx.engines.diffusion import add_diffusion_args
-            add_diffusion_args(parser._subparsers._group_actions[0].choices["edit"])
-        except ImportError as exc:
-            print(f"aufx: error: the diffusion engine is unavailable ({exc})", file=sys.stderr)
-            return 2
-    args = parser.parse_args(argv)
-    if getattr(args, "engine", None) == "diffusion":
-        from aufx.engines.diffusion import config_from_args
-        args.diffusion_options = {"config": config_from_args(args)}
+    if argv and argv[0] == "app":
+        from aufx.app import main as app
+
+        app(argv[1:])
+        return 0
+    args = build_parser().parse_args(argv)
     try:
         return {"edit": cmd_edit, "estimate": cmd_estimate, "presets": cmd_presets, "animate": cmd_animate,
                 "edit-video": cmd_edit_video}[args.command](args)
