@@ -12,6 +12,7 @@ import re
 import sys
 import types
 from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,8 +151,18 @@ def test_real_state_of_torchvision_backends(name, package, fresh_backends):
     if find_spec(package) is None:  # this machine: no torchvision, so neither package can be installed
         assert status["status"] == "unavailable"
         assert "not importable" in status["reason"] and "torchvision" in status["reason"]
-    else:  # installed elsewhere: usable, or unavailable with the reason (e.g. weights not cached)
-        assert status["status"] == "ok" or status["reason"]
+    else:  # installed elsewhere: usable exactly when its weights are cached, else unavailable naming the file
+        import torch
+
+        from aufx.evaluation.identity import FACENET_WEIGHTS, torch_home
+        from aufx.evaluation.image_quality import ALEXNET_WEIGHTS
+
+        weights = {"facenet": torch_home() / "checkpoints" / FACENET_WEIGHTS,
+                   "lpips": Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS}[name]
+        if weights.is_file():
+            assert status["status"] == "ok", status.get("reason")
+        else:
+            assert status["status"] == "unavailable" and str(weights) in status["reason"]
     assert status["licence"]
 
 
