@@ -37,6 +37,7 @@ class RigidConfig:
     rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
     grow_ipd: float = 0.6  # dark pieces of frame connected to the found ones are added within this of an eye
     black: float = 0.35  # "dark as a frame": luma below this fraction of the skin's
+    rim_percentile: float = 25.0  # a rim's completeness is this percentile of the edge strength along it
     bridge_half_ipd: float = 0.12  # the nose-bridge profile is averaged over a strip this half-wide (IPD)...
     bridge_rays: int = 7  # ...sampled along this many parallel lines
     bridge_band_ipd: float = 0.15  # the frame's bridge is looked for along a band this wide between the rims (IPD)
@@ -162,7 +163,7 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames |
     for eye in ("eye_R", "eye_L"):
         centre = lm[topo.loop(eye)].mean(0) - [x0, y0]
         radii, strength = _rim(y, centre, ipd, cfg)
-        evidence[eye] = float(np.percentile(strength, 25) / typical)
+        evidence[eye] = float(np.percentile(strength, cfg.rim_percentile) / typical)
         rims.append((centre, radii))
     if min(evidence["eye_R"], evidence["eye_L"]) < cfg.complete:
         return None
