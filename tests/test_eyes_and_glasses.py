@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from matplotlib.path import Path
 
 from aufx.model.deform import deform
 from aufx.engines.interiors import InteriorConfig
@@ -127,3 +128,27 @@ def test_lids_and_frames_are_deterministic(grace):
         ed = Editor(grace, cache=None)
         outs.append(ed.edit(build_target(ed.measured(), "AU43:1.0,AU01:1.0,AU02:1.0"), measure_output=False).image)
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_named_landmark_groups_lie_where_their_names_say():
+    """The renderers' landmark groups (face_regions.json) on the canonical face (x right, y down, IPD units)."""
+    topo = topology()
+    g, xy = topo.groups, topo.canonical[:, :2]
+    for eye in ("eye_R", "eye_L"):
+        margin, ring = xy[list(g[f"{eye}_upper"])], xy[list(g[f"{eye}_lid_ring"])]
+        order = np.argsort(margin[:, 0])  # every point of the skin ring lies above the lid margin
+        assert (ring[:, 1] < np.interp(ring[:, 0], margin[order, 0], margin[order, 1]) - 0.03).all(), eye
+        assert np.abs(ring[[0, -1], 0] - margin[[0, -1], 0]).max() < 0.15  # from corner to corner, like the margin
+    assert list(g["eye_outer_corners"]) == [g["eye_R_upper"][0], g["eye_L_upper"][0]]
+    assert list(g["eye_inner_corners"]) == [g["eye_R_upper"][-1], g["eye_L_upper"][-1]]
+    mid = xy[list(g["eye_inner_corners"])].mean(0)
+    brows = [xy[list(g["brow_R"])], xy[list(g["brow_L"])]]
+    for end, brow in zip(xy[list(g["brow_inner_ends"])], brows):  # the brow point nearest the midline
+        assert np.isclose(abs(end[0] - mid[0]), np.abs(brow[:, 0] - mid[0]).min(), atol=0.03)
+    bridge = xy[g["nose_bridge"][0]]
+    assert abs(bridge[0] - mid[0]) < 0.02 and 0 < bridge[1] - mid[1] < 0.25  # on the midline, just below the eyes
+    oval = Path(xy[list(g["face_oval"])])
+    for name in ("skin_patches", "edge_patches"):
+        assert oval.contains_points(xy[list(g[name])]).all(), name
+    for cfg in (InteriorConfig(), RigidConfig()):  # config dataclasses key the per-face caches
+        assert hash(cfg) == hash(type(cfg)())
