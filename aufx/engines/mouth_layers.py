@@ -90,6 +90,8 @@ def mouth_colours(image: np.ndarray, face: FaceAnalysis,
 
 @dataclass(frozen=True)
 class Exemplar:
+    """The photographic teeth exemplar in its own mouth frame (exemplar pixels)."""
+
     rgba: np.ndarray  # (h, w, 4) uint8; alpha marks the photo's own mouth interior (teeth, dark corners)
     frame: MouthFrame
     upper: np.ndarray  # (11, 2) inner upper lip contour, frame coordinates (the top of the visible teeth)
