@@ -17,6 +17,12 @@ from aufx.face.topology import topology
 from aufx.pipeline import Editor, build_target
 
 
+def lip_mid() -> list[int]:
+    """The inner lips' middle [upper, lower] landmark pair."""
+    pairs = topology().pairs["lip"]
+    return [int(i) for i in pairs[len(pairs) // 2]]
+
+
 def target(editor: Editor, text: str):
     return build_target(editor.measured(), text)
 
@@ -84,7 +90,7 @@ def test_a_closed_mouth_opens_onto_the_exemplars_colours(grace_editor):
     assert np.all(lo >= ex_px.min(0) - tol) and np.all(hi <= ex_px.max(0) + tol), (lo, hi, ex_px.min(0), ex_px.max(0))
     warm = (px[:, 0] >= px[:, 1] - tol) & (px[:, 1] >= px[:, 2] - tol)
     assert warm.mean() > 0.97, warm.mean()
-    top = inside & (np.arange(out.shape[0])[:, None] < d.target_landmarks[13, 1] + 0.08 * face.pose.scale)
+    top = inside & (np.arange(out.shape[0])[:, None] < d.target_landmarks[lip_mid()[0], 1] + 0.08 * face.pose.scale)
     assert np.percentile(luminance(out)[top], 90) > 150  # upper teeth right under the lip
 
 
@@ -165,7 +171,7 @@ def test_upper_teeth_stay_put_while_the_jaw_opens_further(grace_editor):
     for text in ("AU26:0.6", "AU27:1.0"):
         tgt = target(ed, text)
         d = deform(face, tgt)
-        top, bottom = d.target_landmarks[13, 1], d.target_landmarks[14, 1]
+        top, bottom = d.target_landmarks[lip_mid(), 1]
         gaps.append(bottom - top)
         rows = np.arange(int(np.ceil(top)) + 1, int(bottom))
         profile = luminance(edit(ed, tgt))[rows, x0:x1].mean(axis=1)
@@ -194,5 +200,5 @@ def test_a_new_mouth_is_grained_like_the_photo_and_darker_at_its_corners(grace_e
     photo, interior = _noise_sigma(luminance(ed.image)[y0:y1, x0:x1]), _noise_sigma(out[ys.min():ys.max() + 1,
                                                                                         xs.min():xs.max() + 1])
     assert 0.5 * photo < interior < 2.0 * photo, (photo, interior)
-    u = np.abs(xs - d.target_landmarks[[13, 14], 0].mean())
+    u = np.abs(xs - d.target_landmarks[lip_mid(), 0].mean())
     assert out[ys, xs][u > 0.6 * u.max()].mean() < 0.8 * out[ys, xs][u < 0.15 * u.max()].mean()

@@ -11,6 +11,7 @@ from aufx.engines.photometry import _noise, gradient_magnitude, luminance, measu
 from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.analysis import analyze_faces
+from aufx.face.topology import topology
 from aufx.pipeline import build_target
 
 PLAIN = WarpEngine(WarpConfig(shading=ShadingConfig(enabled=False)))
@@ -45,7 +46,8 @@ def test_fold_is_a_valley_with_a_lit_bulge_beside_it(request, face_name, au):
     width = stroke.width * face.pose.scale
     up = -face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
     right = np.array([-up[1], up[0]])
-    out = right * np.sign((poly.mean(0) - 0.5 * (d.target_landmarks[133] + d.target_landmarks[362])) @ right)
+    midline = d.target_landmarks[list(topology().groups["eye_inner_corners"])].mean(0)
+    out = right * np.sign((poly.mean(0) - midline) @ right)
     towards = {"up": up, "down": -up, "out": out, "in": -out}[stroke.side]
     valley = np.median(sample(change, poly))
     bulge = max(np.median(sample(change, _offset(poly, f * width, towards))) for f in (1.3, 1.8, 2.3))
