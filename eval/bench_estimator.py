@@ -41,7 +41,7 @@ def test_faces() -> dict[str, np.ndarray]:
 
 def speed_ms(rgb: np.ndarray, repeats: int = 50) -> float:
     """Median ms of crop + features + regressor + mesh solve for one face (detection excluded: done once anyway)."""
-    from aufx.model.regressor_features import attach_appearance
+    from aufx.face.align import attach_appearance
     from aufx.model.estimate import estimate_aus
     from aufx.face.analysis import FaceAnalysis, analyze_faces
 

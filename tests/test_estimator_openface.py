@@ -12,8 +12,8 @@ from skimage.feature import hog
 
 from aufx.au import get_au
 from aufx.model.regressor import AU_NAMES, WEIGHTS, RegressorError, agreement, load_regressor
-from aufx.model.regressor_features import (CROP_KEY, FEATURES, aligned_grey, appearance, has_appearance, mirrored,
-                                        shape)
+from aufx.model.regressor_features import FEATURES, appearance, mirrored, shape
+from aufx.face.align import CROP_KEY, aligned_grey, has_appearance
 from aufx.model.basis import basis
 from aufx.model.estimate import estimate_after, estimate_aus, estimate_raw, mesh_raw, openface_like
 from aufx.face.analysis import FaceAnalysis

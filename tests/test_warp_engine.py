@@ -7,18 +7,18 @@ import pytest
 
 from aufx.au import AUVector
 from aufx.model.basis import basis
-from aufx.model.deform import _mesh_adjacency, _signed_areas, deform
+from aufx.model.deform import deform
 from aufx.model.gains import gain_vector
 from aufx.model.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
+from aufx.face.mesh import signed_areas, wall_triangles
 from aufx.pipeline import Editor, build_target
 
 R_CORNER, L_CORNER = 61, 291
 
 
 def axes(face: FaceAnalysis):
-    r = face.pose.rotation[:2]
-    return r[:, 0] / np.linalg.norm(r[:, 0]), r[:, 1] / np.linalg.norm(r[:, 1])
+    return face.pose.image_axes()
 
 
 def redetect(image: np.ndarray) -> FaceAnalysis:
@@ -183,16 +183,16 @@ def test_no_folded_triangles(grace_editor, astronaut_editor):
     pull the lip corners, and any AU at full intensity, may leave slivers on a closed mouth, but only in the lower
     face (mouth, nostril wings, jaw line), never around the eyes: the unfolding step keeps the leading lip-corner motion rather than give up the requested AU (README,
     "Known limits")."""
-    tris = _mesh_adjacency()[0]
+    tris = wall_triangles()
     for ed in (grace_editor, astronaut_editor):
         face = ed.face()
-        a0 = _signed_areas(face.canonical, tris)
+        a0 = signed_areas(face.canonical, tris)
         for code in ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU12", "AU14", "AU15", "AU20",
                      "AU23", "AU26", "AU43"):
             corner_au = code in ("AU12", "AU14", "AU15", "AU20")
             for value, limit in ((0.6, None if corner_au else 3), (1.0, None)):
                 d = deform(face, build_target(ed.measured(), f"{code}:{value}"))
-                flipped = (np.sign(_signed_areas(d.canonical_target, tris)) != np.sign(a0)) & (np.abs(a0) > 1e-6)
+                flipped = (np.sign(signed_areas(d.canonical_target, tris)) != np.sign(a0)) & (np.abs(a0) > 1e-6)
                 if limit is not None:
                     assert flipped.sum() <= limit, (ed.name, code, value, int(flipped.sum()))
                 upper_face = face.canonical[tris[flipped]].mean(axis=1)[:, 1] < face.canonical[1, 1] - 0.1

@@ -37,7 +37,8 @@ import numpy as np
 from aufx import __version__
 from aufx.au import AUVector, get_au
 from aufx.model.regressor import LinearModel, agreement, save_regressor
-from aufx.model.regressor_features import FEATURES, FeatureConfig, aligned_grey, appearance, mirrored, shape
+from aufx.face.align import aligned_grey
+from aufx.model.regressor_features import FEATURES, FeatureConfig, appearance, mirrored, shape
 from aufx.model.basis import basis
 from aufx.model.estimate import EstimatorConfig, _solve
 from aufx.face.analysis import analyze_faces

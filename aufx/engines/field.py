@@ -12,7 +12,6 @@ the interior layers anyway, so only the lips and lids themselves need to land ex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -20,9 +19,8 @@ import scipy.sparse as sp
 from scipy.spatial import Delaunay
 
 from aufx.face.analysis import FaceAnalysis
+from aufx.face.mesh import N_MESH, ignored_corners
 from aufx.face.topology import topology
-
-N_MESH = 468
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class WarpField:
         pts = face.landmarks[:N_MESH, :2]
         oval = pts[list(topo.groups["face_oval"])]
         centre = pts.mean(axis=0)
-        down = face.pose.rotation[:2, 1] / (np.linalg.norm(face.pose.rotation[:2, 1]) + 1e-12)
+        down = face.pose.image_axes()[1]
         rel = oval - centre
         below = np.clip((rel @ down) / (np.linalg.norm(rel, axis=1) + 1e-9), 0, 1)
         ring = centre + rel * (cfg.ring_scale + (cfg.ring_scale_below - cfg.ring_scale) * below)[:, None]
@@ -67,7 +65,7 @@ class WarpField:
         depth = face.landmarks[topo.triangles, 2].mean(axis=1)
         order = np.argsort(-depth)  # far first, so nearer triangles win where they overlap
         tris = np.vstack([band_tris, topo.triangles[order]])
-        ignore = np.vstack([np.zeros(band_tris.shape, bool), _ignored_corners()[order]])
+        ignore = np.vstack([np.zeros(band_tris.shape, bool), ignored_corners()[order]])
         self.weights = self._rasterise(verts, tris, ignore)
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
@@ -127,19 +125,3 @@ class WarpField:
         fx, fy = self._grid
         return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
 
-
-@lru_cache(maxsize=1)
-def _ignored_corners() -> np.ndarray:
-    """(n, 3) mask over the mesh triangles: corners an opening's interior must not follow (upper lip, lower lids)."""
-    topo = topology()
-    tris = topo.triangles
-    ignore = np.zeros(tris.shape, bool)
-    for name, follow in (("lips_inner", "lower"), ("eye_R", "upper"), ("eye_L", "upper")):
-        up, lo = set(topo.groups[f"{name}_upper"]), set(topo.groups[f"{name}_lower"])
-        other = (up - lo) if follow == "lower" else (lo - up)
-        both = up | lo
-        for i, tri in enumerate(tris):
-            s = set(tri.tolist())
-            if s <= both and (s & (up - lo)) and (s & (lo - up)):
-                ignore[i] = [v in other for v in tri]
-    return ignore

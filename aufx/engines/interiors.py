@@ -112,10 +112,7 @@ def bbox(poly: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[int, int, 
 
 def face_axes(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
     """(right (2,), down (2,)): unit vectors of the face's own right and down directions in the image plane."""
-    r = face.pose.rotation[:2]
-    right = r[:, 0] / np.linalg.norm(r[:, 0])
-    down = r[:, 1] / np.linalg.norm(r[:, 1])
-    return right, down
+    return face.pose.image_axes()
 
 
 def median_colour(image: np.ndarray, mask: np.ndarray, default) -> np.ndarray:

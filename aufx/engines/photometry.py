@@ -84,8 +84,7 @@ def gradient_magnitude(y: np.ndarray) -> np.ndarray:
 
 
 def photometry(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = PhotometryConfig()) -> Photometry:
-    """The photometry of ``image`` (H, W, 3) uint8 around ``face``, cached on the analysis per config (the source
-    image of one analysis never changes)."""
+    """The face's photometry, cached on the analysis (the source image of one analysis never changes)."""
     key = ("photometry", cfg)
     if key not in face.cache:
         face.cache[key] = measure(image, face, cfg)
@@ -121,7 +120,7 @@ def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis, cfg: PhotometryC
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)[skin].mean()
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)[skin].mean()
     g = np.array([gx, gy]) * (cfg.light_sphere_ipd * ipd) / max(float(lum[skin].mean()), 1.0)  # ~ sin(tilt)
-    up = -face.pose.rotation[:2, 1] / (np.linalg.norm(face.pose.rotation[:2, 1]) + 1e-12)
+    up = -face.pose.image_axes()[1]
     xy = g + cfg.light_prior * up
     s = float(np.clip(np.linalg.norm(xy), *cfg.light_tilt))
     xy = xy / (np.linalg.norm(xy) + 1e-12) * s

@@ -221,7 +221,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     ipd = face.pose.scale
     pts = d.target_landmarks - np.array(box[:2], float)
     h, w = roi.shape[:2]
-    up = -face.pose.rotation[:2, 1] / np.linalg.norm(face.pose.rotation[:2, 1])
+    up = -face.pose.image_axes()[1]
     midline = pts[list(topology().groups["eye_inner_corners"])].mean(0)
     right = np.array([-up[1], up[0]])
     relief = _Relief((h, w))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aufx.model.regressor_features import attach_appearance
+from aufx.face.align import attach_appearance
 from aufx.face.find import faces_near, find_faces, smallest_face_px
 from aufx.face.pose import Pose, fit_pose
 

@@ -28,6 +28,12 @@ class Pose:
     def to_canonical(self, image_points: np.ndarray) -> np.ndarray:
         return (image_points - self.translation) @ self.rotation / self.scale
 
+    def image_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(2,) unit image-plane directions of the face's "right" (canonical +x) and "down" (canonical +y): the
+        photo's axes of a tilted head, for anything laid out along the face rather than the image."""
+        r = self.rotation[:2]
+        return r[:, 0] / max(np.linalg.norm(r[:, 0]), 1e-12), r[:, 1] / max(np.linalg.norm(r[:, 1]), 1e-12)
+
     def euler_degrees(self) -> dict[str, float]:
         """Pitch (nod), yaw (turn), roll (in-plane tilt) in degrees; 0 = frontal upright."""
         pitch, yaw, roll = Rotation.from_matrix(self.rotation).as_euler("xyz", degrees=True)

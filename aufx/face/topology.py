@@ -32,18 +32,6 @@ class Topology:
     def aperture_names(self) -> tuple[str, ...]:
         return ("lips_inner", "eye_R", "eye_L")
 
-    def wall_triangles(self) -> np.ndarray:
-        """Triangles minus those spanning an eye or the mouth: motion must not leak across a lid or lip line."""
-        keep = np.ones(len(self.triangles), bool)
-        for name in self.aperture_names:
-            up = set(self.groups[f"{name}_upper"])
-            lo = set(self.groups[f"{name}_lower"])
-            both = up | lo
-            for i, tri in enumerate(self.triangles):
-                s = set(tri.tolist())
-                if s <= both and (s & (up - lo)) and (s & (lo - up)):
-                    keep[i] = False
-        return self.triangles[keep]
 
 
 def _lip_regions(canon: np.ndarray, groups: dict) -> dict[str, tuple[int, ...]]:

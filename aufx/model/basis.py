@@ -18,9 +18,10 @@ from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 from aufx.au import catalogue, channels
-from aufx.face.topology import ASSETS, N_LANDMARKS, Topology, topology
-
-N_MESH = 468  # iris points (468-477) are not in the triangulation; eyeballs do not move with expressions
+from aufx.face import mesh
+from aufx.face.mesh import N_MESH
+from aufx.face.topology import N_LANDMARKS, Topology, topology
+from aufx.resources import ASSETS
 
 
 @dataclass(frozen=True)
@@ -62,23 +63,23 @@ def _centre(at, canon: np.ndarray) -> np.ndarray:
 
 
 def _graph(topo: Topology) -> sp.csr_matrix:
-    tris = topo.wall_triangles()
-    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
+    """(468, 468) mesh edges weighted by their canonical length (IPD units): how far a handle's motion may spread."""
+    e = mesh.edges()
     w = np.linalg.norm(topo.canonical[e[:, 0]] - topo.canonical[e[:, 1]], axis=1)
     g = sp.coo_matrix((w, (e[:, 0], e[:, 1])), shape=(N_MESH, N_MESH))
     return (g + g.T).tocsr()
 
 
-def _harmonic(graph: sp.csr_matrix, values: dict[int, np.ndarray], free: np.ndarray) -> np.ndarray:
-    """Solve Laplace's equation on the free vertices with the constrained values as boundary (uniform weights)."""
+def _harmonic(values: dict[int, np.ndarray], free: np.ndarray) -> np.ndarray:
+    """(478, 3): Laplace's equation solved on the ``free`` vertices ((468,) bool) with the constrained ``values``
+    (vertex -> (3,) canonical motion) as boundary; uniform weights, so motion spreads evenly from the handles."""
     out = np.zeros((N_LANDMARKS, 3))
     for i, v in values.items():
         out[i] = v
     free = np.flatnonzero(free)
     if free.size == 0:
         return out
-    adj = (graph > 0).astype(np.float64)
+    adj = mesh.adjacency()[0][:N_MESH, :N_MESH]
     lap = sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj
     known = np.setdiff1d(np.arange(N_MESH), free)
     lff = lap[free][:, free].tocsc()
@@ -117,34 +118,18 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
     geo = dijkstra(graph, indices=src, min_only=True) if src else np.full(N_MESH, np.inf)
     free = geo < float(spec["free"])
     free[list(values)] = False
-    return _without_folds(_harmonic(graph, values, free), topo, graph)
+    return _without_folds(_harmonic(values, free), topo)
 
 
-def _without_folds(field: np.ndarray, topo: Topology, graph: sp.csr_matrix, reach: float = 1.3) -> np.ndarray:
-    """Smooth the motion where it would turn a mesh triangle over, up to ``reach`` x full intensity.
+def _without_folds(field: np.ndarray, topo: Topology, reach: float = 1.3) -> np.ndarray:
+    """(478, 3) ``field`` smoothed where it would turn a mesh triangle over, up to ``reach`` x full intensity.
 
-    Hand-placed handles can pull a lip edge past the skin next to it; a field that folds tears the image.
+    Hand-placed handles can pull a lip edge past the skin next to it; a field that folds tears the image. Every
+    corner of a folded triangle is smoothed except the field's strongest vertex, which keeps the AU's reach.
     """
-    tris = topo.wall_triangles()
-    canon = topo.canonical
-
-    def areas(p):
-        a, b, c = p[tris[:, 0], :2], p[tris[:, 1], :2], p[tris[:, 2], :2]
-        return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
-
-    a0 = areas(canon)
-    adj = (graph > 0).astype(np.float64)
-    deg = np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
-    field = field.copy()
     keep = int(np.argmax(np.linalg.norm(field[:N_MESH], axis=1)))
-    for _ in range(300):
-        bad = (np.sign(areas(canon + reach * field)) != np.sign(a0)) & (np.abs(a0) > 1e-9)
-        if not bad.any():
-            break
-        verts = np.setdiff1d(np.unique(tris[bad]), [keep])
-        smooth = (adj @ field[:N_MESH]) / deg[:, None]
-        field[verts] = 0.5 * field[verts] + 0.5 * smooth[verts]
-    return field
+    return mesh.unfold(topo.canonical, field, lambda corners, _: np.setdiff1d(np.unique(corners), [keep]),
+                       reach=reach, min_area=1e-9, max_iter=300)
 
 
 @lru_cache(maxsize=1)

@@ -5,23 +5,29 @@ Shared by every engine: the warp engine moves pixels with it, the diffusion engi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import scipy.sparse as sp
 
 from aufx.au import AUVector
 from aufx.model.basis import Basis, basis
 from aufx.model.gains import gain_vector
 from aufx.model.estimate import channel_vector, estimate_raw
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.topology import N_LANDMARKS, topology
+from aufx.face.mesh import lagging_corners, unfold
+from aufx.face.topology import topology
 
-# Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face as
-# it is (no jump when a slider leaves 0); from RAMP upwards the edit starts from the raw value, so the re-measured
-# result reaches the target.
-RAMP = 0.2
-FLOOR = 0.25
+
+@dataclass(frozen=True)
+class DeformConfig:
+    # Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face
+    # as it is (no jump when a slider leaves 0); from ``ramp`` upwards the edit starts from the raw value, so the
+    # re-measured result reaches the target.
+    ramp: float = 0.2
+    floor: float = 0.25  # raw values are clipped to [-floor, 1 + floor]: an edit never spans much more than 0..1
+    lip_upper_share: float = 0.5  # lips that would cross are pushed apart equally: both lips are soft
+    lid_upper_share: float = 0.85  # lids that would cross: the upper lid moves, the lower lid barely can
+    unfold_rounds: int = 30  # at most this many smoothing rounds to open folded triangles...
+    unfold_patience: int = 4  # ...stopping after this many without fewer folds (slivers that will not open)
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,9 @@ class Deformation:
 
 
 def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
-                   start: np.ndarray | None = None) -> np.ndarray:
-    """(n_channels,) intensity change from the face's measured AUs (or ``start``, raw values) to ``target``."""
+                   start: np.ndarray | None = None, cfg: DeformConfig = DeformConfig()) -> np.ndarray:
+    """(n_channels,) intensity change (normalised AU units) from the face's measured AUs (or ``start``, (n_channels,)
+    raw values) to ``target``."""
     b = b or basis()
     raw = estimate_raw(face) if start is None else start
     shown = np.clip(raw, 0.0, 1.0)
@@ -47,9 +54,9 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
     for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it
         i, j = b.index(ch), b.index(other)
         t[j], t[i] = max(t[i], t[j]), shown[i]
-    ramp_lo = np.clip(t / RAMP, 0.0, 1.0)
-    ramp_hi = np.clip((1.0 - t) / RAMP, 0.0, 1.0)
-    raw = np.clip(raw, -FLOOR, 1.0 + FLOOR)  # an edit never spans much more than the full 0..1 scale
+    ramp_lo = np.clip(t / cfg.ramp, 0.0, 1.0)
+    ramp_hi = np.clip((1.0 - t) / cfg.ramp, 0.0, 1.0)
+    raw = np.clip(raw, -cfg.floor, 1.0 + cfg.floor)
     start = shown + (raw - shown) * np.where(raw < 0, ramp_lo, ramp_hi)
     delta = t - start
     delta[np.isclose(t, shown, atol=1e-9)] = 0.0  # an untouched slider is no edit at all
@@ -88,55 +95,21 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
             new[lo] += (1.0 - upper_share) * fix
 
 
-@lru_cache(maxsize=1)
-def _mesh_adjacency() -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
-    tris = topology().wall_triangles()
-    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
-    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(N_LANDMARKS, N_LANDMARKS))
-    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
-    return tris, adj, np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
-
-
-def _signed_areas(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    a, b, c = pts[tris[:, 0], :2], pts[tris[:, 1], :2], pts[tris[:, 2], :2]
-    return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
-
-
-def _unfold(cur: np.ndarray, new: np.ndarray, max_iter: int = 30) -> np.ndarray:
-    """No folded triangles: where the motion would turn a triangle over, the corners that lag behind are carried
-    along with their neighbours (the leading corner, e.g. a pulled lip corner, keeps its requested motion)."""
-    tris, adj, deg = _mesh_adjacency()
-    a0 = _signed_areas(cur, tris)
-    valid = np.abs(a0) > 1e-6
-    disp = new - cur
-    others = np.array([[1, 2], [0, 2], [0, 1]])
-    best, stalled = np.inf, 0
-    for _ in range(max_iter):
-        bad = np.flatnonzero(valid & (np.sign(_signed_areas(cur + disp, tris)) != np.sign(a0)))
-        stalled = 0 if bad.size < best else stalled + 1
-        best = min(best, bad.size)
-        if bad.size == 0 or stalled >= 4:  # done, or the remaining slivers will not open without losing the AU
-            break
-        corners = tris[bad]
-        lead = np.argmax(np.linalg.norm(disp[corners], axis=2), axis=1)
-        lag = np.unique(corners[np.arange(len(bad))[:, None], others[lead]])
-        disp[lag] = 0.5 * disp[lag] + 0.5 * (adj @ disp)[lag] / deg[lag, None]
-    return cur + disp
-
-
-def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None) -> Deformation:
+def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
+           cfg: DeformConfig = DeformConfig()) -> Deformation:
     """Target landmarks for ``target``; ``start`` (n_channels,) replaces the measured AUs the edit starts from
     (calibration asks for a known change of one AU, whatever the estimator reads)."""
     b = basis()
     topo = topology()
-    delta = channel_deltas(face, target, b, start)
+    delta = channel_deltas(face, target, b, start, cfg)
     cur = face.canonical
     new = cur + b.displacement(delta * gain_vector(b.channels, "geometry"))
     closing = _closure_fraction(face, target, b, start)
-    new = _unfold(cur, new)
-    _keep_apart(cur, new, topo.pairs["lip"], None, 0.5)  # the no-crossing rule has the last word
+    # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
+    new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
+    _keep_apart(cur, new, topo.pairs["lip"], None, cfg.lip_upper_share)  # the no-crossing rule has the last word
     for eye in ("eye_R", "eye_L"):
-        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), 0.85)
+        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
     look = np.clip(delta, 0.0, 1.0) * gain_vector(b.channels, "appearance")
     return Deformation(delta, look, new, disp, face.landmarks[:, :2] + disp)

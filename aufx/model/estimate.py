@@ -19,7 +19,8 @@ from scipy.optimize import lsq_linear
 
 from aufx.au import AUVector, get_au
 from aufx.model.regressor import AU_NAMES, load_regressor
-from aufx.model.basis import N_MESH, basis
+from aufx.model.basis import basis
+from aufx.face.mesh import N_MESH
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
 

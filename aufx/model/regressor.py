@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from aufx.model.regressor_features import (CROP_KEY, FEATURES, FeatureConfig, appearance, has_appearance, mirrored,
-                                        shape)
-from aufx.model.basis import N_MESH
+from aufx.model.regressor_features import FEATURES, FeatureConfig, appearance, mirrored, shape
+from aufx.face.align import CROP_KEY, has_appearance
 from aufx.face.analysis import FaceAnalysis
+from aufx.face.mesh import N_MESH
 from aufx.face.topology import ASSETS
 from aufx.io.openface import OPENFACE_AUS
 
@@ -50,7 +50,7 @@ class Regressor:
         """(17,) unclipped OpenFace-scale AUs of a face (``AU_NAMES`` order), the mean of its reading and its mirror
         image's (OpenFace reads one value per AU; averaging the two views cancels a side-biased weight: +0.01 r in
         cross-validation); the mesh-only model where the analysis holds no aligned crop
-        (aufx.model.regressor_features.attach_appearance)."""
+        (aufx.face.align.attach_appearance)."""
         if has_appearance(face):
             return self.full(full_features(face, self.features)).mean(0)
         return self.shape(np.stack([shape(face.canonical), shape(mirrored(face.canonical)[0])])).mean(0)

@@ -2,62 +2,29 @@
 
 OpenFace's static AU models read HOG of a similarity-aligned 112 px face together with its shape; the regressor
 (aufx.model.regressor) does the same from MediaPipe's mesh. The aligned crop is cut once, when the face is analysed
-(``attach_appearance``), and kept on the analysis, so measuring never needs the image again.
+(aufx/face/align.py), and kept on the analysis, so measuring never needs the image again.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from skimage.transform import SimilarityTransform
 
-from aufx.model.basis import N_MESH, basis, mirror_map
+from aufx.face.align import AlignConfig
+from aufx.face.mesh import N_MESH
 from aufx.face.topology import topology
-
-if TYPE_CHECKING:  # aufx.face.analysis cuts the crop with this module
-    from aufx.face.analysis import FaceAnalysis
-
-CROP_KEY = "aligned_grey"  # where the aligned crop lives in FaceAnalysis.cache
+from aufx.model.basis import basis, mirror_map
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
-    crop_px: int = 112           # side of the aligned grey crop, as OpenFace's
-    half_extent: float = 1.15    # half the crop's side in canonical units (IPD): brows to chin, cheek to cheek
-    centre_y: float = -0.04      # canonical y the crop is centred on
+class FeatureConfig(AlignConfig):  # the aligned crop's geometry (aufx/face/align.py), then its HOG
     cell_px: int = 8             # HOG cell (OpenFace: 8 px cells on 112 px)
     orientations: int = 9
 
 
 FEATURES = FeatureConfig()
-
-
-@lru_cache(maxsize=4)
-def _template(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor landmark indices and where they land in the aligned crop, (n, 2) px."""
-    topo = topology()
-    idx = np.asarray(topo.groups["pose_anchors"])
-    xy = topo.canonical[idx, :2] - np.array([0.0, cfg.centre_y])
-    return idx, xy * (cfg.crop_px / (2 * cfg.half_extent)) + cfg.crop_px / 2
-
-
-def aligned_grey(rgb: np.ndarray, landmarks: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
-    """(crop_px, crop_px) uint8: the face in an (H, W, 3) image, rotated, scaled and centred by a 2D similarity
-    fitted on the landmarks that expressions barely move."""
-    idx, dst = _template(cfg)
-    tf = SimilarityTransform.from_estimate(landmarks[idx, :2], dst)
-    crop = cv2.warpAffine(np.ascontiguousarray(rgb[..., :3]), tf.params[:2], (cfg.crop_px, cfg.crop_px),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-
-
-def attach_appearance(face: FaceAnalysis, rgb: np.ndarray) -> FaceAnalysis:
-    """Cut the aligned crop of ``face`` from its image and keep it on the analysis (cheap: one 112 px warp)."""
-    face.cache[CROP_KEY] = aligned_grey(rgb, face.landmarks)
-    return face
 
 
 def appearance(crop: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
@@ -111,7 +78,3 @@ def mirrored(canonical: np.ndarray, crop: np.ndarray | None = None) -> tuple[np.
     flipped = canonical[_mirror()].copy()
     flipped[:, 0] *= -1
     return flipped, None if crop is None else np.ascontiguousarray(crop[:, ::-1])
-
-
-def has_appearance(face: FaceAnalysis) -> bool:
-    return CROP_KEY in face.cache

@@ -1,0 +1,120 @@
+"""Geometry of the face mesh, in one place: which triangles span an opening, signed areas, adjacency, fold repair.
+
+The basis (aufx/model/basis.py), the deformation (aufx/model/deform.py) and the warp field (aufx/engines/field.py)
+all work on the same 468-vertex triangulation; the rules that keep lips and lids apart and keep triangles from
+turning over are written here once.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from aufx.face.topology import N_LANDMARKS, topology
+
+N_MESH = 468  # iris points (468-477) are not in the triangulation; eyeballs do not move with expressions
+
+# Inside an opening the warp follows one side only: the lower lip (the jaw carries it) and the upper lids.
+FOLLOWED_SIDE = {"lips_inner": "lower", "eye_R": "upper", "eye_L": "upper"}
+
+
+@lru_cache(maxsize=1)
+def opening_triangles() -> dict[str, np.ndarray]:
+    """Aperture name -> (898,) bool over topology().triangles: the triangles that close that opening (all three
+    corners on its contours, at least one on the upper side only and one on the lower side only)."""
+    topo = topology()
+    out = {}
+    for name in topo.aperture_names:
+        up, lo = set(topo.groups[f"{name}_upper"]), set(topo.groups[f"{name}_lower"])
+        on = np.isin(topo.triangles, list(up | lo)).all(axis=1)
+        upper_only = np.isin(topo.triangles, list(up - lo)).any(axis=1)
+        lower_only = np.isin(topo.triangles, list(lo - up)).any(axis=1)
+        out[name] = on & upper_only & lower_only
+    return out
+
+
+@lru_cache(maxsize=1)
+def wall_triangles() -> np.ndarray:
+    """(n, 3) int32 mesh triangles minus those spanning an eye or the mouth: motion must not leak across a lid or
+    lip line, and a closed opening's slivers carry no orientation to keep."""
+    spans = np.any(list(opening_triangles().values()), axis=0)
+    return topology().triangles[~spans]
+
+
+@lru_cache(maxsize=1)
+def ignored_corners() -> np.ndarray:
+    """(898, 3) bool over topology().triangles: the corners an opening's interior must not follow (the upper lip's,
+    the lower lids'), so pixels inside an opening move with one side only."""
+    topo = topology()
+    ignore = np.zeros(topo.triangles.shape, bool)
+    for name, spans in opening_triangles().items():
+        up, lo = set(topo.groups[f"{name}_upper"]), set(topo.groups[f"{name}_lower"])
+        other = (up - lo) if FOLLOWED_SIDE[name] == "lower" else (lo - up)
+        ignore[spans] = np.isin(topo.triangles[spans], list(other))
+    return ignore
+
+
+def signed_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """(n_tris,) twice the signed area of each triangle in the x-y plane of ``points`` (n, 2 or 3), in the points'
+    units squared; the sign is the orientation, so a sign change is a fold."""
+    a, b, c = points[tris[:, 0], :2], points[tris[:, 1], :2], points[tris[:, 2], :2]
+    return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+
+
+@lru_cache(maxsize=1)
+def edges() -> np.ndarray:
+    """(n_edges, 2) int32 unique mesh edges (i < j) of the wall triangles: no edge crosses a lip or lid line."""
+    tris = wall_triangles()
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    return np.unique(np.sort(e, axis=1), axis=0)
+
+
+@lru_cache(maxsize=1)
+def adjacency() -> tuple[sp.csr_matrix, np.ndarray]:
+    """(478, 478) symmetric 0/1 float64 adjacency over the wall edges, and (478,) degrees (at least 1, so the
+    irises, which have no edges, divide safely)."""
+    e = edges()
+    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(N_LANDMARKS, N_LANDMARKS))
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    return adj, np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+
+
+def smoothed(motion: np.ndarray, verts: np.ndarray) -> np.ndarray:
+    """``motion`` (478, k) with the rows ``verts`` moved half-way to their neighbours' mean (in place, returned)."""
+    adj, deg = adjacency()
+    motion[verts] = 0.5 * motion[verts] + 0.5 * (adj @ motion)[verts] / deg[verts, None]
+    return motion
+
+
+def lagging_corners(corners: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """Of each folded triangle (corners (n, 3)), the two corners that move least: the leading one (a pulled lip
+    corner) keeps its motion and the others are carried along."""
+    others = np.array([[1, 2], [0, 2], [0, 1]])
+    lead = np.argmax(np.linalg.norm(motion[corners], axis=2), axis=1)
+    return np.unique(corners[np.arange(len(corners))[:, None], others[lead]])
+
+
+def unfold(rest: np.ndarray, motion: np.ndarray, movable: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
+           reach: float = 1.0, min_area: float = 1e-6, max_iter: int = 30, patience: int | None = None) -> np.ndarray:
+    """``motion`` (478, k) smoothed where ``rest + reach * motion`` would turn a wall triangle over; a fold tears
+    the image. ``rest`` (478, 2 or 3) gives the orientations (triangles thinner than ``min_area`` have none).
+
+    Each round smooths the vertices ``movable(folded corners (n, 3), motion)`` picks; it stops when nothing is
+    folded, after ``max_iter`` rounds, or after ``patience`` rounds without fewer folds (slivers that will not open
+    without losing the motion). Returns a new array.
+    """
+    tris = wall_triangles()
+    a0 = signed_areas(rest, tris)
+    valid = np.abs(a0) > min_area
+    motion = motion.copy()
+    best, stalled = np.inf, 0
+    for _ in range(max_iter):
+        bad = np.flatnonzero(valid & (np.sign(signed_areas(rest + reach * motion, tris)) != np.sign(a0)))
+        stalled = 0 if bad.size < best else stalled + 1
+        best = min(best, bad.size)
+        if bad.size == 0 or (patience is not None and stalled >= patience):
+            break
+        smoothed(motion, movable(tris[bad], motion))
+    return motion
