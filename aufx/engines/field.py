@@ -25,14 +25,21 @@ from aufx.face.topology import topology
 
 @dataclass(frozen=True)
 class FieldConfig:
+    """Where the warp stops and how finely it is computed."""
+
     ring_scale: float = 1.30  # anchors sit this many face-radii from the face centre: motion fades out by there
     ring_scale_below: float = 1.75  # ...and further below the chin, so a dropped jaw has room to move
     field_max_side: int = 256  # the field is smooth: compute it at low resolution, upsample the final map
-    inverse_iterations: int = 5
+    inverse_iterations: int = 5  # fixed-point steps that invert the forward field (q = p - d(q))
 
 
 class WarpField:
-    """Everything about one face's warp that does not change between slider moves."""
+    """Everything about one face's warp that does not change between slider moves.
+
+    ``roi`` (x0, y0, x1, y1) px: the only pixels that may move; ``region`` (rh, rw) uint8: 1 inside the anchor ring;
+    ``weights`` (lw * lh, n_verts) sparse: barycentric weights of the low-resolution grid over the mesh vertices and
+    the zero-motion anchors; ``scale``: low-resolution px per image px.
+    """
 
     def __init__(self, face: FaceAnalysis, cfg: FieldConfig = FieldConfig()):
         self.cfg = cfg
@@ -106,14 +113,16 @@ class WarpField:
         return sp.csr_matrix((lam.ravel(), (rows, t.ravel())), shape=(lw * lh, self.n_verts))
 
     def forward(self, disp_px: np.ndarray) -> np.ndarray:
-        """Low-res forward displacement field (lh, lw, 2) in low-res pixels, from mesh-vertex motion in pixels."""
+        """(lh, lw, 2) float32 forward displacement in low-res px, from ``disp_px`` (478, 2) landmark motion in
+        image px (only the 468 mesh vertices move it)."""
         lw, lh = self.low_size
         d = np.zeros((self.n_verts, 2))
         d[:N_MESH] = disp_px[:N_MESH] * self.scale
         return (self.weights @ d).reshape(lh, lw, 2).astype(np.float32)
 
     def backward_maps(self, disp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Full-resolution source coordinates (absolute image pixels) for every ROI pixel."""
+        """(map_x, map_y), each (rh, rw) float32: the absolute image px each ROI pixel is sampled from (cv2.remap
+        maps), for landmark motion ``disp_px`` (478, 2) px."""
         fwd = self.forward(disp_px)
         gx, gy = self._low_grid
         off = fwd.copy()

@@ -1,1 +1,4 @@
-"""Face analysis: landmarks (MediaPipe face mesh), head pose, masks and the mesh topology they share."""
+"""Face analysis: landmarks (MediaPipe face mesh), head pose, the aligned crop, the mesh topology and its geometry.
+
+The bottom layer: it imports nothing from aufx.model or aufx.engines, which build on it.
+"""

@@ -24,6 +24,8 @@ CROP_KEY = "aligned_grey"  # where the aligned crop lives in FaceAnalysis.cache
 
 @dataclass(frozen=True)
 class AlignConfig:
+    """Where the face lands in the crop; the regressor's FeatureConfig extends it, so a fitted model names it."""
+
     crop_px: int = 112           # side of the aligned grey crop, as OpenFace's
     half_extent: float = 1.15    # half the crop's side in canonical units (IPD): brows to chin, cheek to cheek
     centre_y: float = -0.04      # canonical y the crop is centred on

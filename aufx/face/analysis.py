@@ -22,10 +22,12 @@ class FaceNotFoundError(ValueError):
 
 @dataclass(eq=False)
 class FaceAnalysis:
-    landmarks: np.ndarray  # (478, 3) pixels; z scaled like x
+    """One face of one image: what every edit of it starts from (compared by identity, never by value)."""
+
+    landmarks: np.ndarray  # (478, 3) float64 px, x right, y down, z scaled like x (MediaPipe's 468 mesh + 10 iris)
     pose: Pose
-    image_size: tuple[int, int]  # (height, width)
-    canonical: np.ndarray = field(init=False)  # the observed face in the canonical frame (IPD units)
+    image_size: tuple[int, int]  # (height, width) px of the analysed image
+    canonical: np.ndarray = field(init=False)  # (478, 3) IPD units: the observed face with the head pose removed
     cache: dict = field(default_factory=dict, repr=False)  # per-engine precomputation, keyed by engine
 
     def __post_init__(self):
@@ -33,7 +35,7 @@ class FaceAnalysis:
 
     @property
     def box(self) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) of the landmarks, clipped to the image."""
+        """(x0, y0, x1, y1) int px of the landmarks, clipped to the image."""
         h, w = self.image_size
         x0, y0 = np.floor(self.landmarks[:, :2].min(0)).astype(int)
         x1, y1 = np.ceil(self.landmarks[:, :2].max(0)).astype(int)
@@ -41,10 +43,12 @@ class FaceAnalysis:
 
     @property
     def area(self) -> int:
+        """Box area in px^2: faces are ranked by it (the largest is the default face)."""
         x0, y0, x1, y1 = self.box
         return (x1 - x0) * (y1 - y0)
 
     def describe(self) -> dict:
+        """JSON-ready summary for metadata: box (px), inter-pupil distance ``ipd_px``, pose in degrees."""
         return {"box": list(self.box), "ipd_px": round(self.pose.scale, 2), "pose_deg": self.pose.euler_degrees()}
 
 
@@ -75,12 +79,14 @@ class AnalysisCache:
 
     @staticmethod
     def key(rgb: np.ndarray) -> str:
+        """Hex digest of an (H, W, 3) image's bytes and shape: equal pixels, one analysis."""
         h = hashlib.blake2b(digest_size=16)
         h.update(str(rgb.shape).encode())
         h.update(np.ascontiguousarray(rgb).data)
         return h.hexdigest()
 
     def get(self, rgb: np.ndarray) -> list[FaceAnalysis]:
+        """The analyses of an (H, W, 3) uint8 image, largest face first; detected on a miss only."""
         k = self.key(rgb)
         with self._lock:
             if k in self._items:

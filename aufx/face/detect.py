@@ -15,8 +15,8 @@ from aufx.face.topology import N_LANDMARKS
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    max_faces: int = 8
-    min_detection_confidence: float = 0.5
+    max_faces: int = 8  # a group photo's faces beyond this are found by aufx/face/find.py's tiled search
+    min_detection_confidence: float = 0.5  # MediaPipe's defaults
     min_tracking_confidence: float = 0.5
     # MediaPipe crops each face to 192-256 px internally; detecting on a bounded copy costs nothing in accuracy
     max_side: int = 1600
@@ -38,7 +38,8 @@ class LandmarkDetector:
         self._lock = threading.Lock()
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """Landmarks of every face as (478, 3) arrays in full-resolution pixels (z scaled like x)."""
+        """Landmarks of every face in an (H, W, 3) uint8 RGB image: (478, 3) float64 full-resolution px, x right,
+        y down, z scaled like x (MediaPipe's depth, relative to the face's centre)."""
         import cv2
 
         h, w = rgb.shape[:2]
@@ -56,6 +57,7 @@ class LandmarkDetector:
         return faces
 
     def close(self) -> None:
+        """Free the MediaPipe graph (tens of MB); the detector is unusable afterwards."""
         self._mesh.close()
 
 

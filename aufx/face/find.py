@@ -29,6 +29,8 @@ from aufx.face.detect import shared_detector
 
 @dataclass(frozen=True)
 class FindConfig:
+    """How far the search goes: face sizes in px, MediaPipe's measured limits as fractions of its input side."""
+
     min_face_px: int = 80  # faces this wide are found anywhere in images up to max_grid * tile (8k and more)
     detector_fraction: float = 0.075  # full-range detector: finds faces >= ~6 % of its input side (measured), margin
     mesh_fraction: float = 0.125  # the mesh's own detector: faces >= ~12 % of the long side (measured on 768-900 px)
@@ -50,7 +52,7 @@ class _FullRange:
         self._lock = threading.Lock()
 
     def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """(x0, y0, x1, y1) of each face in ``rgb``'s pixels."""
+        """(x0, y0, x1, y1) float px of each face in an (h, w, 3) uint8 ``rgb``."""
         h, w = rgb.shape[:2]
         with self._lock:
             result = self._det.process(np.ascontiguousarray(rgb))
@@ -185,7 +187,7 @@ def _whole(h: int, w: int, box, cfg: FindConfig) -> bool:
 
 
 def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
-    """Landmarks of the face in ``box`` (x0, y0, x1, y1), e.g. an edited face re-measured, seen the way find_faces saw
+    """Landmarks ((478, 3) px each) of the face in ``box`` (x0, y0, x1, y1 px), e.g. an edited face re-measured, seen the way find_faces saw
     it: the whole image (as before, for portraits), or the same crop around it."""
     h, w = rgb.shape[:2]
     if _whole(h, w, box, cfg):
@@ -198,7 +200,8 @@ def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.
 
 
 def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
-    """Landmarks (478, 3) of every face at least ``smallest_face_px`` wide, in full-resolution pixels."""
+    """Landmarks (478, 3) float64 px (x right, y down, z scaled like x) of every face at least
+    ``smallest_face_px`` wide in an (H, W, 3) uint8 image, at full resolution whatever the image's size."""
     h, w = rgb.shape[:2]
     faces = shared_detector().detect(rgb)
     if faces and _small(h, w, cfg):

@@ -15,17 +15,22 @@ from aufx.face.topology import topology
 
 @dataclass(frozen=True)
 class Pose:
+    """image = scale * rotation @ canonical + translation; canonical is in IPD units, image in px (z like x)."""
+
     scale: float  # pixels per IPD
     rotation: np.ndarray  # (3, 3), canonical -> image axes
     translation: np.ndarray  # (3,) pixels
 
     def to_image(self, canonical: np.ndarray) -> np.ndarray:
+        """Points (n, 3) IPD units, canonical frame -> (n, 3) px in the photo."""
         return self.scale * canonical @ self.rotation.T + self.translation
 
     def vectors_to_image(self, canonical_vectors: np.ndarray) -> np.ndarray:
+        """Motions (n, 3) IPD units -> (n, 3) px: rotated and scaled, not translated (an AU's displacement)."""
         return self.scale * canonical_vectors @ self.rotation.T
 
     def to_canonical(self, image_points: np.ndarray) -> np.ndarray:
+        """Points (n, 3) px -> (n, 3) IPD units with the head pose removed, where the AU basis is defined."""
         return (image_points - self.translation) @ self.rotation / self.scale
 
     def image_axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +46,8 @@ class Pose:
 
 
 def fit_pose(landmarks: np.ndarray) -> Pose:
-    """Umeyama (1991) least-squares similarity on landmarks that expressions barely move (forehead, nose, contour)."""
+    """Pose of landmarks (478, 3) px: Umeyama (1991) least-squares similarity from the canonical face, fitted on the
+    landmarks that expressions barely move (forehead, nose, contour), so a smile does not read as a head turn."""
     topo = topology()
     idx = np.asarray(topo.groups["pose_anchors"])
     src = topo.canonical[idx]

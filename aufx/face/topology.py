@@ -18,18 +18,22 @@ N_LANDMARKS = 478
 
 @dataclass(frozen=True)
 class Topology:
+    """The mesh every module indexes: the only place landmark indices live besides aufx/assets/face_regions.json."""
+
     canonical: np.ndarray  # (478, 3) neutral face, IPD units, x right, y down, z away from camera
     triangles: np.ndarray  # (898, 3) over the 468 mesh vertices, apertures closed
-    groups: dict[str, tuple[int, ...]]
+    groups: dict[str, tuple[int, ...]]  # named landmark groups (face_regions.json, plus "lips_upper"/"lips_lower")
     pairs: dict[str, np.ndarray]  # "lip" / "eye_R" / "eye_L" -> (k, 2) upper/lower index pairs
 
     def loop(self, name: str) -> np.ndarray:
-        """Closed aperture polygon: upper contour corner->corner, then lower contour back (no repeated corners)."""
+        """(k,) landmark indices of a closed aperture polygon ("lips_inner", "eye_R", ...): upper contour
+        corner->corner, then lower contour back (no repeated corners)."""
         up, lo = self.groups[f"{name}_upper"], self.groups[f"{name}_lower"]
         return np.array(list(up) + list(lo[-2:0:-1]))
 
     @property
     def aperture_names(self) -> tuple[str, ...]:
+        """The openings whose two sides move apart: the mouth and the eyes."""
         return ("lips_inner", "eye_R", "eye_L")
 
 
@@ -53,6 +57,7 @@ def _lip_regions(canon: np.ndarray, groups: dict) -> dict[str, tuple[int, ...]]:
 
 @lru_cache(maxsize=1)
 def topology() -> Topology:
+    """The mesh, loaded once from aufx/assets/ (canonical_face.json, face_topology.json, face_regions.json)."""
     canon = np.asarray(json.loads((ASSETS / "canonical_face.json").read_text())["vertices"], dtype=np.float64)
     tris = np.asarray(json.loads((ASSETS / "face_topology.json").read_text())["triangles"], dtype=np.int32)
     raw = json.loads((ASSETS / "face_regions.json").read_text())

@@ -21,6 +21,8 @@ from aufx.io.smoothing import OneEuroConfig, OneEuroFilter
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """Live-video analysis: smaller, smoothed and per-stream, where a photo's is exhaustive (aufx/face/find.py)."""
+
     # MediaPipe crops the face to 192-256 px inside; at 480 px on the long side a 640x480 frame's landmarks move by
     # 0.4 px on average (measured on Grace Hopper), and an HD camera costs no more than a VGA one.
     analysis_max_side: int = 480
@@ -58,4 +60,5 @@ class FaceTracker:
         return FaceAnalysis(landmarks, fit_pose(landmarks), (h, w))
 
     def close(self) -> None:
+        """Free the tracker's own MediaPipe graph; a stopped live session must not keep it."""
         self._detector.close()

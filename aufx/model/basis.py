@@ -26,22 +26,27 @@ from aufx.resources import ASSETS
 
 @dataclass(frozen=True)
 class Basis:
-    channels: tuple[str, ...]
-    fields: np.ndarray  # (n_channels, 478, 3) canonical displacement at intensity 1.0
+    """The AU model as geometry: edits add these fields, the estimator fits them to a measured face."""
+
+    channels: tuple[str, ...]  # "AU12", "L01", "R01", ... (bilateral AUs have one channel per side)
+    fields: np.ndarray  # (n_channels, 478, 3) float64 canonical displacement (IPD units) at intensity 1.0
     closing: dict[str, str]  # channel -> aperture it closes ("eye_R"), for the lid-closure rule
     ties: dict[str, str]  # channel -> channel with the same geometry (blink AU45 = eyes-closed AU43)
     evidence: dict[str, np.ndarray]  # channel -> the vertices the estimator may read it from (default: all)
 
     def index(self, channel: str) -> int:
+        """Row of ``channel`` in ``fields`` and in every (n_channels,) vector."""
         return self.channels.index(channel)
 
     def displacement(self, delta: np.ndarray) -> np.ndarray:
-        """Canonical displacement (478, 3) for a per-channel intensity change (n_channels,)."""
+        """Canonical displacement (478, 3) IPD units for a per-channel intensity change (n_channels,); the fields
+        add linearly."""
         return np.tensordot(delta, self.fields, axes=1)
 
 
 def mirror_map(canon: np.ndarray) -> np.ndarray:
-    """Index of each vertex's mirror image across the face's midline (the mesh is left/right symmetric)."""
+    """(478,) index of each vertex's mirror image across the midline of ``canon`` (478, 3): left-side AU fields are
+    the right side's, mirrored."""
     flipped = canon.copy()
     flipped[:, 0] *= -1
     _, idx = cKDTree(canon[:N_MESH]).query(flipped[:N_MESH])
@@ -134,6 +139,7 @@ def _without_folds(field: np.ndarray, topo: Topology, reach: float = 1.3) -> np.
 
 @lru_cache(maxsize=1)
 def basis() -> Basis:
+    """The basis built from aufx/assets/au_handles.yaml, once per process."""
     topo = topology()
     spec = yaml.safe_load((ASSETS / "au_handles.yaml").read_text())
     graph = _graph(topo)
@@ -165,6 +171,7 @@ def basis() -> Basis:
 
 
 def spec_channels(code: str) -> tuple[str, ...]:
+    """The basis channels of an AU code ("AU43" -> ("L43", "R43")), for ``same_as`` in au_handles.yaml."""
     from aufx.au import get_au
 
     return get_au(code).channels()

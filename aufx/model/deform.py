@@ -19,6 +19,8 @@ from aufx.face.topology import topology
 
 @dataclass(frozen=True)
 class DeformConfig:
+    """How a request becomes motion: where an edit starts from, and how lids and lips give way when they meet."""
+
     # Raw estimates below 0 (a face "less than neutral") are displayed as 0. Asking for a small value keeps the face
     # as it is (no jump when a slider leaves 0); from ``ramp`` upwards the edit starts from the raw value, so the
     # re-measured result reaches the target.
@@ -32,14 +34,18 @@ class DeformConfig:
 
 @dataclass(frozen=True)
 class Deformation:
+    """One edit of one face as geometry: what every engine renders (the warp moves pixels by it, the diffusion
+    engine draws its control mesh from it)."""
+
     delta: np.ndarray  # (n_channels,) requested intensity change per basis channel (normalised AU units)
     appearance: np.ndarray  # (n_channels,) how strongly each channel's appearance (shading) is rendered, >= 0
-    canonical_target: np.ndarray  # (478, 3)
-    displacement_px: np.ndarray  # (478, 2) image-space motion of each landmark
-    target_landmarks: np.ndarray  # (478, 2)
+    canonical_target: np.ndarray  # (478, 3) IPD units: the edited face with the head pose removed
+    displacement_px: np.ndarray  # (478, 2) px, x right, y down: image-space motion of each landmark
+    target_landmarks: np.ndarray  # (478, 2) px: where the landmarks go in the photo
 
     @property
     def is_identity(self) -> bool:
+        """No landmark moves by more than 1e-6 px: the engine can return the image untouched."""
         return not np.any(np.abs(self.displacement_px) > 1e-6)
 
 
@@ -64,7 +70,7 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
 
 
 def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> dict[str, float]:
-    """Per eye, the fraction of the current lid gap a closing AU asks to close (1 = shut)."""
+    """Per eye ("eye_R"/"eye_L"), the fraction of the current lid gap a closing AU asks to close (1 = shut)."""
     raw = np.clip(estimate_raw(face) if start is None else start, 0.0, 1.0)
     out: dict[str, float] = {}
     for ch, aperture in b.closing.items():
@@ -81,7 +87,9 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
 
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
                 upper_share: float) -> None:
-    """Lids and lips never cross: a pair's gap may shrink to zero (or to what the input already had), not below."""
+    """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3))
+    may shrink to zero (or to what the input already had), not below; ``new`` is corrected in place, the upper
+    side taking ``upper_share`` of the correction."""
     down = np.array([0.0, 1.0, 0.0])
     for up, lo in pairs:
         gap0 = float((cur[lo] - cur[up]) @ down)
@@ -97,8 +105,11 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
 
 def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
            cfg: DeformConfig = DeformConfig()) -> Deformation:
-    """Target landmarks for ``target``; ``start`` (n_channels,) replaces the measured AUs the edit starts from
-    (calibration asks for a known change of one AU, whatever the estimator reads)."""
+    """The deformation that takes ``face`` to the AUs ``target`` (normalised 0..1): basis motion scaled by the
+    render gains, folds repaired, lids and lips kept apart, carried into the photo by the head pose.
+
+    ``start`` (n_channels,) replaces the measured AUs the edit starts from (calibration asks for a known change of
+    one AU, whatever the estimator reads)."""
     b = basis()
     topo = topology()
     delta = channel_deltas(face, target, b, start, cfg)

@@ -22,7 +22,8 @@ def _file_gains() -> dict[str, dict[str, float]]:
 
 
 def render_gains() -> dict[str, dict[str, float]]:
-    """AU code -> {"geometry": g, "appearance": a}; AUs not listed have gain 1."""
+    """AU code -> {"geometry": g, "appearance": a}, dimensionless multipliers of the requested change; AUs not
+    listed have gain 1."""
     return {**_file_gains(), **_override}
 
 
@@ -39,6 +40,7 @@ def gains_overridden(gains: Mapping[str, Mapping[str, float]]) -> Iterator[None]
 
 
 def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
-    """(n_channels,) gain of each basis channel (L12 and R12 share AU12's)."""
+    """(n_channels,) float64 gain of each basis channel for ``kind`` ("geometry" or "appearance"); L12 and R12
+    share AU12's."""
     gains = render_gains()
     return np.array([gains.get(channel_au(ch).code, {}).get(kind, 1.0) for ch in channels])
