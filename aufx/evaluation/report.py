@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from aufx.evaluation.instruments import label
+
 
 def fmt(value) -> str:
     """How every number appears in the report (and in the CLI summary): 3 decimals, n/a, or ∞."""
@@ -35,18 +37,20 @@ def _ms(stats: dict | None) -> str:
 
 
 def summary_rows(result: dict) -> list[tuple[str, str]]:
-    """(column, value) in the layout of papers: AU error, identity, LPIPS, PSNR, SSIM, emotion accuracy."""
+    """(column, value) in the layout of papers: AU error, identity, LPIPS, PSNR, SSIM, emotion accuracy. Columns read
+    by a model name it, and say when it is AUFX's own (self-referential)."""
     s, m = result["summary"], result["metrics"]
     au = s.get("au")
     ident = s.get("identity")
+    by = {k: f" ({label(v)})" if label(v) else "" for k, v in result.get("instruments", {}).items()}
     rows = []
     if "au" in m:
-        rows += [("AU MAE ↓", fmt(au["mae"]) if au else "n/a"), ("AU RMSE ↓", fmt(au["rmse"]) if au else "n/a")]
+        rows += [(f"AU MAE ↓{by.get('au', '')}", fmt(au["mae"]) if au else "n/a"),
+                 (f"AU RMSE ↓{by.get('au', '')}", fmt(au["rmse"]) if au else "n/a")]
     if "identity" in m:
-        backend = m["identity"].get("backend", "")
-        rows.append((f"Identity cos ↑ ({backend})", _ms(ident["cosine"]) if ident else "n/a"))
+        rows.append((f"Identity cos ↑{by.get('identity', '')}", _ms(ident["cosine"]) if ident else "n/a"))
         if ident and "same_person_rate" in ident:
-            rows.append(("Same person ↑", fmt(ident["same_person_rate"])))
+            rows.append((f"Same person ↑{by.get('identity', '')}", fmt(ident["same_person_rate"])))
     if "lpips" in m:
         rows.append(("LPIPS ↓", _ms(s["lpips"])))
     for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
@@ -54,10 +58,14 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
             rows += [(f"{name} ↑", _ms(s[key]["image"])), (f"{name} face ↑", _ms(s[key]["face"]))]
     for metric in m:
         if metric.startswith("emotion:"):
-            backend = metric.split(":", 1)[1]
-            conf = s["emotion"].get(backend)
-            rows.append((f"Emotion acc ↑ ({backend})", fmt(conf["accuracy"]) if conf else "n/a"))
+            conf = s["emotion"].get(metric.split(":", 1)[1])
+            rows.append((f"Emotion acc ↑{by.get(metric, '')}", fmt(conf["accuracy"]) if conf else "n/a"))
     return rows
+
+
+def self_referential(result: dict) -> list[tuple[str, str]]:
+    """(metric, why) for every figure of a run that AUFX's own model produced."""
+    return [(k, v["note"]) for k, v in result.get("instruments", {}).items() if v.get("self_referential")]
 
 
 def _png(fig: Figure) -> str:
@@ -66,7 +74,7 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _per_au_errors(au: dict) -> Figure:
+def _per_au_errors(au: dict, reader: str) -> Figure:
     codes = list(au["per_au"])
     fig = Figure(figsize=(max(5.0, 0.45 * len(codes) + 1.5), 3.2), layout="constrained")
     ax = fig.add_subplot()
@@ -76,12 +84,12 @@ def _per_au_errors(au: dict) -> Figure:
     ax.set_xticks(x, codes, rotation=60, fontsize=8)
     ax.set_ylim(0, max(0.05, 1.15 * max(au["per_au"][c]["rmse"] for c in codes)))
     ax.set_ylabel("error (0..1 scale)")
-    ax.set_title("AU error per AU (lower is better)")
+    ax.set_title(f"AU error per AU (lower is better), read by {reader}", fontsize=9)
     ax.legend(fontsize=8)
     return fig
 
 
-def _scatter(records: list[dict], codes: list[str]) -> Figure:
+def _scatter(records: list[dict], codes: list[str], reader: str) -> Figure:
     cols = min(6, len(codes))
     rows = math.ceil(len(codes) / cols)
     fig = Figure(figsize=(2.1 * cols, 2.1 * rows), layout="constrained")
@@ -94,19 +102,20 @@ def _scatter(records: list[dict], codes: list[str]) -> Figure:
         ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), title=code)
         ax.tick_params(labelsize=6)
     fig.supxlabel("target")
-    fig.supylabel("measured")
+    fig.supylabel(f"measured ({reader})")
     return fig
 
 
-def _identity_hist(values: list[float], backend: str) -> Figure:
+def _identity_hist(values: list[float], instrument: str) -> Figure:
     fig = Figure(figsize=(4.5, 3.0), layout="constrained")
     ax = fig.add_subplot()
     ax.hist(values, bins=min(30, max(5, len(values))), color="#55a868")
-    ax.set(xlabel=f"cosine similarity source/output ({backend})", ylabel="images", title="Identity (higher is better)")
+    ax.set(xlabel=f"cosine similarity source/output ({instrument})", ylabel="images",
+           title="Identity (higher is better)")
     return fig
 
 
-def _confusion(conf: dict, backend: str) -> Figure:
+def _confusion(conf: dict, instrument: str) -> Figure:
     mat = np.array(conf["matrix"])
     fig = Figure(figsize=(1.0 + 0.55 * len(conf["cols"]), 1.0 + 0.5 * len(conf["rows"])), layout="constrained")
     ax = fig.add_subplot()
@@ -118,7 +127,7 @@ def _confusion(conf: dict, backend: str) -> Figure:
     ylabels = [r + (" (not covered)" if r in conf["not_covered"] else "") for r in conf["rows"]]
     ax.set_xticks(range(len(conf["cols"])), conf["cols"], rotation=45, fontsize=8)
     ax.set_yticks(range(len(conf["rows"])), ylabels, fontsize=8)
-    ax.set(xlabel=f"predicted ({backend})", ylabel="intended", title=f"Emotion confusion ({backend})")
+    ax.set(xlabel=f"predicted ({instrument})", ylabel="intended", title=f"Emotion confusion ({instrument})")
     return fig
 
 
@@ -130,17 +139,22 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def figures(result: dict) -> list[tuple[str, Figure]]:
     """The report's plots with their titles: the page embeds them, the app's Evaluate tab shows them as PNGs."""
-    s, records = result["summary"], result["per_image"]
+    s, records, inst = result["summary"], result["per_image"], result.get("instruments", {})
+
+    def by(metric: str, default: str) -> str:
+        return label(inst.get(metric)) or default
+
     figs = []
     if s.get("au"):
-        figs.append(("Per-AU error", _per_au_errors(s["au"])))
-        figs.append(("Target vs measured, per AU", _scatter(records, list(s["au"]["per_au"]))))
+        figs.append(("Per-AU error", _per_au_errors(s["au"], by("au", "?"))))
+        figs.append(("Target vs measured, per AU", _scatter(records, list(s["au"]["per_au"]), by("au", "?"))))
     cos = [r["identity"]["cosine"] for r in records if r.get("identity")]
     if cos:
-        figs.append(("Identity", _identity_hist(cos, result["metrics"]["identity"]["backend"])))
+        figs.append(("Identity", _identity_hist(cos, by("identity", result["metrics"]["identity"]["backend"]))))
     for backend, conf in s.get("emotion", {}).items():
         if conf["n"] or conf["excluded"]:
-            figs.append((f"Emotion confusion ({backend})", _confusion(conf, backend)))
+            name = by(f"emotion:{backend}", backend)
+            figs.append((f"Emotion confusion ({name})", _confusion(conf, name)))
     return figs
 
 
@@ -159,6 +173,7 @@ def _per_image_rows(records: list[dict]) -> list[list[str]]:
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}th{background:#f3f3f3}
 .unavailable{color:#a33}figure{display:inline-block;margin:1em}img{max-width:100%}"""
+_YES_NO = {True: "yes", False: "no"}  # self-referential; None: not known (a caller's own measure_aus)
 
 
 def write_report(result: dict, path: Path) -> Path:
@@ -173,9 +188,16 @@ def write_report(result: dict, path: Path) -> Path:
     if missing:
         parts.append("<ul>" + "".join(f"<li class='unavailable'>{html.escape(k)}: unavailable — "
                                       f"{html.escape(v['reason'])}</li>" for k, v in missing) + "</ul>")
+    inst = result.get("instruments", {})
+    if inst:
+        parts += ["<h2>Instruments</h2><p>What produced each number. A self-referential figure comes from AUFX's own "
+                  "model judging AUFX's edits: it can agree with an edit that an outside reader would not.</p>",
+                  _table(["metric", "instrument", "self-referential", "note"],
+                         [[k, v["instrument"] or "none", _YES_NO.get(v["self_referential"], "unknown"), v["note"]]
+                          for k, v in inst.items()])]
     au = result["summary"].get("au")
     if au:
-        parts += ["<h2>AU error per AU</h2>",
+        parts += [f"<h2>AU error per AU, read by {html.escape(label(inst.get('au')) or '?')}</h2>",
                   _table(["AU", "MAE ↓", "RMSE ↓", "n"],
                          [[c, fmt(v["mae"]), fmt(v["rmse"]), v["n"]] for c, v in au["per_au"].items()])]
     parts.append("<h2>Plots</h2>")

@@ -1,8 +1,8 @@
 """The Evaluate tab: score edited images against their sources with aufx/evaluation/evaluate.py and show its report.
 
 Folders are paths on the machine running the app, or uploads (a zip, or the files themselves) unpacked into the
-session's work folder. eval/ and its models (dlib, the FER network; MediaPipe to measure AUs) load when the tab is
-first used, never at app start.
+session's work folder. The evaluation library and its models (dlib, the FER network; MediaPipe to measure AUs) load
+when the tab is first used, never at app start.
 """
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ INTRO = """### Evaluate edited images
 Each generated image is paired with its source (its `.json` sidecar names it; otherwise the name before `__` must
 match a reference image) and scored: **AU error** (target vs measured, lower is better), **identity** similarity,
 **LPIPS**, **PSNR**, **SSIM** and **emotion** recognition. Paths are on the machine running the app; uploads are
-limited by `--max-file-size`. Same as `python -m aufx.evaluation.evaluate`."""
-STATUS_COLUMNS = ["metric", "status", "backend", "note"]
+limited by `--max-file-size`. Same as `python -m aufx.evaluation.evaluate`.
+Every column names the instrument that read it. AUs are read by your OpenFace where the app's OpenFace setting is
+made (an outside reader), else by the AUFX estimator, which is *self-referential*: AUFX's own model judging its
+edits. The EMFACS-prototype emotion check is self-referential too; FER2013 is the outside judge."""
+STATUS_COLUMNS = ["metric", "status", "backend", "instrument", "note"]
 SUMMARY_LAYOUT = ["AU error ↓", "Identity ↑", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "Emotion acc ↑"]  # until a run fills it
 
 
@@ -38,9 +41,11 @@ def _folders(ws: Workspace, refs_dir, refs_files, gens_dir, gens_files, paths: P
     return folder_input(refs_dir, refs_files, uploads / "refs", "Reference images", paths), gens
 
 
-def _status_table(metric_status: dict) -> pd.DataFrame:
-    rows = [[name, s["status"], s.get("backend", ""), s.get("reason", s.get("face_region", ""))]
-            for name, s in metric_status.items()]
+def _status_table(metric_status: dict, instruments: dict) -> pd.DataFrame:
+    from aufx.evaluation.instruments import label
+
+    rows = [[name, s["status"], s.get("backend", ""), label(instruments.get(name)),
+             s.get("reason", s.get("face_region", ""))] for name, s in metric_status.items()]
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 
@@ -68,9 +73,13 @@ def _write_plots(result: dict, folder: Path) -> list[tuple[str, str]]:
 
 
 def _status(result: dict) -> str:
+    from aufx.evaluation.report import self_referential
+
     lines = [f"**{len(result['per_image'])} image pairs scored** ({result['throughput_images_per_s']:.2f} pairs/s)."]
-    if "au" in result["metrics"]:
-        lines[0] += f" AUs measured by {'OpenFace' if result['config']['gens_openface_dir'] else 'the AUFX estimator'}."
+    au = result["instruments"].get("au")
+    if au and au["instrument"]:
+        lines[0] += f" AUs read by {au['instrument']}."
+    lines += [f"{name} is self-referential: {why}." for name, why in self_referential(result)]
     lines += [f"{name}: unavailable ({m['reason']})" for name, m in result["metrics"].items() if m["status"] != "ok"]
     if result["unpaired"]:
         first = result["unpaired"][0]
@@ -99,14 +108,15 @@ def build(cfg: AppConfig = AppConfig()) -> None:
                                 info="image_path,AU01,...,AU45 (0..1): target AUs for images without a sidecar.")
             openface_dir = gr.Textbox(label="OpenFace CSV folder (optional)", placeholder="openface_out/",
                                       info="OpenFace 2.x CSVs of the generated images (<stem>.csv); without it "
-                                           "AUs are measured with the AUFX estimator.")
+                                           "AUs are read by your OpenFace where the app's OpenFace setting "
+                                           "(OPENFACE_BIN) is set, else by the AUFX estimator (self-referential).")
             metrics = gr.CheckboxGroup([(LABELS[m], m) for m in METRICS], value=list(METRICS), label="Metrics",
                                        info="'Check availability' loads the models and marks those that cannot run.")
             with gr.Row():
                 check_btn = gr.Button("Check availability", size="sm", elem_id="eval-check")
                 run_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
             availability = gr.Dataframe(headers=STATUS_COLUMNS, label="Metric availability", interactive=False,
-                                        wrap=True, visible=False, column_widths=["16%", "16%", "12%", "56%"])
+                                        wrap=True, visible=False, column_widths=["14%", "12%", "10%", "24%", "40%"])
     status = gr.Markdown(label="Status", elem_id="eval-status")
     summary = gr.Dataframe(headers=SUMMARY_LAYOUT, label="Summary (mean ± std over image pairs)", interactive=False,
                            wrap=True, elem_id="eval-summary")
@@ -118,7 +128,8 @@ def build(cfg: AppConfig = AppConfig()) -> None:
         from aufx.evaluation.au_error import aufx_measure
         from aufx.evaluation.evaluate import Evaluator
 
-        return _status_table(Evaluator(EvalConfig(metrics=METRICS), aufx_measure).metric_status)
+        ev = Evaluator(EvalConfig(metrics=METRICS, openface_bin=cfg.openface_bin or None), aufx_measure)
+        return _status_table(ev.metric_status, ev.instruments())
 
     def mark(table: pd.DataFrame):
         """Show the checkboxes' availability in their labels, and the table with the reasons."""
@@ -140,7 +151,7 @@ def build(cfg: AppConfig = AppConfig()) -> None:
         out = ws.fresh("report") / REPORT
         config = EvalConfig(gens=gens, refs=refs, au_csv=paths.read(au_csv, "Annotations CSV", folder=False),
                             gens_openface_dir=paths.read(openface_dir, "OpenFace CSV folder"),
-                            report=out / "metrics.json", metrics=tuple(metrics),
+                            report=out / "metrics.json", metrics=tuple(metrics), openface_bin=cfg.openface_bin or None,
                             source_roots=(*paths.allowed, ws.root.resolve()))
         measure = None if config.gens_openface_dir else aufx_measure
         progress(0, desc="Loading the models")  # seconds on first use, before the first pair is scored
