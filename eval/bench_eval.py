@@ -49,7 +49,7 @@ def run(n_images: int = 10, repeats: int = 3, size: int = 512) -> dict:
     cases = {"local_cached_source": (make_pairs(n_images, size), "bench"),
              "local_uncached_source": (make_pairs(n_images, size), None),
              "global_cached_source": (make_pairs(n_images, size, local=False), "bench")}
-    config = EvalConfig(emotion_backends=("fer", "prototype"))
+    config = EvalConfig(emotion_backends=("fer", "prototype"), au_backend="aufx")  # the stand-in even with OpenFace
     ev = Evaluator(config, measure_aus=lambda img: {"AU06": 0.5, "AU12": 0.6})  # free stand-in estimator
     src, out, targets = cases["local_cached_source"][0][0]
     ev.pair_metrics(src, out, targets=targets)  # warm-up: first calls allocate
