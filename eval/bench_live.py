@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 from eval.app_harness import chromium, start_app, webcam_clip  # noqa: E402
 
-TARGETS = {1: 25.0, 2: 15.0}  # drawn fps per window, by number of windows (issue: 640x480 on a 2-core machine)
+TARGETS = {1: 25.0, 2: 15.0}  # drawn fps per window, by number of windows (640x480 webcam frames, 2-core machine)
 LATENCY_TARGET_MS, SERVER_TARGET_MS = 150.0, 20.0
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -62,7 +62,7 @@ def test_reads_the_test_faces_as_openface_printed_them(astronaut_editor, grace_e
     truth = np.stack([openface_numbers("astronaut"), openface_numbers("grace_hopper")])
     fit = agreement(ours, truth)
     assert fit["r"] >= 0.7 and fit["mae"] <= 0.1, fit
-    # the examples: Grace Hopper's AU07 (OpenFace 0.39, the mesh estimator read 0.75), the astronaut's smile
+    # the cases that once disagreed: Grace Hopper's AU07 (OpenFace 0.39, the mesh estimator read 0.75), the smile
     grace = dict(zip(AU_NAMES, ours[1]))
     assert abs(grace["AU07"] - truth[1][AU_NAMES.index("AU07")]) < 0.1
     assert abs(ours[0][AU_NAMES.index("AU12")] - truth[0][AU_NAMES.index("AU12")]) < 0.1

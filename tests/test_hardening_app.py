@@ -1,4 +1,4 @@
-"""The running app against a hostile client (issue 13, points 3-6): folders outside --allowed-dirs refused on every
+"""The running app against a hostile client: folders outside --allowed-dirs refused on every
 tab with the same words whether or not they exist, Train flags that cannot override the form, short errors without
 server paths for a corpus of bad inputs, the result cache bounded by size, and large images worked on one at a time
 with the waiting client told so. Everything through gradio_client, as a script would."""

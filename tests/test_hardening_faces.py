@@ -1,4 +1,4 @@
-"""Faces anywhere in a photo (issue 13, point 2): small faces in wide group photos and on 8k canvases are found, each
+"""Faces anywhere in a photo: small faces in wide group photos and on 8k canvases are found, each
 is editable by --face N, and the 'no face' message states the real size limit for that image."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _centres(faces) -> np.ndarray:
 
 
 def test_three_astronauts_side_by_side_are_three_faces(astronaut):
-    """The issue's case: 1536x512 with ~94 px faces gave 'no face found'."""
+    """A 1536x512 group photo with ~94 px faces, which once gave 'no face found'."""
     group = np.concatenate([astronaut] * 3, axis=1)
     faces = analyze_faces(group)
     assert len(faces) == 3

@@ -1,4 +1,4 @@
-"""Memory follows the work, not the decoded size (issue 13, point 1): the CLI edits a 10900x10900 PNG with a
+"""Memory follows the work, not the decoded size: the CLI edits a 10900x10900 PNG with a
 1000-px face within 1.2 GB peak RSS (3.5x the 356 MB decoded image + 400 MB would allow 1.65 GB), at full
 resolution, leaving every pixel outside the face as it was; large PNGs are written without a second copy."""
 from __future__ import annotations

@@ -9,13 +9,13 @@ from aufx.io.keyframes import KeyframeError, keyframes_to_track, read_keyframes
 from aufx.io.smoothing import OneEuroConfig, OneEuroFilter, smooth_track
 from aufx.io.tracks import AUTrack
 
-BRIEF_EXAMPLE = {"fps": 10, "keyframes": [{"t": 0.0, "aus": {"AU12": 0.0}},
+SMILE_KEYFRAMES = {"fps": 10, "keyframes": [{"t": 0.0, "aus": {"AU12": 0.0}},
                                           {"t": 1.0, "aus": {"AU12": 0.8, "R14": 0.2}}]}
 
 
 def test_linear_keyframes_from_file(tmp_path):
     path = tmp_path / "smile.json"
-    path.write_text(json.dumps(BRIEF_EXAMPLE))
+    path.write_text(json.dumps(SMILE_KEYFRAMES))
     track = read_keyframes(path)
     assert len(track) == 11 and track.fps == 10
     np.testing.assert_allclose(track.times, np.arange(11) / 10)
@@ -27,7 +27,7 @@ def test_linear_keyframes_from_file(tmp_path):
 
 
 def test_smoothstep_easing_and_override():
-    data = dict(BRIEF_EXAMPLE, fps=4, easing="smoothstep")
+    data = dict(SMILE_KEYFRAMES, fps=4, easing="smoothstep")
     eased = keyframes_to_track(data).column("AU12")
     np.testing.assert_allclose(eased, 0.8 * np.array([0, 0.15625, 0.5, 0.84375, 1]))
     np.testing.assert_allclose(keyframes_to_track(data, easing="linear").column("AU12"), [0, 0.2, 0.4, 0.6, 0.8])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the diffusion engine, as one prepared run for a machine with a CUDA GPU (issue: the GPU path).
+# The GPU checks of the diffusion engine, as one prepared run for a machine with a CUDA GPU.
 #
 #   tools/gpu_check.sh prepare   # here (CPU machine with pip): wheels, dlib weights and two aligned 512 px test faces
 #                                # into .gpu/ (git-ignored, ~42 MB)

@@ -47,7 +47,7 @@ def summarize(records: list[dict]) -> dict | None:
 
 
 def openface_aus(image: Path, folder: Path) -> dict[str, float] | None:
-    """AUs of an image from its OpenFace output `<stem>.csv` or `<stem>_of.csv` in folder (DESIGN.md section 3):
+    """AUs of an image from its OpenFace output `<stem>.csv` or `<stem>_of.csv` in folder (as OpenFace users name them):
     the most confident row that aufx.io.openface keeps (success 1, confidence >= its threshold), None if no row is
     kept. FileNotFoundError when there is no CSV; aufx.io.openface.OpenFaceFormatError when it is not OpenFace's."""
     for name in (f"{image.stem}.csv", f"{image.stem}_of.csv"):

@@ -1,4 +1,4 @@
-"""The Sequence tab (issue 5): a portrait animated by an AU track, and a video edited frame by frame.
+"""The Sequence tab: a portrait animated by an AU track, and a video edited frame by frame.
 
 Both are the library's aufx.sequence functions (what `python -m aufx animate` and `edit-video` run), with a progress
 bar, the result shown on the page and offered for download with its metadata. The API returns the video file and the

@@ -1,4 +1,4 @@
-"""The Train tab: fine-tune the diffusion engine's AU LoRA on your own annotated faces, from the app (issue 6).
+"""The Train tab: fine-tune the diffusion engine's AU LoRA on your own annotated faces, from the app.
 
 The run is the command-line pipeline of training/README.md started in the background (annotations from OpenFace
 CSVs, face alignment, the AU regressor, `python -m aufx.training.train`), one run per server. The page polls its loss log
