@@ -21,11 +21,15 @@ import cv2
 import numpy as np
 
 from aufx.au import AUVector, channels
+from aufx.engines import registry
+from aufx.engines.base import Engine
 from aufx.engines.field import FieldConfig
-from aufx.engines.warp import WarpConfig, WarpEngine
-from aufx.model.estimate import estimate_aus
+from aufx.engines.warp import WarpConfig
 from aufx.face.tracker import FaceTracker, TrackerConfig
-from aufx.pipeline import Editor, build_target
+from aufx.model.deform import deform
+from aufx.model.estimate import estimate_aus
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 
 EDIT_OFFSETS = "edit"  # the mirror source that adds the Edit tab's slider offsets instead of a preset
 
@@ -48,7 +52,7 @@ def preset_target(measured: AUVector, preset: str, intensity: float) -> AUVector
     """The preset's AUs set on the live face, every other AU follows it; Neutral sets every AU to 0."""
     if preset == "neutral":
         return AUVector()
-    return build_target(measured, preset=preset, intensity=intensity)
+    return EditRequest(preset=preset, intensity=intensity).target(measured)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class SessionClosed(RuntimeError):
 class LiveSession:
     """One live stream: its tracker, its settings and its clock. Frames are processed one at a time."""
 
-    def __init__(self, token: str, settings: LiveSettings, tracker: FaceTracker, engine: WarpEngine,
+    def __init__(self, token: str, settings: LiveSettings, tracker: FaceTracker, engine: Engine,
                  deadline: float):
         self.token = token
         self.settings = settings
@@ -110,8 +114,11 @@ class LiveSession:
             return FrameResult(s.portrait.image if s.mode == "Puppet" else frame, None)
         measured = estimate_aus(face)
         if s.mode == "Puppet":  # the portrait's face region moves; its analysis and warp field are kept
-            return FrameResult(self._engine.edit(s.portrait.image, s.portrait.face(0), s.target(measured)), measured)
-        return FrameResult(self._engine.edit(frame, face, s.target(measured)), measured)
+            return FrameResult(self._render(s.portrait.image, s.portrait.face(0), s.target(measured)), measured)
+        return FrameResult(self._render(frame, face, s.target(measured)), measured)
+
+    def _render(self, image: np.ndarray, face, target: AUVector) -> np.ndarray:
+        return self._engine.render(image, face, target, deform(face, target))
 
     def close(self, reason: str) -> None:
         """Free the tracker; a frame being tracked finishes first."""
@@ -134,7 +141,7 @@ class LiveHub:
         self.time_limit_s = time_limit_s
         self.idle_timeout_s = idle_timeout_s
         self.tracker_config = tracker
-        self.engine = WarpEngine(WarpConfig(field=FieldConfig(field_max_side=field_max_side)))
+        self.engine = registry.engine("warp", config=WarpConfig(field=FieldConfig(field_max_side=field_max_side)))
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None

@@ -1,62 +1,56 @@
-"""One edit, top to bottom: image -> face analysis (cached) -> engine(target AUs) -> composite -> result + metadata.
+"""One edit, top to bottom: request -> image -> face analysis (cached) -> target AUs -> deformation -> engine
+-> result (described by the request: aufx/request.py).
 
-``Editor`` holds one image and its analysis, so a slider move re-runs only the engine; the CLI, the app, the batch
-tools and the API all go through it.
+``Editor`` holds one image and its analysis, so a slider move re-runs only the engine; ``run(request)`` is the door
+the CLI, the app, the batch API, the sequence tools and the stimulus builder all go through.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aufx import __version__
-from aufx.au import AUError, AUVector, parse_au_text
-from aufx.model.deform import deform
-from aufx.engines.warp import WarpEngine
-from aufx.model.estimate import SOURCE as AUFX_SOURCE
-from aufx.model.estimate import estimate_after, estimate_aus
+from aufx.au import AUVector
+from aufx.engines import registry
+from aufx.engines.base import Engine
 from aufx.face.analysis import (AnalysisCache, FaceAnalysis, FaceNotFoundError, analysis_cache, analyze_faces,
                                 no_face_message)
 from aufx.io.images import load_image
-from aufx.model.presets import preset_vector
+from aufx.model.deform import deform
+from aufx.model.estimate import SOURCE as AUFX_SOURCE
+from aufx.model.estimate import estimate_after, estimate_aus
 
-ENGINES = ("warp", "diffusion")
+if TYPE_CHECKING:
+    from aufx.request import EditRequest
 
 
-def build_target(measured: AUVector, au_text: str = "", preset: str | None = None, intensity: float = 1.0,
-                 neutral: bool = False, include_optional: bool = False, only_named: bool = False) -> AUVector:
-    """Target AUs, the one meaning shared by the CLI, the app, the API and the stimulus builder.
-
-    A preset replaces the whole expression: every AU goes to 0, then the prototype x intensity (a smiling face
-    asked for "sad" stops smiling). Without a preset the start is the measured face (all zero with ``neutral``).
-    ``--au`` applies on top either way. ``only_named`` keeps the measured face and changes only the AUs the preset
-    names (the behaviour before presets replaced the expression).
-    """
-    target = AUVector() if neutral else measured
-    if preset:
-        proto = preset_vector(preset, intensity, include_optional)
-        target = target.updated(proto.compact(6)) if only_named and not neutral else proto
-    return target.updated(parse_au_text(au_text)) if au_text else target
+@dataclass(frozen=True)
+class MatchConfig:
+    min_overlap: float = 0.3  # intersection over union of face boxes above which a re-detected face is the edited one
 
 
 @dataclass
 class EditResult:
-    image: np.ndarray
+    image: np.ndarray  # (H, W, 3) uint8 RGB, full resolution
     target: AUVector
     measured_input: AUVector
-    measured_output: AUVector | None
+    measured_output: AUVector | None  # None: not measured, or no face re-detected in the output
     face_index: int
     face: dict
     engine: str
     engine_params: dict
     timings_ms: dict = field(default_factory=dict)
+    faces_found: int = 1
+    image_size: tuple[int, int] = (0, 0)  # (H, W) px
 
-    def metadata(self, **extra: Any) -> dict:
-        """The JSON sidecar / PNG text: everything needed to know what was asked and what was achieved."""
-        meta = {
+    def metadata(self) -> dict:
+        """What the result itself knows (engine, AUs asked and measured, timings); ``EditRequest.describe`` adds
+        what was asked and is the one description written to sidecars, PNG text, manifests and API replies."""
+        return {
             "aufx_version": __version__,
             "engine": self.engine,
             "engine_params": self.engine_params,
@@ -65,11 +59,9 @@ class EditResult:
             "target_aus": self.target.compact(),
             "measured_input": self.measured_input.compact(),
             "measured_output": self.measured_output.compact() if self.measured_output is not None else None,
-            "measured_by": AUFX_SOURCE,  # the app's OpenFace setting overrides it through ``extra``
+            "measured_by": AUFX_SOURCE,  # the app's OpenFace setting overrides it
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
-        meta.update(extra)
-        return meta
 
 
 class Editor:
@@ -83,7 +75,6 @@ class Editor:
         self.analysis_ms = (time.perf_counter() - t0) * 1000
         if not self.faces:
             raise FaceNotFoundError(no_face_message(self.name, self.image.shape[:2]))
-        self._engines: dict[str, Any] = {}
 
     def face(self, index: int | None = None) -> FaceAnalysis:
         i = 0 if index is None else index
@@ -95,29 +86,21 @@ class Editor:
     def measured(self, index: int | None = None) -> AUVector:
         return estimate_aus(self.face(index))
 
-    def engine(self, name: str = "warp", **options):
-        if name not in ENGINES:
-            raise AUError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
-        key = (name, tuple(sorted(options.items())))
-        if key not in self._engines:
-            self._engines[key] = shared_engine(name, **options)
-        return self._engines[key]
+    def engine(self, name: str = "warp", seed: int | None = None, **options: Any) -> Engine:
+        """The process-wide shared engine (aufx/engines/registry.py)."""
+        return registry.engine(name, seed, **options)
 
     def edit(self, target: AUVector, face_index: int | None = None, engine: str = "warp",
              measure_output: bool = True, seed: int | None = None, **engine_options) -> EditResult:
+        """Render ``target`` on one face with the named engine; ``measure_output`` re-detects the face in the
+        output and reads its AUs."""
         i = 0 if face_index is None else face_index
         face = self.face(i)
+        eng = self.engine(engine, seed, **engine_options)
         timings = {"analysis": self.analysis_ms}
         t0 = time.perf_counter()
-        d = deform(face, target)
-        warped = self.engine("warp").edit(self.image, face, target, d)
-        timings["warp"] = (time.perf_counter() - t0) * 1000
-        out, eng = warped, self.engine("warp")
-        if engine == "diffusion":
-            t1 = time.perf_counter()
-            eng = self.engine("diffusion", **engine_options)
-            out = eng.refine(warped, face_mask(face, d), target, d.target_landmarks, seed)
-            timings["diffusion"] = (time.perf_counter() - t1) * 1000
+        out = eng.render(self.image, face, target, deform(face, target))
+        timings[eng.name] = (time.perf_counter() - t0) * 1000
         measured_out = None
         if measure_output:
             t2 = time.perf_counter()
@@ -125,11 +108,24 @@ class Editor:
             timings["measure_output"] = (time.perf_counter() - t2) * 1000
         timings["edit_total"] = (time.perf_counter() - t0) * 1000
         return EditResult(out, target, estimate_aus(face), measured_out, i, face.describe(), eng.name,
-                          eng.params(), timings)
+                          eng.params(), timings, len(self.faces), tuple(self.image.shape[:2]))
+
+    def run(self, request: EditRequest) -> EditResult:
+        """The request's edit of this editor's image: its target from the face's measured AUs, its engine."""
+        i = request.face_index
+        return self.edit(request.target(self.measured(i)), i, request.engine, request.measure, request.seed,
+                         **dict(request.engine_options))
 
 
-def match_face(image: np.ndarray, face: FaceAnalysis) -> FaceAnalysis | None:
-    """Re-detect an edited image and return the face that overlaps the edited one most (None if it is gone)."""
+def run(request: EditRequest, editor: Editor | None = None) -> tuple[Editor, EditResult]:
+    """Analyse the request's image (or reuse ``editor``, already holding it) and edit it."""
+    editor = editor or Editor(request.image, name=request.name)
+    return editor, editor.run(request)
+
+
+def match_face(image: np.ndarray, face: FaceAnalysis, cfg: MatchConfig = MatchConfig()) -> FaceAnalysis | None:
+    """Re-detect an edited (H, W, 3) uint8 image and return the face that overlaps the edited one most (None if it
+    is gone)."""
     faces = analyze_faces(image, near=face.box)
     x0, y0, x1, y1 = face.box
 
@@ -139,41 +135,10 @@ def match_face(image: np.ndarray, face: FaceAnalysis) -> FaceAnalysis | None:
         return iw * ih / max(1, face.area + f.area - iw * ih)
 
     best = max(faces, key=overlap, default=None)
-    return best if best is not None and overlap(best) > 0.3 else None
+    return best if best is not None and overlap(best) > cfg.min_overlap else None
 
 
 def measure_like(image: np.ndarray, face: FaceAnalysis) -> AUVector | None:
     """AUs of the edited face in an output image: input AUs + the change between the two meshes."""
     after = match_face(image, face)
     return estimate_after(face, after) if after is not None else None
-
-
-def face_mask(face: FaceAnalysis, d) -> np.ndarray:
-    """Soft mask of the edited face (union of source and target face ovals), for engines that regenerate it."""
-    import cv2
-
-    from aufx.face.topology import topology
-
-    h, w = face.image_size
-    m = np.zeros((h, w), np.uint8)
-    oval = list(topology().groups["face_oval"])
-    for pts in (face.landmarks[oval, :2], d.target_landmarks[oval]):
-        cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 255)
-    k = max(3, int(face.pose.scale * 0.15) | 1)
-    return cv2.GaussianBlur(m, (k, k), 0).astype(np.float32) / 255.0
-
-
-_shared: dict = {}
-
-
-def shared_engine(name: str, **options):
-    """Engines are loaded once per process (the diffusion pipeline is expensive) and shared by every Editor."""
-    key = (name, tuple(sorted(options.items())))
-    if key not in _shared:
-        if name == "warp":
-            _shared[key] = WarpEngine()
-        else:
-            from aufx.engines.diffusion import DiffusionEngine
-
-            _shared[key] = DiffusionEngine(**options)
-    return _shared[key]

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
-from aufx.au import AUVector
+from aufx.engines import registry
+from aufx.model.deform import deform
 from aufx.model.estimate import estimate_aus
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.detect import LandmarkDetector
@@ -27,7 +26,8 @@ from aufx.io.openface import read_openface_csv
 from aufx.io.smoothing import OneEuroConfig, OneEuroFilter
 from aufx.io.tracks import AUTrack
 from aufx.io.video import ProgressCallback, VideoWriter, copy_audio, read_video
-from aufx.pipeline import Editor, shared_engine
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 
 TRACK_KINDS = {".jsonl": "ARKit JSONL", ".csv": "OpenFace CSV", ".json": "AU keyframes"}
 VIDEO_KINDS = (".mp4", ".gif")
@@ -128,8 +128,9 @@ def animate_portrait(portrait: Editor, track: AUTrack, output: str | Path, confi
         track = track.smoothed(config.smoothing)
     frames = frames_at(track, config.fps)
     with VideoWriter(output, frames.fps, progress=progress, total=len(frames)) as writer:
-        for vector in frames.vectors():
-            writer.write(portrait.edit(vector, config.face_index, measure_output=False).image)
+        for vector in frames.vectors():  # absolute targets: from all AUs at 0, the frame's vector
+            request = EditRequest(face_index=config.face_index, neutral=True, aus=vector, measure=False)
+            writer.write(portrait.run(request).image)
     return SequenceSummary(str(output), writer.n_frames, frames.fps, writer.n_frames / frames.fps, writer.n_frames)
 
 
@@ -158,10 +159,11 @@ def _follow(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray:
     return min(faces, key=lambda lm: float(np.linalg.norm(lm[:, :2].mean(0) - centre)))
 
 
-def edit_video(source: str | Path, output: str | Path, target_for: Callable[[AUVector], AUVector],
+def edit_video(source: str | Path, output: str | Path, request: EditRequest,
                config: VideoEditConfig = VideoEditConfig(),
                progress: ProgressCallback | None = None) -> SequenceSummary:
-    """Edit one face through a video: ``target_for(measured AUs) -> target AUs`` per frame (as in the webcam mirror).
+    """Edit one face through a video: each frame's target is ``request.target(that frame's measured AUs)`` (as in the
+    webcam mirror), rendered by the request's engine.
 
     Output: same frame count, rate and size as the source (.mp4 with the source's audio, or .gif).
     """
@@ -171,7 +173,7 @@ def edit_video(source: str | Path, output: str | Path, target_for: Callable[[AUV
     frames, meta = read_video(source)
     detector = LandmarkDetector(video=True)  # a tracker of its own: no state shared with other videos or the webcam
     smoother = LandmarkSmoother(config.landmark_smoothing) if config.landmark_smoothing else None
-    engine = shared_engine("warp")
+    engine = registry.engine(request.engine, request.seed, **request.engine_options)
     previous, edited, passed = None, 0, 0
     try:
         with VideoWriter(output, meta.fps, progress=progress, total=meta.n_frames) as writer:
@@ -187,7 +189,8 @@ def edit_video(source: str | Path, output: str | Path, target_for: Callable[[AUV
                 previous = _follow(faces, previous)
                 landmarks = smoother(previous, i / meta.fps) if smoother else previous
                 face = FaceAnalysis(landmarks, fit_pose(landmarks), frame.shape[:2])
-                writer.write(engine.edit(frame, face, target_for(estimate_aus(face))))
+                target = request.target(estimate_aus(face))
+                writer.write(engine.render(frame, face, target, deform(face, target)))
                 edited += 1
     finally:
         detector.close()

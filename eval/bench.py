@@ -51,16 +51,17 @@ def bench_warp(size: int, repeats: int) -> dict[str, float]:
     from aufx.model.deform import deform
     from aufx.face.analysis import analyze_faces
     from aufx.io.images import save_image
-    from aufx.pipeline import Editor, build_target
+    from aufx.pipeline import Editor
+    from aufx.request import EditRequest
 
     img = face_image(size)
     ed = Editor(img, cache=None)
     face = ed.face()
-    target = build_target(ed.measured(), "AU12:0.8,AU06:0.6,AU26:0.4")
+    target = EditRequest(au_text="AU12:0.8,AU06:0.6,AU26:0.4").target(ed.measured())
     engine = ed.engine("warp")
     wf = engine.prepare(face)
     d = deform(face, target)
-    out = engine.edit(img, face, target, d)
+    out = engine.render(img, face, target, d)
     rx0, ry0, rx1, ry1 = wf.roi
     roi = out[ry0:ry1, rx0:rx1].copy()
 
@@ -74,13 +75,13 @@ def bench_warp(size: int, repeats: int) -> dict[str, float]:
 
     def whole_path():  # what `python -m aufx edit` does, minus interpreter start
         e = Editor(src, cache=None)
-        r = e.edit(build_target(e.measured(), "AU12:0.8,AU06:0.6,AU26:0.4"))
+        r = e.edit(EditRequest(au_text="AU12:0.8,AU06:0.6,AU26:0.4").target(e.measured()))
         save_image(tmp / "out.png", r.image, r.metadata())
 
     mx, my = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
     return {
         "face analysis (detect + pose)": _median_ms(lambda: analyze_faces(img), repeats),
-        "edit, analysis cached": _median_ms(lambda: engine.edit(img, face, target, deform(face, target)), repeats),
+        "edit, analysis cached": _median_ms(lambda: engine.render(img, face, target, deform(face, target)), repeats),
         "  of which target landmarks": _median_ms(lambda: deform(face, target), repeats),
         "  of which composite": _median_ms(composite, repeats),
         "whole CLI-equivalent path": _median_ms(whole_path, max(3, repeats // 4)),

@@ -24,7 +24,8 @@ from aufx.model.basis import basis
 from aufx.model.deform import deform
 from aufx.model.gains import CALIBRATION_FILE, gains_overridden, render_gains
 from aufx.model.estimate import estimate_raw
-from aufx.pipeline import Editor, shared_engine
+from aufx.engines import registry
+from aufx.pipeline import Editor
 from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
 from aufx.evaluation.pairing import IMAGE_EXTS
 
@@ -52,7 +53,7 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
     b = basis()
     chans = get_au(au).channels()
     idx = [b.index(ch) for ch in chans + tuple(b.ties[c] for c in chans if c in b.ties)]  # AU45 closes AU43's lid
-    engine = shared_engine("warp")
+    engine = registry.engine("warp")
     crops, keys = [], []
     for fi, ed in enumerate(editors):
         face = ed.face(0)
@@ -66,7 +67,7 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
             with gains_overridden({au: {"geometry": g, "appearance": p}}):
                 for t in cfg.targets:
                     target = base.updated({au: t})
-                    out = engine.edit(ed.image, face, target, deform(face, target, start))
+                    out = engine.render(ed.image, face, target, deform(face, target, start))
                     crops.append(face_crop(out, box, cfg.crop_size, cfg.crop_margin))
                     keys.append((fi, gi, t))
     reads = reader.read(crops)

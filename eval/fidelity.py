@@ -29,7 +29,8 @@ import numpy as np
 from aufx import __version__
 from aufx.au import catalogue
 from aufx.evaluation.pairing import IMAGE_EXTS
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 from aufx.model.presets import EMOTIONS
 
 OPENFACE_AUS = tuple(a.code for a in catalogue() if a.openface)
@@ -91,8 +92,8 @@ def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
         face, measured = editor.face(0), editor.measured(0)
         box = face.box
         edits.append(Edit(path.stem, "source", "", 0.0, editor.image, box))
-        jobs = [("au", au, t, build_target(measured, f"{au}:{t}")) for au in cfg.aus for t in cfg.targets]
-        jobs += [("preset", p, i, build_target(measured, preset=p, intensity=i))
+        jobs = [("au", au, t, EditRequest(au_text=f"{au}:{t}").target(measured)) for au in cfg.aus for t in cfg.targets]
+        jobs += [("preset", p, i, EditRequest(preset=p, intensity=i).target(measured))
                  for p in cfg.presets for i in cfg.preset_intensities]
         for kind, name, level, target in jobs:
             out = editor.edit(target, 0, measure_output=False).image

@@ -125,7 +125,7 @@ def test_pipeline_is_loaded_once_and_reused(tiny):
 
 def test_a_stimulus_build_loads_the_pipeline_once(tiny, tmp_path, monkeypatch, astronaut, grace):
     """A batch tool (here the stimulus builder: 2 identities x 2 conditions x 2 intensities) loads the pipeline once
-    per run, not once per image or per identity: engines are shared per process (pipeline.shared_engine) and the
+    per run, not once per image or per identity: engines are shared per process (aufx.engines.registry) and the
     pipeline is cached by its settings (loading.CACHE)."""
     from PIL import Image
 
@@ -495,6 +495,36 @@ def test_cli_flags_build_the_config():
     assert config_from_args(edit.parse_args(["--seed", "9"])).seed == 9
     with pytest.raises(ValueError, match="no denoising step"):
         DiffusionConfig(steps=2, strength=0.3)
+
+
+def test_diffusion_engine_refines_the_warp_behind_the_engine_interface(tiny, grace, tmp_path):
+    """Editor, CLI and a hand-made warp-then-refine give the same bytes; the request's seed is the edit's seed."""
+    from PIL import Image
+
+    from aufx.cli import main
+    from aufx.engines.diffusion import face_mask
+    from aufx.engines.warp import WarpEngine
+    from aufx.model.deform import deform
+    from aufx.pipeline import run
+    from aufx.request import EditRequest
+
+    request = EditRequest(grace, name="grace", au_text="AU12:0.8", engine="diffusion",
+                          engine_options={"config": _cfg(tiny)}, seed=3, measure=False)
+    editor, result = run(request)
+    face, target = editor.face(0), result.target
+    d = deform(face, target)
+    by_hand = DiffusionEngine(_cfg(tiny)).refine(WarpEngine().render(grace, face, target, d), face_mask(face, d),
+                                                 target, d.target_landmarks, seed=3)
+    assert np.array_equal(result.image, by_hand) and not np.array_equal(result.image, grace)
+    meta = request.describe(result)
+    assert meta["engine"] == "diffusion" and meta["engine_params"]["seed"] == meta["seed"] == 3
+    src = tmp_path / "grace.png"
+    Image.fromarray(grace).save(src)
+    flags = ["--model", str(tiny.model_dir), "--crop_size", "64", "--steps", "4", "--strength", "0.5",
+             "--prompt", "a face", "--negative_prompt", "blurry", "--device", "cpu", "--dtype", "float32"]
+    assert main(["edit", "-i", str(src), "-o", str(tmp_path / "out.png"), "--au", "AU12:0.8", "--engine",
+                 "diffusion", "--seed", "3", "--no-measure", *flags]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), by_hand)
 
 
 def test_engine_module_does_not_import_torch():

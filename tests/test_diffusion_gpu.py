@@ -88,19 +88,19 @@ def test_same_seed_same_bytes_in_another_process(tiny_gpu):
 
 
 def test_pipeline_loaded_once_across_edits(tiny_gpu):
-    """Slider moves and the images of a batch reach the engine through pipeline.shared_engine (as Editor.engine
-    does): one load, then cache hits, the weights staying on the GPU."""
-    from aufx.pipeline import shared_engine
+    """Slider moves and the images of a batch reach the engine through the registry's shared instances (as
+    Editor.engine does): one load, then cache hits, the weights staying on the GPU."""
+    from aufx.engines import registry
 
     CACHE.clear()
     cfg = DiffusionConfig(model=str(tiny_gpu.model_dir), crop_size=128, few_step=True)
     misses, hits = CACHE.misses, CACHE.hits
     img, mask = synthetic_face(128)
     for v in (0.2, 0.5, 0.9):
-        engine = shared_engine("diffusion", config=cfg)
+        engine = registry.engine("diffusion", config=cfg)
         out = engine.refine(img, mask, AUVector({"AU12": v}), seed=1)
         assert out.shape == img.shape and engine.params()["device"] == "cuda"
-    assert shared_engine("diffusion", config=cfg) is engine
+    assert registry.engine("diffusion", config=cfg) is engine
     assert (CACHE.misses - misses, CACHE.hits - hits) == (1, 2)
     assert next(get_pipeline(cfg).pipe.unet.parameters()).device.type == "cuda"
 

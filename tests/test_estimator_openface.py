@@ -18,7 +18,8 @@ from aufx.model.basis import basis
 from aufx.model.estimate import estimate_after, estimate_aus, estimate_raw, mesh_raw, openface_like
 from aufx.face.analysis import FaceAnalysis
 from aufx.openface_runner import reading_from_csv
-from aufx.pipeline import build_target, match_face
+from aufx.pipeline import match_face
+from aufx.request import EditRequest
 from eval.bench_estimator import FIXTURES
 
 OPENFACE_LACKS = ("AU16", "AU24", "AU27", "AU43")
@@ -106,7 +107,7 @@ def test_without_the_image_the_mesh_only_model_reads(grace_editor):
 
 def test_an_edited_output_is_read_on_the_output_face(grace_editor):
     m = grace_editor.measured()
-    res = grace_editor.edit(build_target(m, "AU12:0.8,AU26:0.5"), measure_output=False)
+    res = grace_editor.edit(EditRequest(au_text="AU12:0.8,AU26:0.5").target(m), measure_output=False)
     after = match_face(res.image, grace_editor.face())
     out = estimate_after(grace_editor.face(), after)
     reading = np.clip(openface_like(after), 0.0, 1.0)

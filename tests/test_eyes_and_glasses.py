@@ -13,7 +13,8 @@ from aufx.engines.rigid import RigidConfig, detect_frames
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 
 
 def draw_frames(img: np.ndarray, face: FaceAnalysis, colour=(25, 22, 20)) -> tuple[np.ndarray, np.ndarray]:
@@ -42,10 +43,10 @@ def test_drawn_glasses_do_not_bend_when_the_brows_rise(request, face_name):
     ed = Editor(img, cache=None)
     assert detect_frames(img, ed.face()) is not None
     face = ed.face()
-    target = build_target(ed.measured(), "AU01:1.0,AU02:1.0")
+    target = EditRequest(au_text="AU01:1.0,AU02:1.0").target(ed.measured())
     d = deform(face, target)
-    out = WarpEngine().edit(img, face, target, d).astype(np.float32)
-    bent = WarpEngine(WarpConfig(rigid=RigidConfig(enabled=False))).edit(img, face, target, d).astype(np.float32)
+    out = WarpEngine().render(img, face, target, d).astype(np.float32)
+    bent = WarpEngine(WarpConfig(rigid=RigidConfig(enabled=False))).render(img, face, target, d).astype(np.float32)
     diff = np.abs(out - img).max(axis=2)[frame]
     assert diff.mean() < 2.0 and np.percentile(diff, 99) < 12, (diff.mean(), np.percentile(diff, 99))
     # the test can fail: without the rigid layer the same frame moves, and the brows do move under it
@@ -60,7 +61,7 @@ def test_frames_found_on_real_glasses_and_not_on_a_bare_face(grace_editor, astro
     # Grace Hopper's own dark upper rims stay put when her brows rise
     fr = detect_frames(grace_editor.image, grace_editor.face())
     face = grace_editor.face()
-    out = grace_editor.edit(build_target(grace_editor.measured(), "AU01:1.0,AU02:1.0"), measure_output=False).image
+    out = grace_editor.edit(EditRequest(au_text="AU01:1.0,AU02:1.0").target(grace_editor.measured()), measure_output=False).image
     x0, y0, x1, y1 = fr.box
     kept = fr.alpha[..., 0] > 0.9
     assert kept.sum() > 0.05 * face.pose.scale ** 2
@@ -70,7 +71,7 @@ def test_frames_found_on_real_glasses_and_not_on_a_bare_face(grace_editor, astro
 def lid_samples(editor: Editor, text: str):
     """For the right eye: lash-line luma, lid luma, lid RGB pixels, and the photo's iris luma, cheek RGB, lid RGB."""
     face = editor.face()
-    target = build_target(editor.measured(), text)
+    target = EditRequest(au_text=text).target(editor.measured())
     d = deform(face, target)
     out = editor.edit(target, measure_output=False).image
     topo = topology()
@@ -126,7 +127,7 @@ def test_lids_and_frames_are_deterministic(grace):
     outs = []
     for _ in range(2):
         ed = Editor(grace, cache=None)
-        outs.append(ed.edit(build_target(ed.measured(), "AU43:1.0,AU01:1.0,AU02:1.0"), measure_output=False).image)
+        outs.append(ed.edit(EditRequest(au_text="AU43:1.0,AU01:1.0,AU02:1.0").target(ed.measured()), measure_output=False).image)
     assert np.array_equal(outs[0], outs[1])
 
 

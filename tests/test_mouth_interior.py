@@ -14,7 +14,8 @@ from aufx.engines.interiors import MouthConfig, poly_mask
 from aufx.engines.mouth_layers import EXEMPLAR, exemplar, layers
 from aufx.engines.photometry import gradient_magnitude, luminance
 from aufx.face.topology import topology
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 
 
 def lip_mid() -> list[int]:
@@ -24,12 +25,12 @@ def lip_mid() -> list[int]:
 
 
 def target(editor: Editor, text: str):
-    return build_target(editor.measured(), text)
+    return EditRequest(au_text=text).target(editor.measured())
 
 
 def raised(editor: Editor, au: str, by: float):
     m = editor.measured()
-    return build_target(m, f"{au}:{min(1.0, m.au(au) + by):.3f}")
+    return EditRequest(au_text=f"{au}:{min(1.0, m.au(au) + by):.3f}").target(m)
 
 
 def edit(editor: Editor, tgt) -> np.ndarray:

@@ -12,7 +12,7 @@ from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.analysis import analyze_faces
 from aufx.face.topology import topology
-from aufx.pipeline import build_target
+from aufx.request import EditRequest
 
 PLAIN = WarpEngine(WarpConfig(shading=ShadingConfig(enabled=False)))
 SHADED = WarpEngine()
@@ -21,10 +21,10 @@ SHADED = WarpEngine()
 def shading_change(editor, text: str, engine=SHADED):
     """(luma change (h, w) the shading adds on top of the warp, deformation, face)."""
     face = editor.face()
-    target = build_target(editor.measured(), text)
+    target = EditRequest(au_text=text).target(editor.measured())
     d = deform(face, target)
-    plain = PLAIN.edit(editor.image, face, target, d)
-    shaded = engine.edit(editor.image, face, target, d)
+    plain = PLAIN.render(editor.image, face, target, d)
+    shaded = engine.render(editor.image, face, target, d)
     return luminance(shaded) - luminance(plain), d, face, shaded
 
 
@@ -111,7 +111,7 @@ def test_fold_contrast_follows_the_skin_texture(astronaut):
     for img in (astronaut, rough):
         ed = Editor(img, cache=None)
         change, d, face, _ = shading_change(ed, "AU04:1.0")
-        plain = luminance(PLAIN.edit(img, face, build_target(ed.measured(), "AU04:1.0"), d))
+        plain = luminance(PLAIN.render(img, face, EditRequest(au_text="AU04:1.0").target(ed.measured()), d))
         area = np.abs(change) > 2 if area is None else area
         found.append((photometry(img, face).texture, float(np.percentile((change / np.maximum(plain, 1))[area], 5))))
     (t_raw, dark_raw), (t_rough, dark_rough) = found

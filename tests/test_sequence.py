@@ -23,7 +23,8 @@ from aufx.io.arkit import blendshape_names
 from aufx.io.openface import write_openface_csv
 from aufx.io.tracks import AUTrack
 from aufx.io.video import probe_video, read_video, write_video
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 from aufx.sequence import AnimateConfig, VideoEditConfig, animate_portrait, edit_video, frames_at, load_track
 
 MOUTH_CORNERS = [61, 291]
@@ -219,7 +220,7 @@ def test_landmark_smoothing_is_what_keeps_the_edit_still(grace, tmp_path):
     still = write_video(tmp_path / "still.mp4", [grace] * IDENTICAL, FPS)
     outputs = {}
     for name, smoothing in (("smooth", VideoEditConfig().landmark_smoothing), ("raw", None)):
-        summary = edit_video(still, tmp_path / f"{name}.mp4", lambda m: build_target(m, "AU12:0.8"),
+        summary = edit_video(still, tmp_path / f"{name}.mp4", EditRequest(au_text="AU12:0.8"),
                              VideoEditConfig(landmark_smoothing=smoothing))
         assert summary.edited == IDENTICAL
         outputs[name] = list(read_video(tmp_path / f"{name}.mp4")[0])

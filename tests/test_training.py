@@ -32,7 +32,7 @@ from aufx.model.deform import deform
 from aufx.engines.diffusion import DiffusionEngine
 from aufx.face.analysis import analyze_faces
 from aufx.io.openface import OPENFACE_AUS, write_openface_csv
-from aufx.pipeline import face_mask
+from aufx.engines.diffusion import face_mask
 from aufx.model.presets import EMOTIONS, preset_vector
 from aufx.training import checkpoint
 from aufx.training.align import alignment_matrix, align_face, eye_centres, template
@@ -313,7 +313,7 @@ def test_trained_lora_loads_in_the_engine_and_changes_its_output(run, tiny, grac
     face = grace_editor.face()
     target = AUVector({"AU06": 0.6, "AU12": 0.8})
     d = deform(face, target)
-    warped = grace_editor.engine("warp").edit(grace_editor.image, face, target, d)
+    warped = grace_editor.engine("warp").render(grace_editor.image, face, target, d)
     mask = face_mask(face, d)
     common = dict(model=str(tiny.model_dir), crop_size=64, steps=4, strength=0.5, prompt="a face")
     plain = DiffusionEngine(DiffusionConfig(**common)).refine(warped, mask, target, seed=0)

@@ -12,7 +12,8 @@ from aufx.model.gains import gain_vector
 from aufx.model.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.face.mesh import signed_areas, wall_triangles
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 
 R_CORNER, L_CORNER = 61, 291
 
@@ -28,7 +29,7 @@ def redetect(image: np.ndarray) -> FaceAnalysis:
 
 
 def edit(editor: Editor, text: str, **kw):
-    return editor.edit(build_target(editor.measured(), text), measure_output=False, **kw)
+    return editor.edit(EditRequest(au_text=text).target(editor.measured()), measure_output=False, **kw)
 
 
 @pytest.fixture(scope="module", params=["grace_editor", "astronaut_editor"])
@@ -68,7 +69,7 @@ def test_jaw_drop_opens_mouth_with_dark_cavity(grace_editor):
         gap_out = (out.landmarks[14, :2] - out.landmarks[13, :2]) @ down
         assert gap_out > gap_in + 0.1 * face.pose.scale, (text, gap_in, gap_out)
         # the cavity: pixels between the re-detected inner lips are much darker than the lips around them
-        d = deform(face, build_target(grace_editor.measured(), text))
+        d = deform(face, EditRequest(au_text=text).target(grace_editor.measured()))
         lo = d.target_landmarks[[13, 14]].mean(axis=0)
         gray = cv2.cvtColor(result.image, cv2.COLOR_RGB2GRAY).astype(float)
         cx, cy = np.round(lo).astype(int)
@@ -111,13 +112,13 @@ def test_rotated_face_gets_the_same_relative_deformation(grace):
     h, w = grace.shape[:2]
     base = Editor(grace, name="upright")
     target_text = "AU12:0.9,AU26:0.5"
-    ref = deform(base.face(), build_target(base.measured(), target_text))
+    ref = deform(base.face(), EditRequest(au_text=target_text).target(base.measured()))
     ipd = base.face().pose.scale
     for angle in (20, -20):
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         rotated = cv2.warpAffine(grace, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         ed = Editor(rotated, name=f"rot{angle}")
-        d = deform(ed.face(), build_target(ed.measured(), target_text))
+        d = deform(ed.face(), EditRequest(au_text=target_text).target(ed.measured()))
         back = d.displacement_px @ m[:, :2]  # rotate motion vectors back into the upright frame
         idx = [R_CORNER, L_CORNER, 14, 17, 152]
         err = np.linalg.norm(back[idx] - ref.displacement_px[idx], axis=1)
@@ -157,7 +158,7 @@ def neutral_face(grace_editor) -> FaceAnalysis:
 def test_each_preset_moves_the_landmarks_its_prototype_names(neutral_face, preset):
     face = neutral_face
     right, down = axes(face)
-    d = deform(face, build_target(AUVector(), preset=preset, intensity=1.0, neutral=True))
+    d = deform(face, EditRequest(preset=preset, intensity=1.0, neutral=True).target(AUVector()))
     ipd = face.pose.scale
     for idx, axis, sign in PRESET_CHECKS[preset]:
         move = d.displacement_px[idx] @ (down if axis == "down" else right)
@@ -169,10 +170,10 @@ def test_each_preset_moves_the_landmarks_its_prototype_names(neutral_face, prese
 def test_presets_on_the_image_move_redetected_landmarks(grace_editor):
     face = grace_editor.face()
     _, down = axes(face)
-    happy = redetect(grace_editor.edit(build_target(grace_editor.measured(), preset="happy"),
+    happy = redetect(grace_editor.edit(EditRequest(preset="happy").target(grace_editor.measured()),
                                        measure_output=False).image)
     assert ((happy.landmarks[[R_CORNER, L_CORNER], :2] - face.landmarks[[R_CORNER, L_CORNER], :2]) @ down < 0).all()
-    surprise = redetect(grace_editor.edit(build_target(grace_editor.measured(), preset="surprise"),
+    surprise = redetect(grace_editor.edit(EditRequest(preset="surprise").target(grace_editor.measured()),
                                           measure_output=False).image)
     gap = lambda f: (f.landmarks[14, :2] - f.landmarks[13, :2]) @ down  # noqa: E731
     assert gap(surprise) > gap(face) + 0.08 * face.pose.scale
@@ -191,7 +192,7 @@ def test_no_folded_triangles(grace_editor, astronaut_editor):
                      "AU23", "AU26", "AU43"):
             corner_au = code in ("AU12", "AU14", "AU15", "AU20")
             for value, limit in ((0.6, None if corner_au else 3), (1.0, None)):
-                d = deform(face, build_target(ed.measured(), f"{code}:{value}"))
+                d = deform(face, EditRequest(au_text=f"{code}:{value}").target(ed.measured()))
                 flipped = (np.sign(signed_areas(d.canonical_target, tris)) != np.sign(a0)) & (np.abs(a0) > 1e-6)
                 if limit is not None:
                     assert flipped.sum() <= limit, (ed.name, code, value, int(flipped.sum()))
@@ -202,7 +203,7 @@ def test_no_folded_triangles(grace_editor, astronaut_editor):
 def test_lids_and_lips_never_cross(grace_editor, astronaut_editor):
     for ed in (grace_editor, astronaut_editor):
         face = ed.face()
-        d = deform(face, build_target(ed.measured(), "AU24:1,AU23:1,AU17:1,AU43:1,AU07:1,AU06:1,AU25:0,AU26:0"))
+        d = deform(face, EditRequest(au_text="AU24:1,AU23:1,AU17:1,AU43:1,AU07:1,AU06:1,AU25:0,AU26:0").target(ed.measured()))
         for pairs in ((13, 14), (82, 87), (312, 317), (159, 145), (386, 374)):
             up, lo = pairs
             before = face.canonical[lo, 1] - face.canonical[up, 1]
@@ -224,7 +225,7 @@ def test_estimator_round_trips_on_the_edited_mesh(grace_editor, astronaut_editor
         for code, motion in (("AU12", 0.5), ("AU01", 0.6), ("AU04", 0.5), ("AU26", 0.5), ("AU43", 0.8),
                              ("AU15", 0.5), ("AU09", 0.5)):
             text = f"{code}:{min(1.0, m.au(code) + motion / gain_vector((code,), 'geometry')[0]):.3f}"
-            d = deform(face, build_target(m, text))
+            d = deform(face, EditRequest(au_text=text).target(m))
             change = _solve(d.canonical_target - face.canonical, cfg.__class__(ridge=cfg.change_ridge), False,
                             (-2.0, 2.0))
             code = text.split(":")[0]
@@ -242,9 +243,9 @@ def test_output_measurement_reads_what_openface_reads(grace_editor):
     except AU26 on edits, where the estimator reads a fraction (cross-validated r 0.17 on edits,
     aufx/assets/au_estimator.md): only its direction is checked."""
     m = grace_editor.measured()
-    smile = grace_editor.edit(build_target(m, "AU12:1.0")).measured_output
+    smile = grace_editor.edit(EditRequest(au_text="AU12:1.0").target(m)).measured_output
     assert abs(smile.au("AU12") - 0.242) < 0.1 and smile.au("AU12") - m.au("AU12") > 0.05
-    open_jaw = grace_editor.edit(build_target(m, "AU26:0.9,AU25:0.6")).measured_output
+    open_jaw = grace_editor.edit(EditRequest(au_text="AU26:0.9,AU25:0.6").target(m)).measured_output
     assert abs(open_jaw.au("AU25") - 0.236) < 0.1 and open_jaw.au("AU25") - m.au("AU25") > 0.1
     assert open_jaw.au("AU26") > m.au("AU26")
 

@@ -89,16 +89,16 @@ def _frames(path: Path, every: int) -> list[tuple[str, np.ndarray]]:
 def _random_target(rng: np.random.Generator, measured: AUVector, aus: tuple[str, ...] = EDIT_AUS,
                    preset_share: float = 0.3) -> tuple[AUVector, str]:
     """A sparse edit from the measured face: 1-3 of ``aus`` to random values, or a preset at a random intensity."""
-    from aufx.pipeline import build_target
+    from aufx.request import EditRequest
     from aufx.model.presets import emotion_presets
 
     if rng.random() < preset_share:
         name = str(rng.choice(sorted(emotion_presets())))
         k = float(rng.uniform(0.3, 1.0))
-        return build_target(measured, preset=name, intensity=k), f"{name}@{k:.2f}"
+        return EditRequest(preset=name, intensity=k).target(measured), f"{name}@{k:.2f}"
     aus = rng.choice(aus, size=int(rng.integers(1, min(3, len(aus)) + 1)), replace=False)
     text = ",".join(f"{a}:{rng.uniform(0, 1):.2f}" for a in aus)
-    return build_target(measured, au_text=text), text
+    return EditRequest(au_text=text).target(measured), text
 
 
 class _Given:

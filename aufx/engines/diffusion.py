@@ -1,27 +1,78 @@
 """Diffusion engine: refines the warp engine's result with SD1.5 img2img (AU LoRA + AU tokens, optional ControlNet).
 
-Warp-then-refine: the warp keeps geometry and identity; a low-strength img2img pass on the face crop makes folds,
-teeth and closed eyes look photographic. Only the face mask is regenerated; pixels outside it are returned
-unchanged. torch and diffusers are imported on the first edit, so importing this module is cheap.
+Warp-then-refine: ``render`` runs the warp engine's render, then a low-strength img2img pass on the face crop makes
+folds, teeth and closed eyes look photographic while the warp keeps geometry and identity. Only the face mask (the
+union of the source and target face ovals) is regenerated; pixels outside it are returned unchanged. torch and
+diffusers are imported on the first edit, so importing this module is cheap.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+import cv2
 import numpy as np
 
 from aufx.au import AUVector
 from aufx.diffusion.config import DiffusionConfig, add_diffusion_args, config_from_args
 from aufx.diffusion.errors import EngineUnavailable, LoraFileError, ModelUnavailable
+from aufx.engines.warp import WarpEngine
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+from aufx.model.deform import Deformation
 
-__all__ = ["DiffusionEngine", "DiffusionConfig", "add_diffusion_args", "config_from_args", "EngineUnavailable",
-           "ModelUnavailable", "LoraFileError"]
+__all__ = ["DiffusionEngine", "DiffusionConfig", "MaskConfig", "face_mask", "add_diffusion_args",
+           "config_from_args", "EngineUnavailable", "ModelUnavailable", "LoraFileError"]
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    blur: float = 0.15  # Gaussian blur of the mask's edge, as a fraction of the face scale (face.pose.scale, px)
+
+
+def face_mask(face: FaceAnalysis, d: Deformation, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
+    """(H, W) float32 soft mask in [0, 1] of the edited face: the union of the source face oval
+    (``face.landmarks``, px) and the target one (``d.target_landmarks`` (478, 2) px), blurred at its edge."""
+    h, w = face.image_size
+    m = np.zeros((h, w), np.uint8)
+    oval = list(topology().groups["face_oval"])
+    for pts in (face.landmarks[oval, :2], d.target_landmarks[oval]):
+        cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 255)
+    k = max(3, int(face.pose.scale * cfg.blur) | 1)
+    return cv2.GaussianBlur(m, (k, k), 0).astype(np.float32) / 255.0
 
 
 class DiffusionEngine:
+    """The :class:`~aufx.engines.base.Engine` registered as "diffusion": the warp, refined."""
+
     name = "diffusion"
 
-    def __init__(self, config: DiffusionConfig | None = None):
-        self.config = config or DiffusionConfig()
+    def __init__(self, config: DiffusionConfig | None = None, seed: int | None = None,
+                 mask: MaskConfig = MaskConfig()):
+        """``seed``: the edit's seed, overriding ``config.seed`` (the registry passes the request's seed here)."""
+        config = config or DiffusionConfig()
+        self.config = config if seed is None else replace(config, seed=int(seed))
+        self.mask = mask
+        self.warp = WarpEngine()
         self._resolved: dict = {}  # what the last edit ran with: device, dtype, seed, scheduler, LoRA hash
+
+    @classmethod
+    def add_cli_args(cls, parser):
+        """The ``--model``, ``--lora_path``... flags (one per DiffusionConfig field) in their own argument group."""
+        return add_diffusion_args(parser)
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        """The engine's keyword options from parsed flags."""
+        return {"config": config_from_args(args)}
+
+    def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector, deformation: Deformation) -> np.ndarray:
+        """The warp engine's render of ``target``, its masked face regenerated.
+
+        image: (H, W, 3) uint8 RGB; deformation: ``deform(face, target)`` (target_landmarks (478, 2) px).
+        Returns (H, W, 3) uint8 RGB, equal to the warp result outside the face mask.
+        """
+        warped = self.warp.render(image, face, target, deformation)
+        return self.refine(warped, face_mask(face, deformation, self.mask), target, deformation.target_landmarks)
 
     def load(self):
         """Load (or fetch from the process cache) the pipeline now; raises ModelUnavailable with what to fetch."""
@@ -31,7 +82,11 @@ class DiffusionEngine:
 
     def refine(self, init_rgb: np.ndarray, face_mask: np.ndarray, au_vector: AUVector,
                target_landmarks_px: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
-        """Regenerate the masked face of ``init_rgb`` (the warp result for ``au_vector``); same shape, uint8."""
+        """Regenerate the masked face of ``init_rgb`` (the warp result for ``au_vector``); same shape, uint8.
+
+        init_rgb: (H, W, 3) uint8 RGB; face_mask: (H, W) float in [0, 1]; target_landmarks_px: (478, 2) px, needed
+        for a mesh ControlNet; seed: this call's seed (None: ``config.seed``).
+        """
         from aufx.diffusion import region
         from aufx.diffusion.loading import resolve_runtime
         from aufx.diffusion.sampling import generate

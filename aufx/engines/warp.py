@@ -1,6 +1,6 @@
 """The warp engine: training-free, CPU, real time.
 
-edit(image, face, target AUs): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
+render(image, face, target AUs, deformation): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
 eye and mouth interiors where apertures open (eyes.py, mouth.py) -> appearance shading of each AU (shading.py) ->
 the photo's own spectacle frames kept in place (rigid.py) -> composite into the full-resolution original, which
 is untouched outside the face region.
@@ -33,24 +33,33 @@ class WarpConfig:
 
 
 class WarpEngine:
+    """The :class:`~aufx.engines.base.Engine` registered as "warp"."""
+
     name = "warp"
 
     def __init__(self, config: WarpConfig = WarpConfig()):
         self.config = config
 
     def params(self) -> dict:
+        """The WarpConfig as a JSON-able dict (the result's ``engine_params``)."""
         return asdict(self.config)
 
     def prepare(self, face: FaceAnalysis) -> WarpField:
-        """Per-face precomputation, cached on the analysis so slider moves skip it."""
+        """Per-face precomputation (the warp field over the face's region of interest, px), cached on the analysis so
+        slider moves skip it."""
         key = ("warp_field", self.config.field)
         if key not in face.cache:
             face.cache[key] = WarpField(face, self.config.field)
         return face.cache[key]
 
-    def edit(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
-             deformation: Deformation | None = None) -> np.ndarray:
-        """The edited full-resolution image (a new array; ``image`` is not modified)."""
+    def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
+               deformation: Deformation | None = None) -> np.ndarray:
+        """The edited full-resolution image (a new array; ``image`` is not modified).
+
+        image: (H, W, 3) uint8 RGB; face: its analysis (landmarks (478, 3) px); target: AUs 0..1;
+        deformation: ``deform(face, target)`` (target_landmarks (478, 2) px), computed here when None.
+        Returns (H, W, 3) uint8 RGB, equal to ``image`` outside the warp field's region.
+        """
         d = deformation or deform(face, target)
         if d.is_identity:
             return image.copy()

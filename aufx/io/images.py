@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from aufx.io.files import atomic_path
+
 # Above this many pixels we refuse (a 100-megapixel photo is already larger than any camera a lab uses).
 MAX_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # we refuse larger images ourselves, with a message; PIL would only warn
@@ -144,11 +146,13 @@ PNG_PARAMS = (16, 1)  # (cv2.IMWRITE_PNG_COMPRESSION, 1): fast, and photos compr
 IEND = b"\0\0\0\0IEND\xaeB`\x82"  # the PNG trailer, always the last 12 bytes
 
 
-def png_bytes(rgb: np.ndarray, metadata: dict[str, Any] | None = None) -> bytes:
-    """Encode with OpenCV (several times faster than PIL's encoder) and add the metadata chunk before IEND."""
+def png_bytes(rgb: np.ndarray, metadata: dict[str, Any] | None = None,
+              params: tuple[int, ...] = PNG_PARAMS) -> bytes:
+    """Encode an (H, W, 3) uint8 RGB image with OpenCV (several times faster than PIL's encoder) and add the
+    metadata chunk before IEND. ``params``: OpenCV's PNG flags (the same pixels and flags give the same bytes)."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), PNG_PARAMS)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise ImageReadError("could not encode the image as PNG")
     data = buf.tobytes()
@@ -163,13 +167,11 @@ def save_png(path: str | Path, rgb: np.ndarray, metadata: dict[str, Any] | None 
     Large images are encoded straight to the file with their channels swapped in place for the encoder and back
     afterwards, so a 100-megapixel result needs neither a BGR copy nor the encoded bytes in memory."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.png")  # OpenCV picks its encoder by the extension
-    if rgb.size >= 3 * DIRECT_DECODE_PIXELS and rgb.flags.c_contiguous and rgb.flags.writeable:
-        _write_png_in_place(tmp, rgb, metadata)
-    else:
-        tmp.write_bytes(png_bytes(rgb, metadata))
-    tmp.replace(path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # OpenCV picks its encoder by the extension
+        if rgb.size >= 3 * DIRECT_DECODE_PIXELS and rgb.flags.c_contiguous and rgb.flags.writeable:
+            _write_png_in_place(tmp, rgb, metadata)
+        else:
+            tmp.write_bytes(png_bytes(rgb, metadata))
     return path
 
 
@@ -194,14 +196,12 @@ def save_image(path: str | Path, rgb: np.ndarray, metadata: dict[str, Any] | Non
     path = Path(path)
     if path.suffix.lower() in ("", ".png"):
         return save_png(path.with_suffix(".png") if not path.suffix else path, rgb, metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}.get(
         path.suffix.lower())
     if fmt is None:
         raise ImageReadError(f"{path.name}: unsupported output format {path.suffix!r}; use .png, .jpg, .tif or .webp")
-    tmp = path.with_name(path.name + ".part")
-    Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return path
 
 

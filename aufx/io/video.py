@@ -5,7 +5,6 @@ streamed (never the whole video in memory, except for GIFs, which are short by n
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
+
+from aufx.io.files import atomic_path
 
 ProgressCallback = Callable[[int, "int | None"], None]  # (frames done, total frames or None)
 _AUDIO_STREAM = re.compile(r"^\s*Stream #\d+:\d+.*: Audio:", re.MULTILINE)
@@ -181,18 +182,15 @@ def copy_audio(src: str | Path, video: str | Path, out: str | Path) -> bool:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(video, out)
         return False
-    tmp = out.with_name(f".{out.stem}.with-audio{out.suffix}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     duration = probe_video(video).duration
     errors = []
-    for audio_codec in ("copy", "aac"):
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(src),
-               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-t", f"{duration:.6f}",
-               str(tmp)]
-        run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-        if run.returncode == 0:
-            os.replace(tmp, out)
-            return True
-        errors.append(f"-c:a {audio_codec}: {run.stderr.strip()[-500:]}")
-    tmp.unlink(missing_ok=True)
-    raise RuntimeError(f"ffmpeg could not put the audio of {src} onto {video}:\n" + "\n".join(errors))
+    with atomic_path(out, keep_suffix=True) as tmp:  # ffmpeg picks the container by the extension
+        for audio_codec in ("copy", "aac"):
+            cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(src),
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-t", f"{duration:.6f}",
+                   str(tmp)]
+            run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+            if run.returncode == 0:
+                return True
+            errors.append(f"-c:a {audio_codec}: {run.stderr.strip()[-500:]}")
+        raise RuntimeError(f"ffmpeg could not put the audio of {src} onto {video}:\n" + "\n".join(errors))

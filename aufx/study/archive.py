@@ -5,24 +5,21 @@ in the order given, and PNGs are stored (they are compressed already) while text
 """
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
-from aufx.study.store import TEMP
+from aufx.io.files import atomic_path
 
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 
 def write_zip(path: Path, root: Path, names: list[str]) -> Path:
     """Write ``names`` (paths relative to ``root``) into ``path``, via a temp file and a rename."""
-    tmp = path.with_name(path.name + TEMP)
-    with zipfile.ZipFile(tmp, "w") as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for name in names:
             info = zipfile.ZipInfo(name, date_time=EPOCH)
             info.external_attr = 0o100644 << 16  # regular file, rw-r--r--
             stored = name.lower().endswith(".png")
             info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             zf.writestr(info, (root / name).read_bytes(), compresslevel=None if stored else 6)
-    os.replace(tmp, path)
     return path

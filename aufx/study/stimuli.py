@@ -28,13 +28,14 @@ from typing import Callable
 
 import numpy as np
 
-from aufx import __version__
 from aufx.au import AUError
 from aufx.diffusion.config import add_diffusion_args, config_from_args
 from aufx.diffusion.errors import EngineUnavailable
 from aufx.face.analysis import FaceNotFoundError
 from aufx.io.images import ImageReadError, load_image
-from aufx.pipeline import ENGINES, Editor
+from aufx.engines import registry
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
 from aufx.study.archive import write_zip
 from aufx.study.conditions import load_conditions, target_for
 from aufx.study.framing import frame_face
@@ -43,8 +44,9 @@ from aufx.study.manifest import StudyError
 from aufx.study.sheet import contact_sheet, thumbnail
 from aufx.study.stimulus_config import CROPS, MASKS, MEASURE_WITH, Condition, ConditionSet, StimulusConfig
 from aufx.io.digest import sha256_file
+from aufx.io.files import write_atomic
 from aufx.openface_runner import SOURCES, OpenFaceError, face_crop, shared_openface
-from aufx.study.store import IMAGES, MANIFEST, RECIPE, StimulusStore, encode_png, write_atomic
+from aufx.study.store import IMAGES, MANIFEST, RECIPE, StimulusStore, encode_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 SHEET = "contact_sheet.png"
@@ -147,11 +149,14 @@ class _Source:
         the row's measured_aus and params are then left for measure_with_openface to fill)."""
         c = self.config
         target = target_for(self.measured, item.condition, item.intensity, c.conditions.base)
-        options = {"config": c.diffusion} if item.engine == "diffusion" else {}
         by_aufx = c.measure_output and c.measure_with == "aufx"
-        result = self.editor.edit(target, 0, item.engine, measure_output=by_aufx, seed=c.seed, **options)
+        request = EditRequest(self.editor.image, name=self.editor.name, neutral=True, aus=target,
+                              engine=item.engine, engine_options=c.engine_options(item.engine), seed=c.seed,
+                              measure=by_aufx)
+        result = self.editor.run(request)
+        meta = request.describe(result)
         measured = result.measured_output
-        params = {**self.shared, "engine": result.engine_params,
+        params = {**self.shared, "engine": meta["engine_params"],
                   "condition": {"preset": item.condition.preset, "aus": item.condition.aus,
                                 "optional": item.condition.optional}}
         if c.measure_output:
@@ -161,10 +166,10 @@ class _Source:
         distance = self.meter.distance(self.reference, result.image) if self.reference is not None else None
         row = {
             "file": item.file, "identity": item.identity, "condition": item.condition.name,
-            "intensity": f"{item.intensity:g}", "engine": result.engine, "target_aus": target.to_text(),
+            "intensity": f"{item.intensity:g}", "engine": meta["engine"], "target_aus": meta["au_text"],
             "measured_aus": measured.to_text() if measured is not None else "",
-            "identity_distance": f"{distance:.4f}" if distance is not None else "", "seed": c.seed,
-            "params": params, "aufx_version": __version__,
+            "identity_distance": f"{distance:.4f}" if distance is not None else "", "seed": meta["seed"],
+            "params": params, "aufx_version": meta["aufx_version"],
         }
         crop = face_crop(result.image, self.face.box)[0] if c.measure_output and not by_aufx else None
         return row, self.framing.render(result.image), crop
@@ -290,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", required=True, type=Path,
                    help="conditions YAML (see aufx/presets/conditions_example.yaml)")
     p.add_argument("--out", required=True, type=Path, help="stimulus folder to create or resume")
-    p.add_argument("--engine", action="append", choices=ENGINES,
+    p.add_argument("--engine", action="append", choices=registry.names(),
                    help="engine(s), repeatable; replaces the YAML's 'engines'")
     p.add_argument("--size", type=int, default=keep, help=f"side of the standard crop in px ({_default('size')})")
     p.add_argument("--crop", choices=CROPS, default=keep,

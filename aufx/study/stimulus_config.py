@@ -13,7 +13,7 @@ from pathlib import Path
 from aufx import __version__
 from aufx.au import AUError, parse_au_text
 from aufx.diffusion.config import DiffusionConfig
-from aufx.pipeline import ENGINES
+from aufx.engines import registry
 from aufx.model.presets import preset_vector
 from aufx.study.manifest import StudyError
 
@@ -90,8 +90,9 @@ class ConditionSet:
             raise StudyError(f"intensities must differ in the first two decimals (they name the files), got "
                              f"{list(self.intensities)}")
         engines = list(self.engines)
-        if not engines or any(e not in ENGINES for e in engines) or len(set(engines)) != len(engines):
-            raise StudyError(f"engines must be a list of distinct engines from {', '.join(ENGINES)}, got {engines}")
+        known = registry.names()
+        if not engines or any(e not in known for e in engines) or len(set(engines)) != len(engines):
+            raise StudyError(f"engines must be a list of distinct engines from {', '.join(known)}, got {engines}")
         if self.base not in BASES:
             raise StudyError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
         # one spelling of the same set (0 and 0.0, lists and tuples), so equal sets write equal build.json files
@@ -158,6 +159,10 @@ class StimulusConfig:
             raise StudyError(f"measure_with must be one of {', '.join(MEASURE_WITH)}, got {self.measure_with!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise StudyError(f"seed must be a whole number, got {self.seed!r}")
+
+    def engine_options(self, engine: str) -> dict:
+        """The keyword options this config holds for an engine (the diffusion settings; the warp takes none)."""
+        return {"diffusion": {"config": self.diffusion}}.get(engine, {})
 
     def background_rgb(self) -> tuple[int, int, int] | None:
         """The fill colour outside the mask and the photo, or None to keep the photo's own pixels."""

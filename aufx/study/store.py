@@ -11,19 +11,19 @@ import csv
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from aufx.io.digest import sha256_file
+from aufx.io.files import TEMP, write_atomic
+from aufx.io.images import png_bytes
 from aufx.study.manifest import MANIFEST_COLUMNS, StudyError
 
 MANIFEST = "manifest.csv"
 IMAGES = "images"
 RECIPE = "build.json"
-TEMP = ".part"
 # Fixed PNG settings, so the same pixels always give the same bytes; no time stamp and no text chunks (unlike
 # `aufx edit`): a stimulus must not tell a curious participant its condition; the manifest holds the metadata.
 # Level 1 + run-length + the "up" filter: the fastest setting measured (4 ms at 512^2), ~1.2x the size of the smallest.
@@ -32,17 +32,8 @@ PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWR
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), list(PNG_PARAMS))
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write under a temp name, then rename: readers and resumed runs never see a partial file."""
-    tmp = path.with_name(path.name + TEMP)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """A stimulus (H, W, 3) uint8 RGB as PNG bytes, without metadata."""
+    return png_bytes(rgb, params=PNG_PARAMS)
 
 
 def csv_text(rows: list[dict], header: bool) -> str:

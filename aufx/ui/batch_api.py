@@ -12,7 +12,8 @@ from pathlib import Path
 import gradio as gr
 
 from aufx.io.images import save_png
-from aufx.pipeline import Editor, build_target
+from aufx.pipeline import run
+from aufx.request import EditRequest
 from aufx.ui.cache import API_DIR, sweeper
 from aufx.ui.config import AppConfig
 from aufx.ui.errors import number, user_errors
@@ -30,15 +31,11 @@ def register(cfg: AppConfig) -> None:
             raise gr.Error("edit_image needs an image file")
         name = Path(image).name
         intensity, index = number(intensity, "intensity"), int(number(face_index or 0, "face_index"))
+        request = EditRequest(image, name=name, face_index=index, preset=preset or None, intensity=intensity,
+                              neutral=bool(neutral), only_named=bool(only_named), au_text=au_text or "")
         with large_images(cfg).slot(image, gr.Info):
-            editor = Editor(image, name=name)
-            target = build_target(editor.measured(index), au_text or "", preset or None, intensity, bool(neutral),
-                                  only_named=bool(only_named))
-            result = editor.edit(target, index, measure_output=True)
-            meta = result.metadata(input=name, preset=preset or None, intensity=intensity if preset else None,
-                                   au_text=au_text or "", only_named=bool(only_named),
-                                   faces_found=len(editor.faces), image_size=list(editor.image.shape[:2]),
-                                   source="aufx app /edit_image")
+            _, result = run(request)
+            meta = request.describe(result, source="aufx app /edit_image")
             sweeper(cfg).sweep()  # room first: the new result is never among what goes
             out = save_png(API_DIR / uuid.uuid4().hex / f"{Path(name).stem}_aufx.png", result.image, meta)
         return str(out), meta

@@ -288,8 +288,7 @@ def _reveal():
 
 def _timings(session: EditSession, result) -> str:
     t = result.timings_ms
-    refined = f", diffusion {t['diffusion']:.0f} ms" if "diffusion" in t else ""
-    text = (f"Face {session.face_index}: warp {t.get('warp', 0):.0f} ms{refined}, re-measured in "
+    text = (f"Face {session.face_index}: {result.engine} {t.get(result.engine, 0):.0f} ms, re-measured in "
             f"{t.get('measure_output', 0):.0f} ms.")
     if session.engine_note:
         text += f"\n\n**Diffusion unavailable, the warp result is shown.** {session.engine_note}"

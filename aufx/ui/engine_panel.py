@@ -1,4 +1,5 @@
-"""The Edit tab's engine selector: warp (default), or warp refined by diffusion with its main settings.
+"""The Edit tab's engine selector: the registry's engines (warp, the default; diffusion: the warp refined, with its
+main settings).
 
 A slider being dragged always shows the warp (milliseconds); the chosen engine renders the final pass, when the slider
 is released. Nothing here imports torch: the diffusion engine loads on the first final pass that needs it.
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from aufx.diffusion.config import CONDITIONS, DEFAULT_MODEL, DiffusionConfig
+from aufx.engines import registry
 from aufx.ui.session import EngineChoice
 
-ENGINES = ("warp", "diffusion")
 DEFAULTS = DiffusionConfig()
 INFO = ("Diffusion refines the warp result when a slider is released (the warp is shown while you drag). Weights are "
         "read from local folders only; missing ones are reported and the warp result is kept.")
@@ -50,7 +51,7 @@ class EnginePanel:
 
 def build_engine_panel() -> EnginePanel:
     with gr.Accordion("Engine: warp (default) or diffusion", open=False) as box:
-        engine = gr.Radio(list(ENGINES), value="warp", label="Engine", info=INFO, elem_id="engine")
+        engine = gr.Radio(list(registry.names()), value="warp", label="Engine", info=INFO, elem_id="engine")
         with gr.Column(visible=False) as options:
             model = gr.Textbox(DEFAULT_MODEL, label="Base model (local diffusers folder or Hugging Face id)",
                                elem_id="engine-model")
@@ -84,15 +85,14 @@ def _show_options(engine: str) -> gr.Column:
 def engine_choice(engine: str, model: str, lora_path: str, controlnet_path: str, cond: str, strength: float,
                   guidance_scale: float, steps: int, few_step: bool, seed: int, crop_size: int) -> EngineChoice:
     """The panel's values as an EngineChoice; settings that cannot run raise ValueError saying which."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    if engine == "warp":
-        return EngineChoice()
+    registry.spec(engine)  # AUError (a ValueError) naming the choices
+    if engine != "diffusion":  # the other engines have no settings in this panel
+        return EngineChoice(engine)
     config = DiffusionConfig(model=(model or "").strip() or DEFAULT_MODEL, lora_path=_path(lora_path),
                              controlnet_path=_path(controlnet_path), cond=cond, strength=float(strength),
                              guidance_scale=float(guidance_scale), steps=int(steps), few_step=bool(few_step),
                              crop_size=int(crop_size or DEFAULTS.crop_size))
-    return EngineChoice(config, int(seed or 0))
+    return EngineChoice(engine, config, int(seed or 0))
 
 
 def _path(text: str | None) -> str | None:

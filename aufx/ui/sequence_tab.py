@@ -15,7 +15,6 @@ from typing import Callable
 import gradio as gr
 
 from aufx import __version__
-from aufx.au import AUVector
 from aufx.model.presets import emotion_presets
 from aufx.ui.components import photo_input
 from aufx.ui.config import AppConfig
@@ -152,21 +151,19 @@ def animate_file(portrait: str | None, track: str | None, output_format: str, fp
 def edit_video_file(video: str | None, au_text: str, preset: str, intensity: float, neutral: bool,
                     output_format: str, smooth_hz: float, cfg: AppConfig, progress) -> tuple[str, dict]:
     """Edit the face through the video: each frame's target is its measured AUs with the preset and AU text."""
-    from aufx.pipeline import build_target
+    from aufx.request import EditRequest
     from aufx.sequence import VideoEditConfig, edit_video
 
     if not video:
         raise gr.Error("Edit video needs a video file", print_exception=False)
-
-    def target_for(measured: AUVector) -> AUVector:
-        return build_target(measured, au_text or "", preset or None, float(intensity), bool(neutral))
-
-    target_for(AUVector())  # a bad AU token or preset fails before any frame is decoded
+    # built first: a bad AU token or preset fails before any frame is decoded
+    request = EditRequest(preset=preset or None, intensity=float(intensity), neutral=bool(neutral),
+                          au_text=au_text or "")
     smooth_hz = float(smooth_hz or 0.0)
     default = VideoEditConfig().landmark_smoothing
     config = VideoEditConfig(replace(default, min_cutoff=smooth_hz) if smooth_hz > 0 else None)
     out = _output(f"{Path(video).stem}_aufx", output_format, cfg)
-    summary = edit_video(video, out, target_for, config, _frames(progress, "edit video"))
+    summary = edit_video(video, out, request, config, _frames(progress, "edit video"))
     return str(out), _metadata(summary, input=Path(video).name, au_text=au_text or "", preset=preset or None,
                                intensity=float(intensity) if preset else None, neutral=bool(neutral),
                                smooth_hz=smooth_hz)

@@ -18,10 +18,13 @@ from PIL import Image
 from aufx.au import ActionUnit, AUVector, catalogue
 from aufx.diffusion.config import DiffusionConfig
 from aufx.diffusion.errors import EngineUnavailable
+from aufx.engines import registry
+from aufx.io.files import atomic_path
 from aufx.io.images import save_png
 from aufx.io.openface import OPENFACE_AUS
 from aufx.openface_runner import SOURCES, OpenFaceError, engine_target, openface_start, shared_openface
-from aufx.pipeline import Editor, EditResult, build_target
+from aufx.pipeline import Editor, EditResult
+from aufx.request import EditRequest
 from aufx.model.presets import emotion_presets, load_user_preset, save_user_preset
 from aufx.ui import au_controls
 from aufx.ui.config import AppConfig
@@ -35,9 +38,8 @@ def write_preview(path: Path, rgb: np.ndarray, max_side: int, quality: int) -> P
     img = Image.fromarray(rgb)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    tmp = path.with_name(path.name + ".part")
-    img.save(tmp, format="JPEG", quality=quality)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="JPEG", quality=quality)
     return path
 
 
@@ -52,16 +54,21 @@ def face_choices(editor: Editor) -> list[tuple[str, int]]:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """The engine of the final pass (slider release, preset, download): the warp alone, or refined by diffusion."""
+    """The engine of the final pass (slider release, preset, download), by its registry name, with its options."""
 
-    diffusion: DiffusionConfig | None = None  # None: warp only
+    name: str = "warp"
+    diffusion: DiffusionConfig | None = None  # the diffusion engine's settings (its ``config`` option)
     seed: int = 0
+
+    @property
+    def options(self) -> dict:
+        return {"config": self.diffusion} if self.diffusion is not None else {}
 
     def describe(self) -> str:
         if self.diffusion is None:
-            return "warp"
+            return self.name
         lora = f", LoRA {Path(self.diffusion.lora_path).name}" if self.diffusion.lora_path else ""
-        return f"diffusion ({self.diffusion.model}{lora}, seed {self.seed})"
+        return f"{self.name} ({self.diffusion.model}{lora}, seed {self.seed})"
 
 
 @dataclass(frozen=True)
@@ -176,12 +183,12 @@ class EditSession:
     def apply_preset(self, name: str, intensity: float) -> dict[str, float]:
         """The preset on a neutral face: every AU 0, then the preset's AUs at prototype value x intensity."""
         key = name.strip().lower()
-        target = build_target(self.measured, preset=key, intensity=intensity, neutral=True)
+        target = EditRequest(preset=key, intensity=intensity, neutral=True).target(self.measured)
         return self.set_target(target, preset=key, intensity=intensity)
 
     def apply_text(self, au_text: str) -> dict[str, float]:
         """AU text (``AU12:0.8,R14:0.2``) on top of the current target: only the named AUs change."""
-        return self.set_target(build_target(self.target, au_text=au_text))
+        return self.set_target(EditRequest(au_text=au_text).target(self.target))
 
     def move_sliders(self, values: dict[str, float | None]) -> bool:
         """A slider event: apply the sliders that moved; False when nothing moved (no edit needed)."""
@@ -201,12 +208,20 @@ class EditSession:
         return {k: fresh[k] for k in keys}
 
     # Rendering ---------------------------------------------------------------------------------------------------
+    def request(self, engine: EngineChoice | None = None, measure: bool = True) -> EditRequest:
+        """The current edit as a request: the sliders' whole target (on the engine's scale), from the chosen engine
+        (``engine``; default the warp)."""
+        engine = engine or EngineChoice()
+        return EditRequest(self.editor.image, name=self.editor.name, face_index=self.face_index, preset=self.preset,
+                           intensity=1.0 if self.intensity is None else self.intensity, neutral=True,
+                           aus=self.engine_aus(), engine=engine.name, engine_options=engine.options,
+                           seed=engine.seed if registry.spec(engine.name).seeded else None, measure=measure)
+
     def render(self, measure: bool) -> EditResult:
         """Run the engine on the cached analysis. The live pass is always the warp (fast enough to follow a slider);
         ``measure`` marks the final pass: refined by the chosen engine and re-measured."""
         with self.lock:
-            result = self._final() if measure else self.editor.edit(self.engine_aus(), self.face_index,
-                                                                    measure_output=False)
+            result = self._final() if measure else self.editor.run(self.request(measure=False))
             if self.measurement.backend != "aufx":
                 result = self._read_output(result, measure)
             self.result = result
@@ -226,14 +241,12 @@ class EditSession:
     def _final(self) -> EditResult:
         """The chosen engine's result; when diffusion cannot run here, the warp result and the reason why."""
         self.engine_note = ""
-        if self.engine.diffusion is not None:
+        if self.engine.name != "warp":
             try:
-                return self.editor.edit(self.engine_aus(), self.face_index, engine="diffusion",
-                                        seed=self.engine.seed,
-                                        config=self.engine.diffusion)
+                return self.editor.run(self.request(self.engine))
             except EngineUnavailable as exc:
                 self.engine_note = str(exc)
-        return self.editor.edit(self.engine_aus(), self.face_index, measure_output=True)
+        return self.editor.run(self.request())
 
     def before_after(self) -> tuple[str, str]:
         return str(self.workdir / "before.jpg"), str(self.workdir / "after.jpg")
@@ -248,12 +261,10 @@ class EditSession:
 
     # Files -------------------------------------------------------------------------------------------------------
     def metadata(self, result: EditResult) -> dict:
-        return result.metadata(input=self.editor.name, preset=self.preset, intensity=self.intensity,
-                               au_text=result.target.to_text(),
-                               faces_found=len(self.editor.faces), image_size=list(self.editor.image.shape[:2]),
-                               source="aufx app", measured_by=self.measured_by(),
-                               **({"engine_target_aus": self.engine_aus().compact()}
-                                  if self.measurement.backend != "aufx" else {}))
+        engine = self.engine if result.engine == self.engine.name else EngineChoice()
+        return self.request(engine).describe(result, source="aufx app", measured_by=self.measured_by(),
+                                             **({"engine_target_aus": self.engine_aus().compact()}
+                                                if self.measurement.backend != "aufx" else {}))
 
     def download(self) -> tuple[Path, Path]:
         """Full-resolution PNG with the AU vector in its 'aufx' text chunk, and the same metadata as a sidecar."""
