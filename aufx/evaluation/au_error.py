@@ -2,8 +2,9 @@
 
 Errors are per AU in the OpenFace view (bilateral AUs: mean of both sides, AUVector.au), over the AUs the measurement
 reports: OpenFace has 17, AUFX's estimator may have more. The measurement comes from either a callable
-``measure_aus(image_rgb) -> dict | None`` (the app plugs in aufx.model.estimate), OpenFace 2.x CSVs of the outputs, or the
-user's OpenFace binary run on the outputs directly (OpenFaceReader).
+``measure_aus(image_rgb) -> dict | None`` (the app plugs in aufx.model.estimate), OpenFace 2.x CSVs of the outputs,
+or the user's OpenFace binary run on the outputs directly (OpenFaceReader); aufx/evaluation/instruments.py says
+which of them are outside readers.
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Evaluate generated images against their sources: ``python -m aufx.evaluation.evaluate --refs Test --gens outputs ...``.
+"""Evaluate generated images against their sources:
+``python -m aufx.evaluation.evaluate --refs Test --gens outputs ...``.
 
 :class:`Evaluator` scores one source/output pair (the app's Evaluate tab can use it directly); :func:`evaluate`
-pairs folders (aufx/evaluation/pairing.py), scores every pair with a ``progress(i, n)`` callback, aggregates, and writes
-``metrics.json`` and ``report.html`` beside it. Models load once per process (aufx/evaluation/backends.py); a metric whose model
+pairs folders (aufx/evaluation/pairing.py), scores every pair with a ``progress(i, n)`` callback, aggregates, and
+writes ``metrics.json`` and ``report.html`` beside it, with the instrument behind each metric
+(aufx/evaluation/instruments.py). Models load once per process (aufx/evaluation/backends.py); a metric whose model
 cannot load is reported as unavailable with the reason.
 """
 from __future__ import annotations
@@ -345,7 +347,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Score generated images against their sources (AU error, identity, LPIPS, PSNR, SSIM, emotion "
                     "accuracy) and write metrics.json and report.html.",
         epilog="Pairing: a sidecar <image>.json ('input', 'target_aus') wins; otherwise the part of the name before "
-               "'__' must match one image in --refs, and --au_csv rows give the targets (see aufx/evaluation/pairing.py).")
+               "'__' must match one image in --refs, and --au_csv rows give the targets (see "
+               "aufx/evaluation/pairing.py).")
     ap.add_argument("--gens", type=Path, default=d.gens, help="folder of generated images (default %(default)s)")
     ap.add_argument("--refs", type=Path, help="folder of source images, matched by base name")
     ap.add_argument("--metrics", default=",".join(d.metrics), help=f"comma list from {','.join(METRICS)}")

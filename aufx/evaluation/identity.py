@@ -1,9 +1,10 @@
 """Identity preservation: cosine similarity and Euclidean distance between face embeddings of source and output.
 
-Two backends (see aufx/evaluation/backends.json): ``dlib`` (ResNet descriptor, weights in the CC0 face-recognition-models wheel;
-the offline default; the training identity loss uses the same network ported to torch, aufx.identity.dlib_resnet,
-which reproduces these descriptors to 1e-6) and ``facenet`` (facenet-pytorch InceptionResnetV1 on VGGFace2; used only where the package and
-its cached weights are already installed, because AUFX never downloads at run time).
+Two backends (see aufx/evaluation/backends.json): ``dlib`` (ResNet descriptor, weights in the CC0
+face-recognition-models wheel; the offline default; the training identity loss uses the same network ported to torch,
+aufx.identity.dlib_resnet, which reproduces these descriptors to 1e-6) and ``facenet`` (facenet-pytorch
+InceptionResnetV1 on VGGFace2; used only where the package and its cached weights are already installed, because
+AUFX never downloads at run time).
 """
 from __future__ import annotations
 
