@@ -134,6 +134,15 @@ def test_edit_runs_from_the_installed_wheel(site, tmp_path, astronaut):
     assert np.array_equal(out[:40], astronaut[:40])  # far from the face nothing moves
 
 
+def test_the_aufx_script_of_the_install_runs(site, tmp_path):
+    script = site / "bin" / "aufx"  # what pip writes from [project.scripts]
+    run = subprocess.run([sys.executable, str(script), "presets"], cwd=tmp_path, env=_env(site), capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    presets = json.loads(run.stdout)
+    assert len(presets) == 8 and presets["happy"]["aus"]["AU12"] > 0
+
+
 def test_app_builds_every_tab_from_the_installed_wheel(site, tmp_path):
     run = subprocess.run([sys.executable, "-c", APP_PROBE], cwd=tmp_path, env=_env(site), capture_output=True,
                          text=True, timeout=180)
