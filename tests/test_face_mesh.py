@@ -12,7 +12,7 @@ from aufx.face.topology import topology
 from aufx.model.basis import basis
 from aufx.model.deform import channel_deltas
 from aufx.model.gains import gain_vector
-from aufx.pipeline import build_target
+from aufx.request import EditRequest
 
 
 def _opened_mouth() -> np.ndarray:
@@ -75,7 +75,7 @@ def test_fold_repair_opens_every_fold_of_a_real_edit(request, who, request_text)
     uses opens all of them, and moves only the vertices near a fold."""
     ed = request.getfixturevalue(who)
     face, b = ed.face(), basis()
-    delta = channel_deltas(face, build_target(ed.measured(), request_text))
+    delta = channel_deltas(face, EditRequest(au_text=request_text).target(ed.measured()))
     motion = b.displacement(delta * gain_vector(b.channels, "geometry"))
     cur = face.canonical
     assert _folds(cur, cur + motion) > 0

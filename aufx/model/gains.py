@@ -10,7 +10,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from aufx.au import channel_au
-from aufx.face.topology import ASSETS
+from aufx.resources import ASSETS
 
 CALIBRATION_FILE = ASSETS / "au_calibration.json"
 _override: dict[str, dict[str, float]] = {}
