@@ -26,9 +26,9 @@ Each generated image is paired with its source (its `.json` sidecar names it; ot
 match a reference image) and scored: **AU error** (target vs measured, lower is better), **identity** similarity,
 **LPIPS**, **PSNR**, **SSIM** and **emotion** recognition. Paths are on the machine running the app; uploads are
 limited by `--max-file-size`. Same as `python -m aufx.evaluation.evaluate`.
-Every column names the instrument that read it. AUs are read by your OpenFace where the app's OpenFace setting is
-made (an outside reader), else by the AUFX estimator, which is *self-referential*: AUFX's own model judging its
-edits. The EMFACS-prototype emotion check is self-referential too; FER2013 is the outside judge."""
+Every column names the instrument that read it. AUs are read by your OpenFace where the server was started with
+`OPENFACE_BIN` set (an outside reader), else by the AUFX estimator, which is *self-referential*: AUFX's own model
+judging its edits. The EMFACS-prototype emotion check is self-referential too; FER2013 is the outside judge."""
 STATUS_COLUMNS = ["metric", "status", "backend", "instrument", "note"]
 SUMMARY_LAYOUT = ["AU error ↓", "Identity ↑", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "Emotion acc ↑"]  # until a run fills it
 
@@ -108,8 +108,8 @@ def build(cfg: AppConfig = AppConfig()) -> None:
                                 info="image_path,AU01,...,AU45 (0..1): target AUs for images without a sidecar.")
             openface_dir = gr.Textbox(label="OpenFace CSV folder (optional)", placeholder="openface_out/",
                                       info="OpenFace 2.x CSVs of the generated images (<stem>.csv); without it "
-                                           "AUs are read by your OpenFace where the app's OpenFace setting "
-                                           "(OPENFACE_BIN) is set, else by the AUFX estimator (self-referential).")
+                                           "AUs are read by your OpenFace where the server has OPENFACE_BIN "
+                                           "set, else by the AUFX estimator (self-referential).")
             metrics = gr.CheckboxGroup([(LABELS[m], m) for m in METRICS], value=list(METRICS), label="Metrics",
                                        info="'Check availability' loads the models and marks those that cannot run.")
             with gr.Row():
