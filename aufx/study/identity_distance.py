@@ -1,7 +1,6 @@
-"""Identity distance between a source photo and each stimulus made from it, through eval's identity backends.
-
-The models live in eval/ (aufx/evaluation/backends.json: weights, licences, and why a backend may be unavailable). A backend
-that cannot load gives no number and a reason, which the manifest records: a missing distance is never written as 0.
+"""Identity distance between a source photo and each stimulus made from it, through the evaluation's identity
+backends (aufx/evaluation/backends.json: the instrument, weights, licences, and why a backend may be unavailable). A
+backend that cannot load gives no number and a reason, which the manifest records: a missing distance is never 0.
 The distance is the Euclidean distance between the two embeddings on the backend's own scale (dlib: below 0.6 is
 the same person).
 """

@@ -137,7 +137,7 @@ def build(cfg: AppConfig = AppConfig()) -> None:
         choices = [(LABELS[m] + (" (unavailable)" if m in down else ""), m) for m in METRICS]
         return gr.CheckboxGroup(choices=choices), gr.Dataframe(visible=True)
 
-    @shown_errors(ValueError, FileNotFoundError)  # eval's own messages: a missing folder, a bad annotations CSV
+    @shown_errors(ValueError, FileNotFoundError)  # the evaluation's messages: a missing folder, a bad annotations CSV
     def evaluate(refs_dir: str, refs_files: list[str] | None, gens_dir: str, gens_files: list[str] | None,
                  au_csv: str, openface_dir: str, metrics: list[str], ws: Workspace | None,
                  progress=gr.Progress()):
