@@ -51,16 +51,7 @@ def _add_edit(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (seeded engines: diffusion)")
     p.add_argument("--no-measure", action="store_true", help="skip re-measuring AUs on the output")
     _add_estimator(p)
-    for name in registry.names():  # each engine's own flags (diffusion: --model, --lora_path...); none import torch
-        hook = getattr(registry.engine_class(name), "add_cli_args", None)
-        if hook is not None:
-            hook(p)
-
-
-def _engine_options(args) -> dict:
-    """The chosen engine's keyword options from its flags (none for the warp)."""
-    hook = getattr(registry.engine_class(args.engine), "options_from_args", None)
-    return hook(args) if hook is not None else {}
+    registry.add_cli_args(p)
 
 
 def _add_estimator(p) -> None:
@@ -147,7 +138,7 @@ def cmd_edit(args) -> int:
         raise AUError(f"--output {dst} is the input file; AUFX never overwrites its input")
     calibration = _load_calibration(args.estimator)
     request = _request(args, image=src, face_index=args.face, engine=args.engine,
-                       engine_options=_engine_options(args), seed=args.seed, measure=not args.no_measure)
+                       engine_options=registry.options_from_args(args.engine, args), seed=args.seed, measure=not args.no_measure)
     editor, result = run(request)
     face = editor.face(args.face)
     result.timings_ms["cli_total"] = (time.perf_counter() - t0) * 1000

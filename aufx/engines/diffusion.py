@@ -3,22 +3,23 @@
 Warp-then-refine: ``render`` runs the warp engine's render, then a low-strength img2img pass on the face crop makes
 folds, teeth and closed eyes look photographic while the warp keeps geometry and identity. Only the face mask (the
 union of the source and target face ovals) is regenerated; pixels outside it are returned unchanged. torch and
-diffusers are imported on the first edit, so importing this module is cheap.
+diffusers are imported on the first edit, the warp engine when the engine is made, so importing this module
+(for its command-line flags) is cheap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from aufx.au import AUVector
 from aufx.diffusion.config import DiffusionConfig, add_diffusion_args, config_from_args
 from aufx.diffusion.errors import EngineUnavailable, LoraFileError, ModelUnavailable
-from aufx.engines.warp import WarpEngine
-from aufx.face.analysis import FaceAnalysis
-from aufx.face.topology import topology
-from aufx.model.deform import Deformation
+
+if TYPE_CHECKING:
+    from aufx.face.analysis import FaceAnalysis
+    from aufx.model.deform import Deformation
 
 __all__ = ["DiffusionEngine", "DiffusionConfig", "MaskConfig", "face_mask", "add_diffusion_args",
            "config_from_args", "EngineUnavailable", "ModelUnavailable", "LoraFileError"]
@@ -32,6 +33,10 @@ class MaskConfig:
 def face_mask(face: FaceAnalysis, d: Deformation, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
     """(H, W) float32 soft mask in [0, 1] of the edited face: the union of the source face oval
     (``face.landmarks``, px) and the target one (``d.target_landmarks`` (478, 2) px), blurred at its edge."""
+    import cv2
+
+    from aufx.face.topology import topology
+
     h, w = face.image_size
     m = np.zeros((h, w), np.uint8)
     oval = list(topology().groups["face_oval"])
@@ -49,6 +54,8 @@ class DiffusionEngine:
     def __init__(self, config: DiffusionConfig | None = None, seed: int | None = None,
                  mask: MaskConfig = MaskConfig()):
         """``seed``: the edit's seed, overriding ``config.seed`` (the registry passes the request's seed here)."""
+        from aufx.engines.warp import WarpEngine  # here, so that listing the CLI flags imports no renderer
+
         config = config or DiffusionConfig()
         self.config = config if seed is None else replace(config, seed=int(seed))
         self.mask = mask

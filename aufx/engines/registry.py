@@ -5,9 +5,9 @@ Each entry names its class as ``"module:Class"``, imported on first use, so list
 of app start. ``engine(name, seed, **options)`` returns a shared instance per (name, options[, seed]): the diffusion
 pipeline is expensive to load and every Editor, slider move and batch image reuses it.
 
-An engine class is built as ``Class(**options)``, plus ``seed=`` for a seeded (stochastic) entry. It may offer two
-optional class methods for the command line: ``add_cli_args(parser)`` (its flags) and ``options_from_args(args)``
-(those flags back as keyword options).
+An engine class is built as ``Class(**options)``, plus ``seed=`` for a seeded (stochastic) entry. An entry with
+``cli_flags`` offers two class methods for the command line: ``add_cli_args(parser)`` (its flags) and
+``options_from_args(args)`` (those flags back as keyword options); its module must then be cheap to import.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class EngineSpec:
     factory: str | Callable[..., Engine]  # "module:Class" (imported on first use) or a callable
     summary: str  # one line for help texts
     seeded: bool = False  # stochastic: the edit's seed is passed to the factory (and is part of the cache key)
+    cli_flags: bool = False  # the class has add_cli_args(parser) and options_from_args(args)
 
     def load(self) -> Callable[..., Engine]:
         if callable(self.factory):
@@ -38,7 +39,8 @@ _ENGINES: dict[str, EngineSpec] = {
     spec.name: spec for spec in (
         EngineSpec("warp", "aufx.engines.warp:WarpEngine", "training-free geometric warp, CPU, real time"),
         EngineSpec("diffusion", "aufx.engines.diffusion:DiffusionEngine",
-                   "the warp refined by SD1.5 img2img (AU LoRA, optional ControlNet); GPU", seeded=True),
+                   "the warp refined by SD1.5 img2img (AU LoRA, optional ControlNet); GPU", seeded=True,
+                   cli_flags=True),
     )
 }
 _cache: dict[tuple, Engine] = {}
@@ -72,6 +74,14 @@ def engine(name: str = "warp", seed: int | None = None, **options: Any) -> Engin
         return _cache[key]
 
 
-def engine_class(name: str) -> type:
-    """The engine's class (imports its module), for its optional command-line hooks."""
-    return spec(name).load()
+def add_cli_args(parser) -> None:
+    """Every engine's own flags (diffusion: --model, --lora_path...), each in its argument group."""
+    for s in _ENGINES.values():
+        if s.cli_flags:
+            s.load().add_cli_args(parser)
+
+
+def options_from_args(name: str, args) -> dict:
+    """The keyword options the parsed flags give engine ``name`` (none for an engine without flags)."""
+    s = spec(name)
+    return s.load().options_from_args(args) if s.cli_flags else {}
