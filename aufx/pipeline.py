@@ -43,9 +43,9 @@ class EditResult:
     face: dict
     engine: str
     engine_params: dict
+    faces_found: int  # faces in the image (face_index picks one)
+    image_size: tuple[int, int]  # (H, W) px
     timings_ms: dict = field(default_factory=dict)
-    faces_found: int = 1
-    image_size: tuple[int, int] = (0, 0)  # (H, W) px
 
     def metadata(self) -> dict:
         """What the result itself knows (engine, AUs asked and measured, timings); ``EditRequest.describe`` adds
@@ -108,7 +108,7 @@ class Editor:
             timings["measure_output"] = (time.perf_counter() - t2) * 1000
         timings["edit_total"] = (time.perf_counter() - t0) * 1000
         return EditResult(out, target, estimate_aus(face), measured_out, i, face.describe(), eng.name,
-                          eng.params(), timings, len(self.faces), tuple(self.image.shape[:2]))
+                          eng.params(), len(self.faces), tuple(self.image.shape[:2]), timings)
 
     def run(self, request: EditRequest) -> EditResult:
         """The request's edit of this editor's image: its target from the face's measured AUs, its engine."""
