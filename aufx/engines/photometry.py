@@ -84,7 +84,8 @@ def gradient_magnitude(y: np.ndarray) -> np.ndarray:
 
 
 def photometry(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = PhotometryConfig()) -> Photometry:
-    """The face's photometry, cached on the analysis (the source image of one analysis never changes)."""
+    """The photometry of ``image`` (H, W, 3) uint8 around ``face``, cached on the analysis per config (the source
+    image of one analysis never changes)."""
     key = ("photometry", cfg)
     if key not in face.cache:
         face.cache[key] = measure(image, face, cfg)
