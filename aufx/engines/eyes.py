@@ -13,13 +13,14 @@ import numpy as np
 
 from aufx.model.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, bbox, face_axes, median_colour, poly_mask
-from aufx.engines.photometry import grain, luminance, photometry
+from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
 
 def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
-                box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
+                box: tuple[int, int, int, int], cfg: InteriorConfig,
+                photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
     """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), with both eyes
     drawn into their target lid openings; ``image`` (H, W, 3) uint8 is the photo the warp sampled."""
     topo = topology()
@@ -37,7 +38,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         corner = np.array([x0, y0], float)
         m_tgt = poly_mask(shape, tgt[loop] - corner)
         if m_tgt.max() == 0:
-            roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg)
+            roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
             continue
         m_src = poly_mask(shape, src[loop] - corner)
         if m_tgt.sum() > m_src.sum():  # an opening eye: the photo's rim pixels are lid and lashes, not eyeball
@@ -84,7 +85,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         roi = roi.copy()
         patch = roi[y0:y1, x0:x1].astype(np.float32)
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
-        roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg)
+        roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
 
 
@@ -108,7 +109,8 @@ def _curve(points: np.ndarray, frame, u: np.ndarray) -> np.ndarray:
 
 
 def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: str, src: np.ndarray,
-                 tgt: np.ndarray, box: tuple[int, int, int, int], cfg: InteriorConfig) -> np.ndarray:
+                 tgt: np.ndarray, box: tuple[int, int, int, int], cfg: InteriorConfig,
+                 photo: PhotometryConfig) -> np.ndarray:
     """Repaint the upper lid between its skin ring and the lowered margin with the person's own lid skin, and
     draw the lash line along the new margin. ``src``/``tgt`` are (478, 2) landmarks in ROI pixels; ``roi``
     (h, w, 3) uint8 at ``box`` in ``image`` (H, W, 3) uint8."""
@@ -118,7 +120,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     _, down = face_axes(face)
     if float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) < cfg.lid_close_px:
         return roi  # the lid does not come down: the warp has it
-    pm = photometry(image, face)
+    pm = photometry(image, face, photo)
     ipd = face.pose.scale
     x0, y0, x1, y1 = bbox(np.vstack([tgt[margin], tgt[ring]]), 3, roi.shape[:2])
     if x1 <= x0 or y1 <= y0:

@@ -15,6 +15,7 @@ import numpy as np
 from aufx.model.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, MouthConfig
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
+from aufx.engines.photometry import PhotometryConfig
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -50,7 +51,8 @@ def _shift(layer: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.n
 
 
 def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
-                 box: tuple[int, int, int, int], config: InteriorConfig) -> np.ndarray:
+                 box: tuple[int, int, int, int], config: InteriorConfig,
+                 photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
     """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), returned with the
     mouth drawn into the target lip opening; ``image`` (H, W, 3) uint8 is the source photo."""
     cfg = config.mouth
@@ -59,7 +61,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     src, tgt = face.landmarks[:, :2], d.target_landmarks
     if np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max() < config.min_move_px:
         return roi
-    lay = layers(image, face, cfg)
+    lay = layers(image, face, cfg, photo)
     f, ipd = lay.frame, lay.frame.ipd
     t_up, t_lo = f.to_uv(tgt[up_idx]), f.to_uv(tgt[lo_idx])
     us, allow, share_top = _opening_profile(t_up, t_lo, f.to_uv(src[up_idx]), f.to_uv(src[lo_idx]), cfg)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from aufx.engines.interiors import MouthConfig, face_axes, poly_mask
-from aufx.engines.photometry import grain, luminance, photometry
+from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
 
@@ -225,7 +225,8 @@ def _seam_px(contrast: float, photo, cfg: MouthConfig) -> float:
     return max(1.0, cfg.seam_blur * photo.blur_px, abs(contrast) / max(photo.max_edge, 1.0))
 
 
-def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
+                 photo_cfg: PhotometryConfig = PhotometryConfig()) -> MouthLayers:
     """The mouth layers of ``image`` (H, W, 3) uint8 for ``face``; see MouthLayers for their shapes."""
     topo = topology()
     frame = face_frame(face)
@@ -242,7 +243,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
     up0, lo0 = contour_fn(up_uv)(u), contour_fn(lo_uv)(u)
     in_width = (u > up_uv[:, 0].min()) & (u < up_uv[:, 0].max())
 
-    photo = photometry(image, face)
+    photo = photometry(image, face, photo_cfg)
     ex = exemplar()
     lip, skin = mouth_colours(image, face, cfg)
     ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
@@ -304,9 +305,10 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> Mou
                        lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)
 
 
-def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> MouthLayers:
+def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
+           photo: PhotometryConfig = PhotometryConfig()) -> MouthLayers:
     """The face's mouth layers, cached on the analysis per config (computed once per face)."""
-    key = ("mouth_layers", cfg)
+    key = ("mouth_layers", cfg, photo)
     if key not in face.cache:
-        face.cache[key] = build_layers(image, face, cfg)
+        face.cache[key] = build_layers(image, face, cfg, photo)
     return face.cache[key]

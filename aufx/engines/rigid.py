@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aufx.engines.photometry import grain, luminance, photometry
+from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -58,30 +58,32 @@ class Frames:
     pixels: np.ndarray  # (n, 3) float32: the photo there
 
 
-def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = RigidConfig()) -> Frames | None:
+def detect_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig = RigidConfig(),
+                  photo: PhotometryConfig = PhotometryConfig()) -> Frames | None:
     """The face's spectacle frames in ``image`` (H, W, 3) uint8, or None; cached on the analysis."""
-    key = ("frames", cfg)
+    key = ("frames", cfg, photo)
     if key not in face.cache:
-        face.cache[key] = _detect(image, face, cfg)
+        face.cache[key] = _detect(image, face, cfg, photo)
     return face.cache[key]
 
 
-def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> np.ndarray:
+def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
+                   photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
     """(H, W, 3) uint8: the photo with its frames inpainted (the image itself when there are none): the warp moves
     the face from this, so no piece of frame is dragged along with the brows; keep_rigid puts the frame back on
     top."""
     if not cfg.enabled:
         return image
-    key = ("frame_free", cfg)
+    key = ("frame_free", cfg, photo)
     if key not in face.cache:
-        fr = detect_frames(image, face, cfg)
+        fr = detect_frames(image, face, cfg, photo)
         out = image
         if fr is not None:
             x0, y0, x1, y1 = fr.box
             hole = (fr.alpha[..., 0] > 0).astype(np.uint8)  # exactly the pixels keep_rigid puts back
             filled = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), hole, cfg.inpaint_px, cv2.INPAINT_TELEA)
             # inpainting is smooth: give the filled skin the photo's own texture contrast and grain back
-            pm = photometry(image, face)
+            pm = photometry(image, face, photo)
             g = cv2.GaussianBlur(grain(max(image.shape[:2]), 5)[y0:y1, x0:x1], (0, 0), cfg.fill_blur_px)
             g = g / (g.std() + 1e-6) * (pm.texture * luminance(filled) + pm.noise)
             filled = np.clip(filled + (g * hole)[..., None], 0, 255).astype(np.uint8)
@@ -92,12 +94,12 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> n
 
 
 def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int],
-               cfg: RigidConfig) -> np.ndarray:
+               cfg: RigidConfig, photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
     """The edited ROI (h, w, 3) uint8 at ``box`` (x0, y0, x1, y1 image pixels) with the photo's own frame pixels
     composited back over it."""
     if not cfg.enabled:
         return roi
-    fr = detect_frames(image, face, cfg)
+    fr = detect_frames(image, face, cfg, photo)
     if fr is None:
         return roi
     rows, cols = fr.at[0] - box[1], fr.at[1] - box[0]
@@ -142,11 +144,11 @@ def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
     return (lap + 0.5) * r_max / edge.shape[1] + 0.5 * r_max / edge.shape[1], strength
 
 
-def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> Frames | None:
+def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig, photo: PhotometryConfig) -> Frames | None:
     """The frames in ``image`` (H, W, 3) uint8 over a box around the eyes, or None (see Frames)."""
     topo = topology()
     ipd = face.pose.scale
-    pm = photometry(image, face)
+    pm = photometry(image, face, photo)
     lm = face.landmarks[:, :2]
     h, w = image.shape[:2]
     pad = int(cfg.rim_max_ipd * ipd) + 3

@@ -19,7 +19,7 @@ import yaml
 from aufx.au import catalogue
 from aufx.model.basis import basis, mirror_map
 from aufx.model.deform import Deformation
-from aufx.engines.photometry import Photometry, grain, photometry
+from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
 
@@ -203,7 +203,8 @@ def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
 
 
 def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
-                   box: tuple[int, int, int, int], cfg: ShadingConfig) -> np.ndarray:
+                   box: tuple[int, int, int, int], cfg: ShadingConfig,
+                   photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
     """The warped ROI (h, w, 3) uint8 at ``box`` (x0, y0, x1, y1 image pixels) with each AU's relief shaded in;
     ``image`` (H, W, 3) uint8 is the source photo."""
     if not cfg.enabled or cfg.strength <= 0:
@@ -217,7 +218,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     active = [(ch, a) for ch, a in amounts.items() if a > 1e-3 and ch in looks]
     if not active:
         return roi
-    pm = photometry(image, face)
+    pm = photometry(image, face, photo)
     ipd = face.pose.scale
     pts = d.target_landmarks - np.array(box[:2], float)
     h, w = roi.shape[:2]

@@ -1,9 +1,10 @@
 """The warp engine: training-free, CPU, real time.
 
-render(image, face, target AUs, deformation): target landmarks (deform.py) -> dense backward warp of the face region (field.py) ->
-eye and mouth interiors where apertures open (eyes.py, mouth.py) -> appearance shading of each AU (shading.py) ->
-the photo's own spectacle frames kept in place (rigid.py) -> composite into the full-resolution original, which
-is untouched outside the face region.
+render(image, face, target AUs, deformation), in the order the data flows: the photo's spectacle frames lifted out
+(rigid.py) -> dense backward warp of the face region along the target landmarks (field.py; the landmarks come from
+aufx/model/deform.py) -> eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py, mouth_layers.py) ->
+each AU's relief shaded in (shading.py, with the photo's light, blur and grain from photometry.py) -> the frames put
+back unbent (rigid.py) -> composite into the full-resolution original, untouched outside the face region.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from aufx.engines.field import FieldConfig, WarpField
 from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
+from aufx.engines.photometry import PhotometryConfig
 from aufx.engines.rigid import RigidConfig, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
@@ -30,6 +32,7 @@ class WarpConfig:
     interiors: InteriorConfig = dc_field(default_factory=InteriorConfig)
     shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
     rigid: RigidConfig = dc_field(default_factory=RigidConfig)
+    photometry: PhotometryConfig = dc_field(default_factory=PhotometryConfig)  # the photo's light, blur, grain, skin
 
 
 class WarpEngine:
@@ -66,12 +69,13 @@ class WarpEngine:
         wf = self.prepare(face)
         mx, my = wf.backward_maps(d.displacement_px)
         rx0, ry0, rx1, ry1 = wf.roi
-        face_only = without_frames(image, face, self.config.rigid)  # frames are put back, unbent, at the end
+        cfg = self.config
+        face_only = without_frames(image, face, cfg.rigid, cfg.photometry)  # frames are put back, unbent, at the end
         roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        roi = render_eyes(roi, face_only, face, d, wf.roi, self.config.interiors)  # lids from skin, not frames
-        roi = render_mouth(roi, image, face, d, wf.roi, self.config.interiors)
-        roi = render_shading(roi, image, face, d, wf.roi, self.config.shading)
-        roi = keep_rigid(roi, image, face, wf.roi, self.config.rigid)  # spectacle frames do not bend
+        roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry)  # lids from skin, not frames
+        roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry)
+        roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
+        roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
         out = image.copy()
         np.copyto(out[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
         return out
