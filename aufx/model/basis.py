@@ -50,8 +50,7 @@ def mirror_map(canon: np.ndarray) -> np.ndarray:
     flipped = canon.copy()
     flipped[:, 0] *= -1
     _, idx = cKDTree(canon[:N_MESH]).query(flipped[:N_MESH])
-    iris = np.array([473, 474, 477, 476, 475, 468, 469, 472, 471, 470])  # centre, then the ring mirrored
-    return np.concatenate([idx, iris])
+    return np.concatenate([idx, topology().groups["iris_mirror"]])
 
 
 def _resolve(ref, topo: Topology) -> list[int]:
