@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, bbox, face_axes, median_colour, poly_mask
+from aufx.engines.interiors import InteriorConfig, bbox, median_colour, poly_mask
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -76,7 +76,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         cv2.polylines(line, [upper], False, 0, 1, cv2.LINE_8, shift=4)
         dist = cv2.distanceTransform(line, cv2.DIST_L2, 3)
         reach = max(cfg.lid_shadow_ipd * face.pose.scale, cfg.lid_shadow_min_px)
-        _, down = face_axes(face)
+        _, down = face.pose.image_axes()
         moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (cfg.lid_shadow_full * reach), 0, 1))
         where = (1 - known) + known * moved
         content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
@@ -117,7 +117,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     topo = topology()
     margin = np.array(topo.groups[f"{eye}_upper"])
     ring = np.array(topo.groups[f"{eye}_lid_ring"])
-    _, down = face_axes(face)
+    _, down = face.pose.image_axes()
     if float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) < cfg.lid_close_px:
         return roi  # the lid does not come down: the warp has it
     pm = photometry(image, face, photo)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from aufx.face.analysis import FaceAnalysis
 
 
 @dataclass(frozen=True)
@@ -108,11 +107,6 @@ def bbox(poly: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[int, int, 
     x0, y0 = np.floor(poly.min(0)).astype(int) - pad
     x1, y1 = np.ceil(poly.max(0)).astype(int) + pad
     return max(0, x0), max(0, y0), min(shape[1], x1), min(shape[0], y1)
-
-
-def face_axes(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
-    """(right (2,), down (2,)): unit vectors of the face's own right and down directions in the image plane."""
-    return face.pose.image_axes()
 
 
 def median_colour(image: np.ndarray, mask: np.ndarray, default) -> np.ndarray:

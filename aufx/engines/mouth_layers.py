@@ -16,7 +16,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from aufx.engines.interiors import MouthConfig, face_axes, poly_mask
+from aufx.engines.interiors import MouthConfig, poly_mask
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
@@ -49,7 +49,7 @@ def face_frame(face: FaceAnalysis) -> MouthFrame:
     """The face's mouth frame: centred on the middle inner-lip pair at rest, axes from the head pose, IPD units."""
     topo = topology()
     mid = topo.pairs["lip"][len(topo.pairs["lip"]) // 2]
-    right, down = face_axes(face)
+    right, down = face.pose.image_axes()
     return MouthFrame(face.landmarks[mid, :2].mean(0), np.stack([right, down], 1), float(face.pose.scale))
 
 
