@@ -307,7 +307,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
            photo: PhotometryConfig = PhotometryConfig()) -> MouthLayers:
-    """The face's mouth layers, cached on the analysis per config (computed once per face)."""
+    """The face's mouth layers (RGBA (h, w, 4) over a box around the mouth) from its (H, W, 3) uint8 photo, cached
+    on the analysis per config (computed once per face)."""
     key = ("mouth_layers", cfg, photo)
     if key not in face.cache:
         face.cache[key] = build_layers(image, face, cfg, photo)

@@ -53,6 +53,7 @@ def register(spec: EngineSpec) -> None:
 
 
 def names() -> tuple[str, ...]:
+    """The registered engine names, in registration order (warp first: the default)."""
     return tuple(_ENGINES)
 
 

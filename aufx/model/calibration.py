@@ -49,11 +49,12 @@ def _feature_columns() -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
 
 
 def feature_names() -> tuple[str, ...]:
+    """The calibration's input features, one per AU (left and right channels averaged)."""
     return _feature_columns()[0]
 
 
 def features(raw: np.ndarray) -> np.ndarray:
-    """Raw per-channel estimates (``estimate_raw``) -> one value per feature."""
+    """(n_channels,) raw per-channel estimates (``estimate_raw``) -> (n_features,) in ``feature_names()`` order."""
     return np.array([raw[list(idx)].mean() for idx in _feature_columns()[1]])
 
 
@@ -77,7 +78,7 @@ class AUModel:
     heldout: dict[str, Any] = field(default_factory=dict)  # n, pearson_r, mae, and the raw estimator's for comparison
 
     def predict(self, x: np.ndarray) -> float:
-        """OpenFace-scale value (clipped to [0, 1]) from a feature vector in ``feature_names()`` order."""
+        """OpenFace-scale value (clipped to [0, 1]) from a (n_features,) vector in ``feature_names()`` order."""
         names = feature_names()
         value = self.intercept + sum(w * x[names.index(f)] for f, w in self.coefficients.items())
         return float(min(1.0, max(0.0, value)))
@@ -94,12 +95,13 @@ class Calibration:
         return tuple(self.models)
 
     def predict(self, raw: np.ndarray) -> dict[str, float]:
-        """Calibrated AUs (OpenFace scale, 0..1) from raw per-channel estimates."""
+        """Calibrated AUs (OpenFace scale, 0..1) from (n_channels,) raw per-channel estimates."""
         x = features(raw)
         return {au: m.predict(x) for au, m in self.models.items()}
 
     def vector(self, raw: np.ndarray) -> AUVector:
-        """Every channel: calibrated AUs on both sides (OpenFace has one value per AU), the rest as raw estimates."""
+        """Every channel from (n_channels,) raw estimates: calibrated AUs on both sides (OpenFace has one value per
+        AU), the rest as raw estimates clipped to 0..1."""
         values = dict(zip(basis().channels, np.clip(raw, 0.0, 1.0)))
         for au, value in self.predict(raw).items():
             values[au] = value  # an AU code sets both sides

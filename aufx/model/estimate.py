@@ -88,7 +88,8 @@ def _solve(shape_change: np.ndarray, cfg: EstimatorConfig, use_evidence: bool, b
 
 
 def mesh_raw(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
-    """Unclipped mesh-estimator values per basis channel, on the editor's own scale (cached on the analysis)."""
+    """(n_channels,) unclipped mesh-estimator values in basis channel order, on the editor's own scale (cached on
+    the analysis)."""
     key = ("mesh_aus", cfg)
     if key not in face.cache:
         face.cache[key] = _solve(face.canonical - topology().canonical, cfg, True, (cfg.lower, cfg.upper))
@@ -118,8 +119,8 @@ def _merge(mesh: np.ndarray, reading: np.ndarray) -> np.ndarray:
 
 
 def estimate_raw(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
-    """Unclipped AU values per basis channel on OpenFace's scale (cached on the analysis); deform's edit is
-    target - this."""
+    """(n_channels,) unclipped AU values in basis channel order on OpenFace's scale (cached on the analysis);
+    deform's edit is target - this."""
     key = ("raw_aus", cfg)
     if key not in face.cache:
         face.cache[key] = _merge(mesh_raw(face, cfg), openface_like(face, cfg))
@@ -151,6 +152,6 @@ def estimate_calibrated(face: FaceAnalysis, calibration: Calibration) -> AUVecto
 
 
 def channel_vector(vec: AUVector) -> np.ndarray:
-    """An AUVector as an array in basis channel order."""
+    """An AUVector as a (n_channels,) array in basis channel order."""
     return np.array([vec[c] for c in basis().channels])
 

@@ -36,6 +36,7 @@ def preset_vector(name: str, intensity: float = 1.0, include_optional: bool = Fa
 
 
 def save_user_preset(path: str | Path, name: str, vector: AUVector, note: str = "") -> Path:
+    """Write a preset as readable JSON (name, non-zero AUs, note, AUFX version); parent folders are created."""
     from aufx import __version__
 
     path = Path(path)

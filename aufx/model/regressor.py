@@ -68,6 +68,8 @@ def full_features(face: FaceAnalysis, cfg: FeatureConfig = FEATURES) -> np.ndarr
 
 
 def save_regressor(path: Path, full: LinearModel, shape_model: LinearModel, cfg: FeatureConfig) -> Path:
+    """Both models' (n_features, 17) weights and (17,) biases as safetensors, with the feature settings that
+    produced their inputs (a loaded regressor computes the same features)."""
     meta = {"format": FORMAT, "aus": json.dumps(list(AU_NAMES)), "features": json.dumps(asdict(cfg))}
     tensors = {"full.weight": full.weight, "full.bias": full.bias, "shape.weight": shape_model.weight,
                "shape.bias": shape_model.bias}
@@ -77,6 +79,7 @@ def save_regressor(path: Path, full: LinearModel, shape_model: LinearModel, cfg:
 
 @lru_cache(maxsize=2)
 def load_regressor(path: Path = WEIGHTS) -> Regressor:
+    """The regressor saved by ``save_regressor`` (safetensors: no pickle), cached per path."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:
