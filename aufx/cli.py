@@ -137,8 +137,8 @@ def cmd_edit(args) -> int:
     if dst.exists() and dst.resolve() == src.resolve():
         raise AUError(f"--output {dst} is the input file; AUFX never overwrites its input")
     calibration = _load_calibration(args.estimator)
-    request = _request(args, image=src, face_index=args.face, engine=args.engine,
-                       engine_options=registry.options_from_args(args.engine, args), seed=args.seed, measure=not args.no_measure)
+    request = _request(args, image=src, face_index=args.face, engine=args.engine, seed=args.seed,
+                       engine_options=registry.options_from_args(args.engine, args), measure=not args.no_measure)
     editor, result = run(request)
     face = editor.face(args.face)
     result.timings_ms["cli_total"] = (time.perf_counter() - t0) * 1000

@@ -54,12 +54,12 @@ class DiffusionEngine:
     def __init__(self, config: DiffusionConfig | None = None, seed: int | None = None,
                  mask: MaskConfig = MaskConfig()):
         """``seed``: the edit's seed, overriding ``config.seed`` (the registry passes the request's seed here)."""
-        from aufx.engines.warp import WarpEngine  # here, so that listing the CLI flags imports no renderer
+        from aufx.engines import registry  # here, so that listing the CLI flags imports no renderer
 
         config = config or DiffusionConfig()
         self.config = config if seed is None else replace(config, seed=int(seed))
         self.mask = mask
-        self.warp = WarpEngine()
+        self.warp = registry.engine("warp")  # the process's shared warp engine: its per-face caches too
         self._resolved: dict = {}  # what the last edit ran with: device, dtype, seed, scheduler, LoRA hash
 
     @classmethod

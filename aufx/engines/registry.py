@@ -44,7 +44,7 @@ _ENGINES: dict[str, EngineSpec] = {
     )
 }
 _cache: dict[tuple, Engine] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: an engine may build another (diffusion refines the shared warp engine)
 
 
 def register(spec: EngineSpec) -> None:

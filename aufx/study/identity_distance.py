@@ -19,7 +19,7 @@ class IdentityMeter:
         try:
             from aufx.evaluation import backends, identity
         except ImportError as exc:
-            self.reason = f"the eval package is not importable ({exc})"
+            self.reason = f"the evaluation package is not importable ({exc})"
             return
         self._compare = identity.compare
         try:

@@ -22,10 +22,10 @@ from aufx.engines import registry
 from aufx.io.files import atomic_path
 from aufx.io.images import save_png
 from aufx.io.openface import OPENFACE_AUS
+from aufx.model.presets import emotion_presets, load_user_preset, save_user_preset
 from aufx.openface_runner import SOURCES, OpenFaceError, engine_target, openface_start, shared_openface
 from aufx.pipeline import Editor, EditResult
 from aufx.request import EditRequest
-from aufx.model.presets import emotion_presets, load_user_preset, save_user_preset
 from aufx.ui import au_controls
 from aufx.ui.config import AppConfig
 
