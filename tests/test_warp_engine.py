@@ -267,3 +267,32 @@ def test_teeth_are_not_stretched_by_a_wider_opening(grace_editor):
         first_tooth = int(np.flatnonzero(p > 150)[0])
         edges.append(first_tooth + int(np.flatnonzero(p[first_tooth:] < 60)[0]))
     assert abs(edges[0] - edges[1]) <= 2, (edges, profiles)
+
+
+@pytest.mark.parametrize("au,gain", [("AU01", 2.0), ("AU01", 3.0)])
+def test_backward_map_lands_far_moved_landmarks(astronaut_editor, au, gain):
+    """The dense field's inverse takes each moved landmark back to where its pixels come from, also for a motion that
+    stretches the skin more than 1:1 (a brow raised 3x against the pinned lid): that is where a plain fixed-point
+    inversion leaves the feature in place and smears the band in between."""
+    from aufx.engines import registry
+    from aufx.model.gains import gains_overridden
+
+    face = astronaut_editor.face()
+    with gains_overridden({au: {"geometry": gain, "appearance": 1.0}}):
+        d = deform(face, AUVector.clipped({au: 1.0}), np.zeros(len(basis().channels)))
+    wf = registry.engine("warp").prepare(face)
+    mx, my = wf.backward_maps(d.displacement_px)
+    from aufx.face.topology import topology
+
+    groups = topology().groups  # inside the openings the field follows one side only: those margins are not skin
+    margins = {i for g in ("lips_inner_upper", "lips_inner_lower", "eye_R_upper", "eye_R_lower", "eye_L_upper",
+                           "eye_L_lower") for i in groups[g]}
+    moved = np.array([i for i in np.flatnonzero(np.linalg.norm(d.displacement_px, axis=1) > 0.1 * face.pose.scale)
+                      if i not in margins and i < 468])
+    assert len(moved) >= 3, "the edit must move some landmarks by a tenth of the interpupillary distance"
+    rx0, ry0 = wf.roi[:2]
+    tx, ty = (d.target_landmarks[moved] - [rx0, ry0]).T
+    src = np.stack([cv2.remap(m, tx.astype(np.float32)[None], ty.astype(np.float32)[None], cv2.INTER_LINEAR)[0]
+                    for m in (mx, my)], axis=1)
+    err = np.linalg.norm(src - face.landmarks[moved, :2], axis=1)
+    assert np.percentile(err, 90) < 0.1 * np.median(np.linalg.norm(d.displacement_px[moved], axis=1)), err

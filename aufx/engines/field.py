@@ -2,7 +2,10 @@
 
 Per face (once): a region of interest, a ring of zero-motion anchors around the face, the mesh rasterised into a
 low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
-forward displacement field, a few fixed-point steps invert it (q = p - d(q)), and one remap moves the pixels. Motion
+forward displacement field, a few Newton steps invert it (solve q + d(q) = p for q), and one remap moves the pixels.
+Newton, not the plain fixed point q = p - d(q): the fixed point only converges where the field's gradient stays below
+1, and a brow raised against a pinned lid or a lip corner pulled far stretches the skin more than that; the plain
+iteration then leaves the features where they were and smears the band in between. Motion
 is exactly zero outside the ring, so hair, clothes and background are untouched.
 
 Inside the mouth and eye openings the field follows one side only (the lower lip, the upper lid). Interpolating
@@ -30,7 +33,10 @@ class FieldConfig:
     ring_scale: float = 1.30  # anchors sit this many face-radii from the face centre: motion fades out by there
     ring_scale_below: float = 1.75  # ...and further below the chin, so a dropped jaw has room to move
     field_max_side: int = 256  # the field is smooth: compute it at low resolution, upsample the final map
-    inverse_iterations: int = 5  # fixed-point steps that invert the forward field (q = p - d(q))
+    inverse_iterations: int = 3  # Newton steps that invert the forward field (solve q + d(q) = p)
+    min_jacobian: float = 0.05  # where the forward map's Jacobian determinant falls below this (a fold), the step is
+    # the plain fixed-point one
+    max_step_ratio: float = 4.0  # a Newton step is at most this many times the residual (no jumps across a fold)
 
 
 class WarpField:
@@ -125,10 +131,24 @@ class WarpField:
         maps), for landmark motion ``disp_px`` (478, 2) px."""
         fwd = self.forward(disp_px)
         gx, gy = self._low_grid
-        off = fwd.copy()
-        for _ in range(self.cfg.inverse_iterations):  # q = p - d(q): converges where the warp does not fold
-            off = cv2.remap(fwd, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        dxx, dxy = np.gradient(fwd[..., 0], axis=(1, 0))  # d(dx)/dx, d(dx)/dy
+        dyx, dyy = np.gradient(fwd[..., 1], axis=(1, 0))
+        jac = cv2.merge([1 + dxx, dxy, dyx, 1 + dyy])  # Jacobian of q -> q + d(q), row-major 2x2 per pixel
+        off = fwd.copy()  # d(q) at the current guess q = p - off
+        for _ in range(self.cfg.inverse_iterations):
+            qx, qy = gx - off[..., 0], gy - off[..., 1]
+            r = cv2.remap(fwd, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0) - off
+            a, b, c, e = cv2.split(cv2.remap(jac, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+            rx, ry = r[..., 0], r[..., 1]  # residual q + d(q) - p
+            det = a * e - b * c
+            fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
+            det[fold] = 1.0
+            a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
+            step = cv2.merge([(e * rx - b * ry) / det, (a * ry - c * rx) / det])
+            # A step far longer than the residual jumps across a fold: cap it (damped Newton).
+            ratio = cv2.magnitude(step[..., 0], step[..., 1]) / (self.cfg.max_step_ratio * cv2.magnitude(rx, ry) + 1e-6)
+            np.maximum(ratio, 1.0, out=ratio)
+            off += step / ratio[..., None]
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / np.float32(self.scale)
         fx, fy = self._grid
