@@ -14,6 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from aufx.face.analysis import analyze_faces
 from aufx.io.video import read_video, write_video
 from app_fixtures import ANALYZE_SLIDERS_AT, rgb, sliders
 
@@ -45,8 +46,10 @@ def test_animate_keyframes(app, photo, tmp_path):
     frames, info = _frames(video)
     assert (info.n_frames, info.fps, info.size) == (22, 20.0, (512, 512))  # 0..1 s, each key lasting 0.1 s, at 20 fps
     assert info.duration == pytest.approx(1.1) and meta["frames"] == 22 and meta["smooth_hz"] == 0.0
-    first, last = (f[MOUTH].astype(np.int16) for f in (frames[0], frames[-1]))
-    assert np.abs(last - first).mean() > 3  # the smile grew
+    first, last = (analyze_faces(f)[0] for f in (frames[0], frames[-1]))  # re-detected in the decoded video
+    corners = [61, 291]
+    rise = -((last.landmarks[corners, :2] - first.landmarks[corners, :2]) @ first.pose.image_axes()[1]).mean()
+    assert rise > 0.03 * first.pose.scale, rise  # the smile grew: the lip corners rose (0.05 IPD measured)
 
     (tmp_path / "bad.json").write_text('{"fps": 10, "keyframes": [{"t": 0, "aus": {"AU99": 1}}]}')
     with pytest.raises(AppError, match="unknown AU 'AU99'"):
