@@ -8,10 +8,12 @@ import pytest
 from aufx.au import AUVector
 from aufx.model.basis import basis
 from aufx.model.deform import deform
-from aufx.model.gains import gain_vector
+from aufx.model.gains import gain_vector, gains_overridden
 from aufx.model.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
-from aufx.face.mesh import signed_areas, wall_triangles
+from aufx.engines import registry
+from aufx.face.mesh import N_MESH, signed_areas, wall_triangles
+from aufx.face.topology import topology
 from aufx.pipeline import Editor
 from aufx.request import EditRequest
 
@@ -274,21 +276,16 @@ def test_backward_map_lands_far_moved_landmarks(astronaut_editor, au, gain):
     """The dense field's inverse takes each moved landmark back to where its pixels come from, also for a motion that
     stretches the skin more than 1:1 (a brow raised 3x against the pinned lid): that is where a plain fixed-point
     inversion leaves the feature in place and smears the band in between."""
-    from aufx.engines import registry
-    from aufx.model.gains import gains_overridden
-
     face = astronaut_editor.face()
     with gains_overridden({au: {"geometry": gain, "appearance": 1.0}}):
         d = deform(face, AUVector.clipped({au: 1.0}), np.zeros(len(basis().channels)))
     wf = registry.engine("warp").prepare(face)
     mx, my = wf.backward_maps(d.displacement_px)
-    from aufx.face.topology import topology
-
     groups = topology().groups  # inside the openings the field follows one side only: those margins are not skin
     margins = {i for g in ("lips_inner_upper", "lips_inner_lower", "eye_R_upper", "eye_R_lower", "eye_L_upper",
                            "eye_L_lower") for i in groups[g]}
     moved = np.array([i for i in np.flatnonzero(np.linalg.norm(d.displacement_px, axis=1) > 0.1 * face.pose.scale)
-                      if i not in margins and i < 468])
+                      if i not in margins and i < N_MESH])
     assert len(moved) >= 3, "the edit must move some landmarks by a tenth of the interpupillary distance"
     rx0, ry0 = wf.roi[:2]
     tx, ty = (d.target_landmarks[moved] - [rx0, ry0]).T

@@ -3,10 +3,11 @@
 Per face (once): a region of interest, a ring of zero-motion anchors around the face, the mesh rasterised into a
 low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
 forward displacement field, a few Newton steps invert it (solve q + d(q) = p for q), and one remap moves the pixels.
+Motion is exactly zero outside the ring, so hair, clothes and background are untouched.
+
 Newton, not the plain fixed point q = p - d(q): the fixed point only converges where the field's gradient stays below
 1, and a brow raised against a pinned lid or a lip corner pulled far stretches the skin more than that; the plain
-iteration then leaves the features where they were and smears the band in between. Motion
-is exactly zero outside the ring, so hair, clothes and background are untouched.
+iteration then leaves the features where they were and smears the band in between.
 
 Inside the mouth and eye openings the field follows one side only (the lower lip, the upper lid). Interpolating
 across an opening would stretch it faster than the fixed point can follow when lips part; those pixels are drawn by

@@ -36,13 +36,13 @@ class ShadingConfig:
     aspect: float = 1.0  # relief height in pixels per (depth x width in pixels): sets the slopes the light sees
     occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
     exposure: float = 0.05  # lightening of a bulge top per unit relative height (it catches more light)
-    irregularity: float = 0.2  # relative depth variation along a fold (real creases are not uniform; more reads as blotches)
+    irregularity: float = 0.2  # relative depth variation along a fold (creases are not uniform; more: blotches)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
     texture_gain: tuple[float, float] = (0.6, 1.5)  # range of the texture scaling (smooth young skin folds softly)
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
     max_light: float = 0.05
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
-    irregularity_ipd: float = 0.06  # the along-fold depth variation is smooth over this sigma (IPD; finer makes blotches)
+    irregularity_ipd: float = 0.06  # ...smooth over this sigma along the fold (IPD; finer reads as blotches)
     stipple_min_px: float = 0.8  # chin-boss dimples are at least this wide (sigma, pixels)
 
 
