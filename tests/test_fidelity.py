@@ -7,6 +7,7 @@ import os
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from eval.calibrate import CalibrationConfig, choose
@@ -64,6 +65,10 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert 0.0 < ident["mean"] <= ident["max"] < 0.6  # the same person after every edit (dlib: < 0.6)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["au"] == au
+    table = pd.read_csv(tmp_path / "out" / "edits.csv")  # every image, traceable: 2 sources + 2 x (2 AUs x 2 + 2)
+    assert len(table) == 2 + 2 * 6 and set(table["kind"]) == {"source", "au", "preset"}
+    assert table["identity_distance"].max() == pytest.approx(ident["max"], abs=1e-3)
+    assert table.loc[table["kind"] == "source", "identity_distance"].isna().all()
     sheet = cv2.imread(str(tmp_path / "out" / "sheet_presets.png"))
     assert sheet.shape[:2] == (2 * cfg.sheet_tile, 3 * cfg.sheet_tile)  # 2 faces x (source + 2 presets)
     assert "AUFX estimator" in (tmp_path / "out" / "report.html").read_text()

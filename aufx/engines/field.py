@@ -9,9 +9,12 @@ Newton, not the plain fixed point q = p - d(q): the fixed point only converges w
 1, and a brow raised against a pinned lid or a lip corner pulled far stretches the skin more than that; the plain
 iteration then leaves the features where they were and smears the band in between.
 
-Inside the mouth and eye openings the field follows one side only (the lower lip, the upper lid). Interpolating
-across an opening would stretch it faster than the fixed point can follow when lips part; those pixels are drawn by
-the interior layers anyway, so only the lips and lids themselves need to land exactly.
+Inside the mouth and eye openings the field follows one side only (the lower lip, the upper lid) while they open.
+Interpolating across an opening would stretch it faster than the inversion can follow when lips part; those pixels
+are drawn by the interior layers anyway, so only the lips and lids themselves need to land exactly. Lips that close
+are the other way round: an interior riding on the lower lip would slide over the upper lip and show the teeth
+between closed lips, so the mouth's interior is squeezed between both lips, in proportion to how much of the lip
+gap closes.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import scipy.sparse as sp
 from scipy.spatial import Delaunay
 
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.mesh import N_MESH, ignored_corners
+from aufx.face.mesh import N_MESH, ignored_corners, opening_triangles
 from aufx.face.topology import topology
 
 
@@ -80,7 +83,13 @@ class WarpField:
         order = np.argsort(-depth)  # far first, so nearer triangles win where they overlap
         tris = np.vstack([band_tris, topo.triangles[order]])
         ignore = np.vstack([np.zeros(band_tris.shape, bool), ignored_corners()[order]])
-        self.weights = self._rasterise(verts, tris, ignore)
+        mouth = np.concatenate([np.zeros(len(band_tris), bool), opening_triangles()["lips_inner"][order]])
+        pixels, corners, lam, tri = self._rasterise(verts, tris)
+        self.weights = self._weights(pixels, corners, lam, ignore[tri])
+        both_lips = ignore[tri] & ~mouth[tri, None]  # the mouth's interior interpolated between both lips
+        self.closing_weights = self._weights(pixels, corners, lam, both_lips) - self.weights
+        self._lip_pairs, self._down = topo.pairs["lip"], down
+        self._lip_gap = (pts[self._lip_pairs[:, 1]] - pts[self._lip_pairs[:, 0]]) @ down  # (k,) px, upper to lower
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
@@ -94,7 +103,9 @@ class WarpField:
         rx0, ry0 = self.roi[:2]
         return (xy - [rx0, ry0] + 0.5) * self.scale - 0.5
 
-    def _rasterise(self, verts: np.ndarray, tris: np.ndarray, ignore: np.ndarray) -> sp.csr_matrix:
+    def _rasterise(self, verts: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every low-resolution pixel a triangle covers: (n,) flat pixel index, (n, 3) the triangle's vertices,
+        (n, 3) barycentric weights, (n,) the triangle's row in ``tris`` (later triangles win)."""
         lw, lh = self.low_size
         v = self._to_low(verts)
         index = np.full((lh, lw), -1, np.int32)
@@ -113,11 +124,25 @@ class WarpField:
         l2 = (e1[:, 0] * ep[:, 1] - e1[:, 1] * ep[:, 0]) / det
         lam = np.clip(np.stack([1 - l1 - l2, l1, l2], axis=1), 0, 1)
         lam[~ok] = 1.0 / 3.0  # degenerate (closed mouth/eye) slivers: average of their corners
-        lam += 1e-6
-        lam[ignore[index[ys, xs]]] = 0.0  # inside an opening: follow the lower lip / the upper lid only
+        return ys * lw + xs, t, lam + 1e-6, index[ys, xs]
+
+    def _weights(self, pixels: np.ndarray, corners: np.ndarray, lam: np.ndarray, ignore: np.ndarray) -> sp.csr_matrix:
+        """(lw * lh, n_verts) interpolation matrix; ``ignore`` (n, 3) bool: corners a pixel must not follow (inside
+        an opening: the upper lip's, the lower lid's)."""
+        lw, lh = self.low_size
+        lam = np.where(ignore, 0.0, lam)
         lam /= lam.sum(axis=1, keepdims=True)
-        rows = np.repeat(ys * lw + xs, 3)
-        return sp.csr_matrix((lam.ravel(), (rows, t.ravel())), shape=(lw * lh, self.n_verts))
+        return sp.csr_matrix((lam.ravel(), (np.repeat(pixels, 3), corners.ravel())), shape=(lw * lh, self.n_verts))
+
+    def closing(self, disp_px: np.ndarray) -> float:
+        """0..1: the share of the photo's lip gap that ``disp_px`` (478, 2) closes (0 where the lips part further
+        or the mouth was closed)."""
+        before = float(np.clip(self._lip_gap, 0, None).sum())
+        if before < 1e-6:
+            return 0.0
+        up, lo = self._lip_pairs[:, 0], self._lip_pairs[:, 1]
+        after = float(np.clip(self._lip_gap + (disp_px[lo] - disp_px[up]) @ self._down, 0, None).sum())
+        return float(np.clip(1.0 - after / before, 0.0, 1.0))
 
     def forward(self, disp_px: np.ndarray) -> np.ndarray:
         """(lh, lw, 2) float32 forward displacement in low-res px, from ``disp_px`` (478, 2) landmark motion in
@@ -125,7 +150,11 @@ class WarpField:
         lw, lh = self.low_size
         d = np.zeros((self.n_verts, 2))
         d[:N_MESH] = disp_px[:N_MESH] * self.scale
-        return (self.weights @ d).reshape(lh, lw, 2).astype(np.float32)
+        fwd = self.weights @ d
+        shut = self.closing(disp_px)
+        if shut > 0:
+            fwd += shut * (self.closing_weights @ d)
+        return fwd.reshape(lh, lw, 2).astype(np.float32)
 
     def backward_maps(self, disp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(map_x, map_y), each (rh, rw) float32: the absolute image px each ROI pixel is sampled from (cv2.remap

@@ -109,11 +109,11 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
             cand = np.array(sorted({i for ref in h["only"] for i in _resolve(ref, topo)}))
         d = np.linalg.norm(canon[cand] - centre, axis=1)
         r = float(h["radius"])
+        core = float(h.get("core", 0.0)) if h.get("taper", True) else r
         move = np.asarray(h["move"], dtype=np.float64)
-        rigid = not h.get("taper", True)
         for i, di in zip(cand, d):
             if di < r:
-                w = 1.0 if rigid else (1.0 - (di / r) ** 2) ** 2  # smooth taper to 0 at the rim
+                w = 1.0 if di <= core else (1.0 - ((di - core) / (r - core)) ** 2) ** 2  # full in the core, 0 at the rim
                 values[int(i)] = values.get(int(i), 0.0) + w * move
     for ref in spec.get("fixed", []):
         for i in _resolve(ref, topo):

@@ -85,6 +85,19 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
     return out
 
 
+def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> float | None:
+    """The fraction of the current lip gap to close (1 = lips together) when the request opens the mouth less than
+    it is: the lip-parting AUs (AU25, AU26, AU27) are measured and asked as the largest of the three, so "neutral"
+    on an open-mouthed smile closes the lips over the teeth instead of leaving a gap the basis cannot account for."""
+    raw = np.clip(estimate_raw(face) if start is None else start, 0.0, 1.0)
+    chans = [c for c in ("AU25", "AU26", "AU27") if c in b.channels]
+    have = max(raw[b.index(c)] for c in chans)
+    want = max(target[c] for c in chans)
+    if have <= 1e-6 or want >= have:
+        return None
+    return float(1.0 - want / have)
+
+
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
                 upper_share: float) -> None:
     """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3))
@@ -118,7 +131,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
-    _keep_apart(cur, new, topo.pairs["lip"], None, cfg.lip_upper_share)  # the no-crossing rule has the last word
+    _keep_apart(cur, new, topo.pairs["lip"], _lip_closure(face, target, b, start), cfg.lip_upper_share)
     for eye in ("eye_R", "eye_L"):
         _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
