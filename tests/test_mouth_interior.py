@@ -203,3 +203,26 @@ def test_a_new_mouth_is_grained_like_the_photo_and_darker_at_its_corners(grace_e
     assert 0.5 * photo < interior < 2.0 * photo, (photo, interior)
     u = np.abs(xs - d.target_landmarks[lip_mid(), 0].mean())
     assert out[ys, xs][u > 0.6 * u.max()].mean() < 0.8 * out[ys, xs][u < 0.15 * u.max()].mean()
+
+
+@pytest.mark.parametrize("preset", ["neutral", "sad"])
+def test_lips_closed_over_teeth_hide_them(astronaut_editor, preset):
+    """A preset that closes the astronaut's open smile (lip-parting AUs to 0) shows lips, not teeth, along the line
+    where the lips now meet: 90th-percentile luminance 149-151 there (lip-like), against 237 in the photo's opening
+    and 224-228 before the seam band was drawn (the squeezed teeth showed through)."""
+    ed = astronaut_editor
+    face, m = ed.face(), ed.measured()
+    topo = topology()
+    up, lo = list(topo.groups["lips_inner_upper"]), list(topo.groups["lips_inner_lower"])
+    grey = cv2.cvtColor(ed.image, cv2.COLOR_RGB2GRAY)
+    opening = np.zeros(grey.shape, np.uint8)
+    loop = np.vstack([face.landmarks[up, :2], face.landmarks[lo[::-1], :2]])
+    cv2.fillPoly(opening, [np.round(loop).astype(np.int32)], 1)
+    assert np.percentile(grey[opening > 0], 90) > 220  # the photo shows its teeth
+    target = EditRequest(preset=preset).target(m)
+    d = deform(face, target)
+    out = cv2.cvtColor(ed.edit(target, measure_output=False).image, cv2.COLOR_RGB2GRAY)
+    seam = np.zeros(grey.shape, np.uint8)
+    cv2.polylines(seam, [np.round(d.target_landmarks[up]).astype(np.int32)], False, 1,
+                  thickness=max(1, int(0.04 * face.pose.scale)))
+    assert np.percentile(out[seam > 0], 90) < 180

@@ -40,6 +40,8 @@ class MouthConfig:
     box_below_ipd: float = 1.3  # ...and below it (room for a wide-open jaw)
     profile_samples: int = 33  # samples across the mouth width for the allowed-opening profile
     seal_blur: float = 0.5  # sealed lips are filled with their surroundings blurred by this x the widest sealed gap
+    closed_seam_ipd: float = 0.05  # lips closed over the photo's open mouth: a band this half-wide (IPD) along
+    # their meeting line is drawn as lips, where the squeezed teeth would otherwise show through
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
     tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels)
