@@ -120,12 +120,17 @@ def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
 
 def write(result: dict, path: Path = CALIBRATION_FILE) -> None:
     data = json.loads(path.read_text())
-    data["gains"] = {**data.get("gains", {}), **result["gains"]}
+    data["gains"] = _merged(data.get("gains", {}), result["gains"])
     data["fit"] = result["fit"] if not data.get("fit") else {**data["fit"], **{k: v for k, v in result["fit"].items()
                                                                                 if k != "per_au"},
-                                                               "per_au": {**data["fit"].get("per_au", {}),
-                                                                          **result["fit"]["per_au"]}}
+                                                               "per_au": _merged(data["fit"].get("per_au", {}),
+                                                                                 result["fit"]["per_au"])}
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _merged(old: dict, new: dict) -> dict:
+    """Per-AU records updated key by key, so what a refit does not measure (an AU's removal gain) is kept."""
+    return {**old, **{au: {**old.get(au, {}), **rec} for au, rec in new.items()}}
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.calibrate import CalibrationConfig, choose
+from aufx.model.gains import CALIBRATION_FILE
+from eval.calibrate import CalibrationConfig, choose, write
 from eval.fidelity import AUFX_SOURCE, OPENFACE_AUS, Edit, FidelityConfig, au_metrics, face_crop, run
 
 needs_openface = pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build "
@@ -95,3 +96,19 @@ def test_calibration_prefers_the_slope_nearest_the_goal_within_the_off_target_bo
               {"geometry": 3, "appearance": 2, "slope": 1.0, "off_target": 0.5},
               {"geometry": 3, "appearance": 1, "slope": 0.92, "off_target": 0.25}]
     assert choose(trials, cfg) == trials[1]  # 3/1 is barely better and costs more gain; 3/2 moves other AUs
+
+
+def test_a_refit_keeps_what_it_does_not_measure(tmp_path):
+    """eval.calibrate --write replaces an AU's geometry and appearance gains and trials, but keeps its removal gain
+    and the measurements that chose it (calibrate fits increases only)."""
+    path = tmp_path / "au_calibration.json"
+    path.write_text(CALIBRATION_FILE.read_text())
+    before = json.loads(path.read_text())
+    assert "removal" in before["gains"]["AU12"] and "removal" in before["fit"]["per_au"]["AU12"]
+    chosen = {"geometry": 1.5, "appearance": 2.0, "slope": 0.3, "slope_min": 0.1, "off_target": 0.1, "faces": 1}
+    write({"gains": {"AU12": {"geometry": 1.5, "appearance": 2.0}},
+           "fit": {"instrument": "test", "per_au": {"AU12": {"chosen": chosen, "trials": [chosen]}}}}, path)
+    after = json.loads(path.read_text())
+    assert after["gains"]["AU12"] == {**before["gains"]["AU12"], "geometry": 1.5, "appearance": 2.0}
+    assert after["fit"]["per_au"]["AU12"]["removal"] == before["fit"]["per_au"]["AU12"]["removal"]
+    assert after["fit"]["per_au"]["AU12"]["chosen"] == chosen and after["gains"]["AU04"] == before["gains"]["AU04"]

@@ -326,3 +326,22 @@ def test_neutral_closes_an_open_smile(astronaut_editor):
     assert gap.max() < 0.5 * before.max(), (before.max() / face.pose.scale, gap.max() / face.pose.scale)
     wf = registry.engine("warp").prepare(face)
     assert wf.closing(d.displacement_px) > 0.95  # the interior is squeezed between both lips, not slid under one
+
+
+def test_removal_gain_scales_only_what_is_taken_away(astronaut_editor):
+    """AU12's "removal" gain (aufx/assets/au_calibration.json) moves the mesh when an edit takes the photo's smile
+    away, its "geometry" gain when it adds one: the astronaut's smile taken to 0 moves the lip corners twice as far
+    at removal 2 as at removal 1, a smile added to a face measured without one does not change."""
+    face, b = astronaut_editor.face(), basis()
+    start = np.zeros(len(b.channels))
+    start[[b.index("L12"), b.index("R12")]] = 0.6
+    corners = [R_CORNER, L_CORNER]
+    moved = {}
+    for removal in (1.0, 2.0):
+        with gains_overridden({"AU12": {"geometry": 1.0, "appearance": 1.0, "removal": removal}}):
+            away = deform(face, AUVector.clipped({"AU12": 0.0}), start).displacement_px[corners]
+            added = deform(face, AUVector.clipped({"AU12": 0.6}), np.zeros(len(b.channels))).displacement_px[corners]
+        moved[removal] = (np.linalg.norm(away, axis=1), np.linalg.norm(added, axis=1))
+    assert moved[1.0][0].min() > 0.05 * face.pose.scale
+    np.testing.assert_allclose(moved[2.0][0], 2 * moved[1.0][0], rtol=0.15)
+    np.testing.assert_allclose(moved[2.0][1], moved[1.0][1], rtol=1e-6)

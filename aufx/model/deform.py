@@ -127,7 +127,8 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     topo = topology()
     delta = channel_deltas(face, target, b, start, cfg)
     cur = face.canonical
-    new = cur + b.displacement(delta * gain_vector(b.channels, "geometry"))
+    gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
+    new = cur + b.displacement(delta * gain)
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)

@@ -40,7 +40,12 @@ def gains_overridden(gains: Mapping[str, Mapping[str, float]]) -> Iterator[None]
 
 
 def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
-    """(n_channels,) float64 gain of each basis channel for ``kind`` ("geometry" or "appearance"); L12 and R12
-    share AU12's."""
+    """(n_channels,) float64 gain of each basis channel for ``kind`` ("geometry", "appearance" or "removal");
+    L12 and R12 share AU12's. "removal" scales the mesh motion that takes an AU away the photo shows; where an AU
+    has none, it is its "geometry" gain."""
     gains = render_gains()
-    return np.array([gains.get(channel_au(ch).code, {}).get(kind, 1.0) for ch in channels])
+    out = []
+    for ch in channels:
+        g = gains.get(channel_au(ch).code, {})
+        out.append(g.get(kind, g.get("geometry", 1.0) if kind == "removal" else 1.0))
+    return np.array(out, dtype=np.float64)
