@@ -48,7 +48,8 @@ class WarpField:
 
     ``roi`` (x0, y0, x1, y1) px: the only pixels that may move; ``region`` (rh, rw) uint8: 1 inside the anchor ring;
     ``weights`` (lw * lh, n_verts) sparse: barycentric weights of the low-resolution grid over the mesh vertices and
-    the zero-motion anchors; ``scale``: low-resolution px per image px.
+    the zero-motion anchors; ``closing_weights`` (same shape): what changes in them when the mouth's interior is
+    squeezed between both lips instead of riding on the lower one; ``scale``: low-resolution px per image px.
     """
 
     def __init__(self, face: FaceAnalysis, cfg: FieldConfig = FieldConfig()):
@@ -126,7 +127,8 @@ class WarpField:
         lam[~ok] = 1.0 / 3.0  # degenerate (closed mouth/eye) slivers: average of their corners
         return ys * lw + xs, t, lam + 1e-6, index[ys, xs]
 
-    def _weights(self, pixels: np.ndarray, corners: np.ndarray, lam: np.ndarray, ignore: np.ndarray) -> sp.csr_matrix:
+    def _weights(self, pixels: np.ndarray, corners: np.ndarray, lam: np.ndarray,
+                 ignore: np.ndarray) -> sp.csr_matrix:
         """(lw * lh, n_verts) interpolation matrix; ``ignore`` (n, 3) bool: corners a pixel must not follow (inside
         an opening: the upper lip's, the lower lid's)."""
         lw, lh = self.low_size

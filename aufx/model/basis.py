@@ -113,7 +113,7 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
         move = np.asarray(h["move"], dtype=np.float64)
         for i, di in zip(cand, d):
             if di < r:
-                w = 1.0 if di <= core else (1.0 - ((di - core) / (r - core)) ** 2) ** 2  # full in the core, 0 at the rim
+                w = 1.0 if di <= core else (1.0 - ((di - core) / (r - core)) ** 2) ** 2  # full in core, 0 at rim
                 values[int(i)] = values.get(int(i), 0.0) + w * move
     for ref in spec.get("fixed", []):
         for i in _resolve(ref, topo):

@@ -119,7 +119,8 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
 def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
            cfg: DeformConfig = DeformConfig()) -> Deformation:
     """The deformation that takes ``face`` to the AUs ``target`` (normalised 0..1): basis motion scaled by the
-    render gains, folds repaired, lids and lips kept apart, carried into the photo by the head pose.
+    render gains (the removal gain where an AU the photo shows is taken away), folds repaired, lids and lips kept
+    apart, carried into the photo by the head pose.
 
     ``start`` (n_channels,) replaces the measured AUs the edit starts from (calibration asks for a known change of
     one AU, whatever the estimator reads)."""
@@ -132,6 +133,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
+    # The no-crossing rule has the last word; a request that opens the mouth less than it is closes the lip gap.
     _keep_apart(cur, new, topo.pairs["lip"], _lip_closure(face, target, b, start), cfg.lip_upper_share)
     for eye in ("eye_R", "eye_L"):
         _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
