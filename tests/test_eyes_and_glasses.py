@@ -153,3 +153,32 @@ def test_named_landmark_groups_lie_where_their_names_say():
         assert oval.contains_points(xy[list(g[name])]).all(), name
     for cfg in (InteriorConfig(), RigidConfig()):  # config dataclasses key the per-face caches
         assert hash(cfg) == hash(type(cfg)())
+
+
+@pytest.mark.parametrize("editor_name", ["astronaut_editor", "grace_editor"])
+def test_a_widening_eye_keeps_its_lid_margins(request, editor_name):
+    """AU05 raises the upper lid: the lower lid margin, which stays, keeps the photo's pixels (mean change 2-4 grey
+    levels; 22-38 when the rim was replaced by synthesized sclera and read as a pale outline), and the new upper
+    margin carries the photo's lash line up with the lid (as dark as the photo's margin within 15 levels; it was
+    a grey outline 28-46 brighter on the astronaut)."""
+    ed = request.getfixturevalue(editor_name)
+    face, m = ed.face(), ed.measured()
+    target = EditRequest(au_text="AU05:0.8").target(m)
+    d = deform(face, target)
+    before = cv2.cvtColor(ed.image, cv2.COLOR_RGB2GRAY).astype(float)
+    after = cv2.cvtColor(ed.edit(target, measure_output=False).image, cv2.COLOR_RGB2GRAY).astype(float)
+
+    def along(points: np.ndarray) -> np.ndarray:
+        mask = np.zeros(before.shape, np.uint8)
+        cv2.polylines(mask, [np.round(points * 16).astype(np.int32)], False, 1, 1, cv2.LINE_8, shift=4)
+        return mask > 0
+
+    groups = topology().groups
+    for eye in ("eye_R", "eye_L"):
+        upper, lower = list(groups[f"{eye}_upper"]), list(groups[f"{eye}_lower"])
+        raised = (face.landmarks[upper, 1] - d.target_landmarks[upper, 1]).max()
+        assert raised > 0.02 * face.pose.scale, "AU05 must raise the upper lid"
+        kept = along(face.landmarks[lower, :2])
+        assert np.abs(after[kept] - before[kept]).mean() < 8
+        new, old = along(d.target_landmarks[upper]), along(face.landmarks[upper, :2])
+        assert abs(after[new].mean() - before[old].mean()) < 15

@@ -2,7 +2,8 @@
 
 The eyeball does not move with expressions, so inside the target lid opening the original pixels are shown in place
 (the iris stays round); where the lids reveal what the photo never showed, sclera and iris are continued from their
-own colours. A closing upper lid is the person's own lid skin: the visible band between the skin ring above the lid
+own colours. The photo's lash line is lid, not eyeball: a lid that rises carries it up with the warp, and a margin
+that stays keeps its own pixels (replacing them drew a pale outline round the eye). A closing upper lid is the person's own lid skin: the visible band between the skin ring above the lid
 and the lash line, stretched from that ring down to the new margin (along the lid, so nothing of the eyeball is
 smeared into it), with the photo's grain, and a dark lash line sized by the IPD along the new margin.
 """
@@ -41,8 +42,13 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
             continue
         m_src = poly_mask(shape, src[loop] - corner)
-        if m_tgt.sum() > m_src.sum():  # an opening eye: the photo's rim pixels are lid and lashes, not eyeball
-            m_src = cv2.erode(m_src, np.ones((3, 3), np.uint8))
+        opening = m_tgt.sum() > m_src.sum()
+        band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
+        if opening:  # an opening eye: the photo's lash line is lid, not eyeball
+            lashes = np.full(shape, 255, np.uint8)
+            upper_src = np.round((src[list(topo.groups[f"{eye}_upper"])] - corner) * 16).astype(np.int32)
+            cv2.polylines(lashes, [upper_src], False, 0, 1, cv2.LINE_8, shift=4)
+            m_src = m_src * np.clip(cv2.distanceTransform(lashes, cv2.DIST_L2, 3) / band, 0, 1).astype(m_src.dtype)
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
@@ -82,6 +88,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
 
         a = m_tgt[..., None]
+        if opening:  # the warp carried the photo's lash line up with the lid: keep it along the new margin
+            a = a * np.clip(dist / band, 0, 1)[..., None]
         roi = roi.copy()
         patch = roi[y0:y1, x0:x1].astype(np.float32)
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)

@@ -61,6 +61,9 @@ class InteriorConfig:
 
     mouth: MouthConfig = field(default_factory=MouthConfig)  # teeth, cavity and sealed lips (mouth.py)
     min_move_px: float = 0.05  # an aperture whose landmarks move less than this (pixels) is left to the warp
+    lash_band_ipd: float = 0.025  # an opening eye: the photo's lash line, this wide (IPD) under its upper margin,
+    # is lid, not eyeball; it is continued as sclera and iris instead of being left as a ghost line
+    lash_band_min_px: float = 1.0  # ...at least this many pixels
     lid_shadow: float = 0.35  # darkening of new eyeball right under the upper lid margin...
     lid_shadow_ipd: float = 0.02  # ...decaying over this distance (IPD)...
     lid_shadow_min_px: float = 0.7  # ...or at least this many pixels
