@@ -7,7 +7,7 @@ import pytest
 from matplotlib.path import Path
 
 from aufx.model.deform import deform
-from aufx.engines.interiors import InteriorConfig
+from aufx.engines.interiors import InteriorConfig, poly_mask
 from aufx.engines.photometry import luminance
 from aufx.engines.rigid import RigidConfig, detect_frames
 from aufx.engines.warp import WarpConfig, WarpEngine
@@ -182,3 +182,25 @@ def test_a_widening_eye_keeps_its_lid_margins(request, editor_name):
         assert np.abs(after[kept] - before[kept]).mean() < 8
         new, old = along(d.target_landmarks[upper]), along(face.landmarks[upper, :2])
         assert abs(after[new].mean() - before[old].mean()) < 15
+
+
+def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
+    """AU07 raises the lower lid over the eyeball: what it now covers is the photo's lower lid moved up, not the
+    pieces of iris the warp's inversion leaves there. Mean luminance of that strip against the lid skin below the
+    photo's lower margin: 0.74 / 0.82 (right / left eye; 0.60 / 0.67 before the lid was painted)."""
+    ed = astronaut_editor
+    face, m = ed.face(), ed.measured()
+    target = EditRequest(au_text="AU07:0.8").target(m)
+    d = deform(face, target)
+    before = cv2.cvtColor(ed.image, cv2.COLOR_RGB2GRAY).astype(float)
+    after = cv2.cvtColor(ed.edit(target, measure_output=False).image, cv2.COLOR_RGB2GRAY).astype(float)
+    topo = topology()
+    for eye in ("eye_R", "eye_L"):
+        loop, lower = topo.loop(eye), list(topo.groups[f"{eye}_lower"])
+        covered = poly_mask(before.shape, face.landmarks[loop, :2]) - poly_mask(before.shape, d.target_landmarks[loop])
+        covered = covered > 0.5
+        assert covered.sum() >= 20, "AU07 must raise the lower lid over some of the eyeball"
+        skin = np.zeros(before.shape, np.uint8)
+        below = face.landmarks[lower, :2] + [0, 0.06 * face.pose.scale]
+        cv2.polylines(skin, [np.round(below * 16).astype(np.int32)], False, 1, 2, cv2.LINE_8, shift=4)
+        assert after[covered].mean() > 0.7 * before[skin > 0].mean(), eye
