@@ -44,6 +44,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
             continue
         m_src = poly_mask(shape, src[loop] - corner)
+        covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
         opening = m_tgt.sum() > m_src.sum()
         band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
         if opening:  # an opening eye: the photo's lash line is lid, not eyeball
@@ -93,32 +94,31 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         if opening:  # the warp carried the photo's lash line up with the lid: keep it along the new margin
             a = a * np.clip(dist / band, 0, 1)[..., None]
         roi = roi.copy()
-        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, src, tgt, eye, corner, down, cfg)
+        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, src, tgt, eye, corner, down,
+                                  cfg)
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
 
 
-def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, src: np.ndarray, tgt: np.ndarray, eye: str,
-                      corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
-    """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers painted as
-    that lid: the photo's ``static`` box moved by the lower margin's mean motion. The warp cannot draw it: the lid
-    slides over the eyeball there, and its inversion leaves jagged pieces of iris below the new margin."""
+def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, src: np.ndarray, tgt: np.ndarray,
+                      eye: str, corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+    """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers (the lower
+    lid's side of ``covered`` (h, w), what the lids cover) painted as that lid: the photo's ``static`` box moved by
+    the lower margin's mean motion. The warp cannot draw it: the lid slides over the eyeball there, and its inversion
+    leaves jagged pieces of iris below the new margin."""
     topo = topology()
     lower = list(topo.groups[f"{eye}_lower"])
     shift = np.mean(tgt[lower] - src[lower], axis=0)
     if -float(shift @ down) < cfg.lid_close_px:
         return patch
     h, w = patch.shape[:2]
-    lost = np.clip(poly_mask((h, w), src[topo.loop(eye)] - corner) - poly_mask((h, w), tgt[topo.loop(eye)] - corner),
-                   0, 1)
-    frame = _frame(tgt[lower][0] - corner, tgt[lower][-1] - corner, down)
+    frame = o, ex, ey, length = _frame(tgt[lower][0] - corner, tgt[lower][-1] - corner, down)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     pts = np.stack([gx, gy], -1)
-    o, ex, ey, length = frame
     u = np.clip(((pts - o) @ ex) / length, 0, 1)
     below = ((pts - o) @ ey) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
-    lost = (lost * below)[..., None]
+    lost = (covered * below)[..., None]
     lid = cv2.warpAffine(static, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (w, h),
                          borderMode=cv2.BORDER_REPLICATE)
     return patch * (1 - lost) + lid * lost

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.spatial import Delaunay
 
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.mesh import N_MESH, ignored_corners, opening_triangles
+from aufx.face.mesh import N_MESH, ignored_corners, lips_closing, opening_triangles
 from aufx.face.topology import topology
 
 
@@ -89,8 +89,7 @@ class WarpField:
         self.weights = self._weights(pixels, corners, lam, ignore[tri])
         both_lips = ignore[tri] & ~mouth[tri, None]  # the mouth's interior interpolated between both lips
         self.closing_weights = self._weights(pixels, corners, lam, both_lips) - self.weights
-        self._lip_pairs, self._down = topo.pairs["lip"], down
-        self._lip_gap = (pts[self._lip_pairs[:, 1]] - pts[self._lip_pairs[:, 0]]) @ down  # (k,) px, upper to lower
+        self._pts, self._down = pts, down
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
@@ -139,12 +138,7 @@ class WarpField:
     def closing(self, disp_px: np.ndarray) -> float:
         """0..1: the share of the photo's lip gap that ``disp_px`` (478, 2) closes (0 where the lips part further
         or the mouth was closed)."""
-        before = float(np.clip(self._lip_gap, 0, None).sum())
-        if before < 1e-6:
-            return 0.0
-        up, lo = self._lip_pairs[:, 0], self._lip_pairs[:, 1]
-        after = float(np.clip(self._lip_gap + (disp_px[lo] - disp_px[up]) @ self._down, 0, None).sum())
-        return float(np.clip(1.0 - after / before, 0.0, 1.0))
+        return lips_closing(self._pts, self._pts + disp_px[:N_MESH], self._down)[0]
 
     def forward(self, disp_px: np.ndarray) -> np.ndarray:
         """(lh, lw, 2) float32 forward displacement in low-res px, from ``disp_px`` (478, 2) landmark motion in

@@ -19,6 +19,7 @@ from aufx.engines.interiors import InteriorConfig, MouthConfig
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.engines.photometry import PhotometryConfig
 from aufx.face.analysis import FaceAnalysis
+from aufx.face.mesh import lips_closing
 from aufx.face.topology import topology
 
 
@@ -43,19 +44,6 @@ def _opening_profile(t_up: np.ndarray, t_lo: np.ndarray, s_up: np.ndarray, s_lo:
     drop = np.clip(contour_fn(t_lo)(us) - contour_fn(s_lo)(us), 0, None)
     share_top = np.where(rise + drop > 1e-6, rise / np.maximum(rise + drop, 1e-6), 0.5)
     return us, allow, share_top
-
-
-def _shut(t_up: np.ndarray, t_lo: np.ndarray, s_up: np.ndarray, s_lo: np.ndarray, min_gap: float,
-          n: int = 32) -> float:
-    """0..1: how much of the photo's lip gap the target closes, from the inner lip contours (k, 2) frame uv; 0 where
-    the photo's mean gap is under ``min_gap`` (IPD units): a closed mouth has nothing to close."""
-    def mean_gap(up, lo):
-        u = np.linspace(up[:, 0].min(), up[:, 0].max(), n)
-        return float(np.clip(contour_fn(lo)(u) - contour_fn(up)(u), 0, None).mean())
-    before = mean_gap(s_up, s_lo)
-    if before < min_gap:
-        return 0.0
-    return float(np.clip(1.0 - mean_gap(t_up, t_lo) / before, 0.0, 1.0))
 
 
 def _shift(layer: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -104,8 +92,9 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     alpha = np.clip((gap / 2 - np.abs(v - mid) * ipd) / feather + 0.5, 0, 1) * np.clip(gap / cfg.min_open_px - 1, 0, 1)
     alpha *= in_width
     sealed = np.clip(inside - alpha, 0, 1)
-    shut = _shut(t_up, t_lo, f.to_uv(src[up_idx]), f.to_uv(src[lo_idx]), 2 * cfg.min_open_px / ipd)
-    if shut > 0:  # lips closed over an open mouth: the seam band is lips, not the squeezed interior
+    # Lips closed over an open mouth: the seam band is lips, not the squeezed interior.
+    shut, gap_before = lips_closing(src, tgt, face.pose.image_axes()[1])
+    if shut > 0 and gap_before >= 2 * cfg.min_open_px:
         half = max(cfg.closed_seam_ipd * ipd, 1.0)
         band = np.clip(1.5 - np.abs(v - mid) * ipd / half, 0, 1) * in_width * shut * (1 - alpha)
         inside = np.maximum(inside, band)

@@ -118,3 +118,15 @@ def unfold(rest: np.ndarray, motion: np.ndarray, movable: Callable[[np.ndarray, 
             break
         smoothed(motion, movable(tris[bad], motion))
     return motion
+
+
+def lips_closing(before: np.ndarray, after: np.ndarray, down: np.ndarray) -> tuple[float, float]:
+    """How far the lips close from ``before`` to ``after`` (landmarks (>= 468, 2), px, ``down`` (2,) the face's
+    down in the image): (share 0..1 of the inner-lip gap that closes, mean gap of ``before`` in px); (0, 0) for a
+    closed mouth. The warp field squeezes the mouth's interior and the mouth layer seals the seam by the same share."""
+    pairs = topology().pairs["lip"]
+    gap0 = np.clip((before[pairs[:, 1]] - before[pairs[:, 0]]) @ down, 0, None)
+    if gap0.sum() < 1e-6:
+        return 0.0, 0.0
+    gap1 = np.clip((after[pairs[:, 1]] - after[pairs[:, 0]]) @ down, 0, None)
+    return float(np.clip(1.0 - gap1.sum() / gap0.sum(), 0.0, 1.0)), float(gap0.mean())
