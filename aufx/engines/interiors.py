@@ -42,6 +42,9 @@ class MouthConfig:
     seal_blur: float = 0.5  # sealed lips are filled with their surroundings blurred by this x the widest sealed gap
     closed_seam_ipd: float = 0.05  # lips closed over the photo's open mouth: a band this half-wide (IPD) along
     # their meeting line is drawn as lips, where the squeezed teeth would otherwise show through
+    opening_grow_px: float = 1.5  # the photo's own opening, grown by this (pixels: its lips' inner edge), is what
+    # must not show where the target has lips elsewhere either (corners pulled down past the squeezed teeth)...
+    leak_reach_ipd: float = 0.1  # ...looked for this far around the target opening (IPD)
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
     tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels)

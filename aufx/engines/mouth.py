@@ -6,8 +6,9 @@ the person's own teeth are carried and nothing is stretched; what is synthesized
 under the lips, and grained like the photo. Openings that only the lip corners make (a closed-mouth smile pulls
 the inner lip contours apart into thin wedges) are sealed: an opening may not be wider at the corners than the
 mouth's centre opening allows (an elliptic profile), and what lies beyond is filled with the surrounding lips.
-Lips that close over the photo's open mouth get the same fill along the line where they now meet, so the teeth the
-warp squeezes between them do not show through.
+Lips that close over the photo's open mouth get the same fill from the target's lips along the line where they now
+meet, and so does whatever else of the photo's opening the warp brings to where the target has lips (corners pulled
+down past the squeezed teeth), so no teeth show through.
 """
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def _shift(layer: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.n
 
 def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                  box: tuple[int, int, int, int], config: InteriorConfig,
-                 photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
+                 photo: PhotometryConfig = PhotometryConfig(),
+                 maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), returned with the
-    mouth drawn into the target lip opening; ``image`` (H, W, 3) uint8 is the source photo."""
+    mouth drawn into the target lip opening; ``image`` (H, W, 3) uint8 is the source photo; ``maps`` the warp's
+    backward maps (each (h, w) float32, the image pixel each roi pixel came from)."""
     cfg = config.mouth
     topo = topology()
     up_idx, lo_idx = list(topo.groups["lips_inner_upper"]), list(topo.groups["lips_inner_lower"])
@@ -72,7 +75,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
 
     # Work box: the target opening (plus room for the lip fill's blur), inside both the layers and the roi.
     loop = tgt[up_idx + lo_idx]
-    pad = int(np.ceil(3 * fill_sigma)) + 2
+    pad = int(np.ceil(3 * fill_sigma + cfg.leak_reach_ipd * ipd)) + 2
     lx0, ly0, lx1, ly1 = lay.box
     x0 = max(int(np.floor(loop[:, 0].min())) - pad, lx0, box[0])
     y0 = max(int(np.floor(loop[:, 1].min())) - pad, ly0, box[1])
@@ -92,7 +95,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     alpha = np.clip((gap / 2 - np.abs(v - mid) * ipd) / feather + 0.5, 0, 1) * np.clip(gap / cfg.min_open_px - 1, 0, 1)
     alpha *= in_width
     sealed = np.clip(inside - alpha, 0, 1)
-    # Lips closed over an open mouth: the seam band is lips, not the squeezed interior.
+    # Lips closed over an open mouth: the band along their meeting line is lips, not the squeezed interior...
     shut, gap_before = lips_closing(src, tgt, face.pose.image_axes()[1])
     if shut > 0 and gap_before >= 2 * cfg.min_open_px:
         half = max(cfg.closed_seam_ipd * ipd, 1.0)
@@ -100,6 +103,18 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         inside = np.maximum(inside, band)
         sealed = np.maximum(sealed, band)
         fill_sigma = max(fill_sigma, half)
+    if maps is not None and lay.opening.max() > 0:  # ...and so is the rest of it, wherever the warp brought it
+        # (corners pulled down past the squeezed teeth): the photo's opening where the target has lips
+        wsl = np.s_[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]]
+        came = cv2.remap(lay.opening, maps[0][wsl] - np.float32(lx0), maps[1][wsl] - np.float32(ly0),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # squeezed rows sample the photo sparsely: close the holes that left between the samples
+        came = cv2.morphologyEx(came, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        leak = np.clip(came - alpha, 0, 1)
+        if leak.max() >= cfg.min_alpha:
+            inside = np.maximum(inside, leak)
+            sealed = np.maximum(sealed, leak)
+            fill_sigma = max(fill_sigma, 1.0)
     if alpha.max() < cfg.min_alpha and sealed.max() < cfg.min_alpha:
         return roi
 

@@ -73,7 +73,7 @@ class WarpEngine:
         face_only = without_frames(image, face, cfg.rigid, cfg.photometry)  # frames are put back, unbent, at the end
         roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry)  # lids from skin, not frames
-        roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry)
+        roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
         roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
         out = image.copy()
