@@ -120,7 +120,7 @@ class MouthLayers:
     lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth
     own: np.ndarray  # (h, w) 1 where the upper layer is the photo's own pixels (kept as they are)
     own_lower: np.ndarray  # (h, w) the same for the lower layer
-    opening: np.ndarray  # (h, w) float32 the photo's own lip opening grown by MouthConfig.opening_grow_px (0 if closed)
+    opening: np.ndarray  # (h, w) float32 the photo's lip opening grown by MouthConfig.opening_grow_px (0: closed)
     cavity_rgb: np.ndarray  # (3,) the dark of the mouth, from the exemplar's, in the person's colours
     tongue_rgb: np.ndarray  # (3,)
     lower_incisal: float  # v of the lower incisal edge at rest, mouth centre
@@ -306,8 +306,9 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else \
         np.zeros(v.shape, np.float32)
-    return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark, (lip * cfg.tongue_gain).astype(np.float32),
-                       lower_incisal, noise, _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)
+    return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
+                       (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, noise,
+                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
