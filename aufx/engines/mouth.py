@@ -103,7 +103,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         inside = np.maximum(inside, band)
         sealed = np.maximum(sealed, band)
         fill_sigma = max(fill_sigma, half)
-    if maps is not None and lay.opening.max() > 0:  # ...and so is the rest of it, wherever the warp brought it
+    if maps is not None and lay.opening is not None:  # ...and so is the rest of it, wherever the warp brought it
         # (corners pulled down past the squeezed teeth): the photo's opening where the target has lips
         wsl = np.s_[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]]
         came = cv2.remap(lay.opening, maps[0][wsl] - np.float32(lx0), maps[1][wsl] - np.float32(ly0),

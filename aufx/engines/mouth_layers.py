@@ -67,7 +67,7 @@ def mouth_colours(image: np.ndarray, face: FaceAnalysis,
     exemplar's builder measures its source the same way."""
     topo = topology()
     ipd = face.pose.scale
-    outer_idx = list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"])[-2:0:-1]
+    outer_idx = list(topo.loop("lips_outer"))
     pts = face.landmarks[:, :2]
     pad = int(0.2 * ipd) + 2  # the crop holds the skin ring
     x0, y0 = np.maximum(np.floor(pts[outer_idx].min(0)).astype(int) - pad, 0)
@@ -120,7 +120,7 @@ class MouthLayers:
     lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth
     own: np.ndarray  # (h, w) 1 where the upper layer is the photo's own pixels (kept as they are)
     own_lower: np.ndarray  # (h, w) the same for the lower layer
-    opening: np.ndarray  # (h, w) float32 the photo's lip opening grown by MouthConfig.opening_grow_px (0: closed)
+    opening: np.ndarray | None  # (h, w) float32 the photo's lip opening grown by opening_grow_px; None: closed
     cavity_rgb: np.ndarray  # (3,) the dark of the mouth, from the exemplar's, in the person's colours
     tongue_rgb: np.ndarray  # (3,)
     lower_incisal: float  # v of the lower incisal edge at rest, mouth centre
@@ -304,8 +304,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
-    opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else \
-        np.zeros(v.shape, np.float32)
+    opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
                        (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, noise,
                        _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)

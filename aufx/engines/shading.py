@@ -309,7 +309,7 @@ def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.nd
     topo = topology()
     for hole in ("eye_R", "eye_L"):
         cv2.fillPoly(skin, [np.round(pts[topo.loop(hole)] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
-    inner = list(topo.groups["lips_inner_upper"]) + list(topo.groups["lips_inner_lower"])[-2:0:-1]
+    inner = topo.loop("lips_inner")
     cv2.fillPoly(skin, [np.round(pts[inner] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
     shade = cv2.GaussianBlur(shade * (skin * np.float32(contrast)), (0, 0), pm.blur_px)
     limit = np.where(shade < 0, np.float32(cfg.max_dark), np.float32(cfg.max_light))
