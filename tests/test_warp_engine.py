@@ -345,3 +345,27 @@ def test_removal_gain_scales_only_what_is_taken_away(astronaut_editor):
     assert moved[1.0][0].min() > 0.05 * face.pose.scale
     np.testing.assert_allclose(moved[2.0][0], 2 * moved[1.0][0], rtol=0.15)
     np.testing.assert_allclose(moved[2.0][1], moved[1.0][1], rtol=1e-6)
+
+
+UPPER_BROW, LOWER_BROW = [70, 63, 105, 66, 107], [46, 53, 52, 65, 55]  # subject's right brow, outer to inner
+
+
+def test_raised_brows_rise_as_one_piece(astronaut_editor):
+    """AU01+AU02 lift the whole brow: its lower edge rises with its upper edge, so the brow keeps its thickness and
+    the lid skin below stretches instead. When only the upper contour was handled, the inner brow grew 0.12 IPD
+    thicker and rendered as a blurred dark smear (and OpenFace then fitted its brow points to the lid crease).
+    Checked on the plan and on the output re-detected with MediaPipe."""
+    face = astronaut_editor.face()
+    up = -axes(face)[1]
+    d = deform(face, AUVector.clipped({"AU01": 1.0, "AU02": 1.0}), np.zeros(len(basis().channels)))
+    rise_up = (d.target_landmarks[UPPER_BROW] - face.landmarks[UPPER_BROW, :2]) @ up
+    rise_lo = (d.target_landmarks[LOWER_BROW] - face.landmarks[LOWER_BROW, :2]) @ up
+    assert rise_up.max() > 0.1 * face.pose.scale
+    np.testing.assert_allclose(rise_lo, rise_up, atol=0.03 * face.pose.scale)
+    before = face.landmarks[:, :2]
+    after = redetect(astronaut_editor.edit(AUVector.clipped({"AU01": 1.0, "AU02": 1.0}),
+                                           measure_output=False).image).landmarks[:, :2]
+    thick = [float(np.mean((p[LOWER_BROW] - p[UPPER_BROW]) @ -up)) for p in (before, after)]
+    rose = float(np.mean((after[LOWER_BROW + UPPER_BROW] - before[LOWER_BROW + UPPER_BROW]) @ up))
+    assert rose > 0.5 * float(np.mean(np.concatenate([rise_up, rise_lo]))), rose
+    assert abs(thick[1] - thick[0]) < 0.2 * thick[0], thick

@@ -53,6 +53,9 @@ def mirror_map(canon: np.ndarray) -> np.ndarray:
     return np.concatenate([idx, topology().groups["iris_mirror"]])
 
 
+AXES = {"x": 0, "y": 1, "z": 2}  # a handle's "axes": the distance to its centre is measured along these only
+
+
 def _resolve(ref, topo: Topology) -> list[int]:
     if isinstance(ref, int):
         return [ref]
@@ -107,7 +110,8 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
         cand = np.arange(N_MESH)
         if "only" in h:
             cand = np.array(sorted({i for ref in h["only"] for i in _resolve(ref, topo)}))
-        d = np.linalg.norm(canon[cand] - centre, axis=1)
+        axes = [AXES[a] for a in h.get("axes", "xyz")]
+        d = np.linalg.norm(canon[cand][:, axes] - centre[axes], axis=1)
         r = float(h["radius"])
         core = float(h.get("core", 0.0)) if h.get("taper", True) else r
         move = np.asarray(h["move"], dtype=np.float64)
