@@ -41,6 +41,7 @@ class FieldConfig:
     min_jacobian: float = 0.05  # where the forward map's Jacobian determinant falls below this (a fold), the step is
     # the plain fixed-point one
     max_step_ratio: float = 4.0  # a Newton step is at most this many times the residual (no jumps across a fold)
+    backtracks: int = 3  # halvings of a Newton step that would leave a larger residual
 
 
 class WarpField:
@@ -152,29 +153,68 @@ class WarpField:
             fwd += shut * (self.closing_weights @ d)
         return fwd.reshape(lh, lw, 2).astype(np.float32)
 
-    def backward_maps(self, disp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def low_res(self, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
+        """(lh, lw) float32: ``mask`` (h, w) float, over ``box`` (x0, y0, x1, y1 image px), resampled onto the
+        field's low-resolution grid (0 outside the box)."""
+        lw, lh = self.low_size
+        rx0, ry0 = self.roi[:2]
+        s = self.scale
+        m = np.float32([[s, 0, (box[0] - rx0 + 0.5) * s - 0.5], [0, s, (box[1] - ry0 + 0.5) * s - 0.5]])
+        return cv2.warpAffine(mask.astype(np.float32), m, (lw, lh), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def backward_maps(self, disp_px: np.ndarray, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(map_x, map_y), each (rh, rw) float32: the absolute image px each ROI pixel is sampled from (cv2.remap
-        maps), for landmark motion ``disp_px`` (478, 2) px."""
+        maps), for landmark motion ``disp_px`` (478, 2) px. ``motion`` (lh, lw) 0..1, if given, scales the motion
+        that lifts pixels (towards the top of the face) where they must stay: under spectacle frames a brow lifted
+        off the rim would drag what lies under it into view, while one lowered behind the rim is covered by it."""
         fwd = self.forward(disp_px)
+        if motion is not None:
+            down = self._down.astype(np.float32)
+            lift = np.clip(-(fwd @ down) / (cv2.magnitude(fwd[..., 0], fwd[..., 1]) + 1e-3), 0.0, 1.0)
+            fwd *= (1.0 - (1.0 - motion) * lift)[..., None]
         gx, gy = self._low_grid
         dxx, dxy = np.gradient(fwd[..., 0], axis=(1, 0))  # d(dx)/dx, d(dx)/dy
         dyx, dyy = np.gradient(fwd[..., 1], axis=(1, 0))
         jac = cv2.merge([1 + dxx, dxy, dyx, 1 + dyy])  # Jacobian of q -> q + d(q), row-major 2x2 per pixel
+        def residual(off: np.ndarray) -> np.ndarray:
+            """(lh, lw, 2) q + d(q) - p at the guess q = p - off."""
+            return cv2.remap(fwd, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) - off
+
         off = fwd.copy()  # d(q) at the current guess q = p - off
+        r = residual(off)
         for _ in range(self.cfg.inverse_iterations):
-            qx, qy = gx - off[..., 0], gy - off[..., 1]
-            r = cv2.remap(fwd, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0) - off
-            a, b, c, e = cv2.split(cv2.remap(jac, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-            rx, ry = r[..., 0], r[..., 1]  # residual q + d(q) - p
+            a, b, c, e = cv2.split(cv2.remap(jac, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_REPLICATE))
+            rx, ry = r[..., 0], r[..., 1]
             det = a * e - b * c
             fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
             det[fold] = 1.0
             a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
             step = cv2.merge([(e * rx - b * ry) / det, (a * ry - c * rx) / det])
             # A step far longer than the residual jumps across a fold: cap it (damped Newton).
-            ratio = cv2.magnitude(step[..., 0], step[..., 1]) / (self.cfg.max_step_ratio * cv2.magnitude(rx, ry) + 1e-6)
+            size = cv2.magnitude(rx, ry)
+            ratio = cv2.magnitude(step[..., 0], step[..., 1]) / (self.cfg.max_step_ratio * size + 1e-6)
             np.maximum(ratio, 1.0, out=ratio)
-            off += step / ratio[..., None]
+            step /= ratio[..., None]
+            # Where a pinned band meets stretched skin the field has a kink, and a full step can overshoot across
+            # it and back: halve the step wherever it would leave a larger residual (backtracking).
+            new = off + step
+            r_new = residual(new)
+            worse = np.flatnonzero(cv2.magnitude(r_new[..., 0], r_new[..., 1]) > size)
+            flat_new, flat_r, flat_step = new.reshape(-1, 2), r_new.reshape(-1, 2), step.reshape(-1, 2)
+            for _ in range(self.cfg.backtracks):
+                if worse.size == 0:
+                    break
+                flat_step[worse] *= 0.5
+                cand = off.reshape(-1, 2)[worse] + flat_step[worse]
+                qx = (gx.ravel()[worse] - cand[:, 0]).astype(np.float32)[None]
+                qy = (gy.ravel()[worse] - cand[:, 1]).astype(np.float32)[None]
+                rc = cv2.remap(fwd, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0] - cand
+                flat_new[worse], flat_r[worse] = cand, rc
+                worse = worse[np.hypot(rc[:, 0], rc[:, 1]) > size.ravel()[worse]]
+            off, r = new, r_new
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / np.float32(self.scale)
         fx, fy = self._grid

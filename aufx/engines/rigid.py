@@ -45,6 +45,8 @@ class RigidConfig:
     edge_blur_px: float = 0.8  # luminance is smoothed by this sigma (pixels) before edges are measured
     fill_blur_px: float = 0.7  # the grain given back to the inpainted skin is smoothed by this sigma (pixels)
     inpaint_px: int = 3  # the inpainting radius (pixels)
+    hold_ipd: float = 0.12  # skin within this of a frame does not move (soft edge): a brow lifted off the top rim
+    #                         would otherwise drag the inpainted rim and the lens' highlights up with it
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,24 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
             out[y0:y1, x0:x1] = filled
         face.cache[key] = out
     return face.cache[key]
+
+
+def frame_hold(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
+               photo: PhotometryConfig = PhotometryConfig()) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """Where the warp must not move the face because a frame covers it: (box (x0, y0, x1, y1) image px, (h, w)
+    float32 0..1, 1 on the frame and fading out over ``hold_ipd`` around it), or None without frames (or hold)."""
+    if not cfg.enabled or cfg.hold_ipd <= 0:
+        return None
+    fr = detect_frames(image, face, cfg, photo)
+    if fr is None:
+        return None
+    r = max(1.0, cfg.hold_ipd * face.pose.scale)
+    pad = int(np.ceil(2 * r))
+    x0, y0, x1, y1 = fr.box
+    mask = cv2.copyMakeBorder(fr.alpha[..., 0], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    hold = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), r / 2)  # smooth: a jagged hold tears the skin
+    hold = np.clip(2.0 * hold, 0.0, 1.0)
+    return (x0 - pad, y0 - pad, x1 + pad, y1 + pad), hold
 
 
 def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int],

@@ -21,7 +21,7 @@ from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
 from aufx.engines.photometry import PhotometryConfig
-from aufx.engines.rigid import RigidConfig, keep_rigid, without_frames
+from aufx.engines.rigid import RigidConfig, frame_hold, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
 
@@ -55,6 +55,14 @@ class WarpEngine:
             face.cache[key] = WarpField(face, self.config.field)
         return face.cache[key]
 
+    def motion(self, image: np.ndarray, face: FaceAnalysis) -> np.ndarray | None:
+        """(lh, lw) share of the motion each field pixel takes: 0 under spectacle frames (None without), cached."""
+        key = ("frame_motion", self.config.rigid, self.config.field)
+        if key not in face.cache:
+            held = frame_hold(image, face, self.config.rigid, self.config.photometry)
+            face.cache[key] = None if held is None else 1.0 - self.prepare(face).low_res(*held)
+        return face.cache[key]
+
     def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
                deformation: Deformation | None = None) -> np.ndarray:
         """The edited full-resolution image (a new array; ``image`` is not modified).
@@ -67,7 +75,7 @@ class WarpEngine:
         if d.is_identity:
             return image.copy()
         wf = self.prepare(face)
-        mx, my = wf.backward_maps(d.displacement_px)
+        mx, my = wf.backward_maps(d.displacement_px, self.motion(image, face))
         rx0, ry0, rx1, ry1 = wf.roi
         cfg = self.config
         face_only = without_frames(image, face, cfg.rigid, cfg.photometry)  # frames are put back, unbent, at the end
