@@ -108,7 +108,8 @@ def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
         trials = trials_for_au(au, editors, cfg, reader)
         best = choose(trials, cfg)
         gains[au] = {"geometry": best["geometry"], "appearance": best["appearance"]}
-        fit[au] = {"chosen": best, "trials": trials}
+        fit[au] = {"chosen": best, "trials": trials, "faces": [p.name for p in paths],
+                   "date": time.strftime("%Y-%m-%d")}  # refits of some AUs keep the others' records
         progress(f"{au}: gains {gains[au]} slope {best['slope']} (min over faces {best['slope_min']}) off-target "
                  f"{best['off_target']}  [{time.perf_counter() - t0:.0f} s]; all: "
                  + " ".join(f"{t['geometry']:g}/{t['appearance']:g}:{t['slope']:.2f}" for t in trials))

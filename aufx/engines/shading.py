@@ -37,6 +37,7 @@ class ShadingConfig:
     occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
     exposure: float = 0.05  # lightening of a bulge top per unit relative height (it catches more light)
     irregularity: float = 0.2  # relative depth variation along a fold (creases are not uniform; more: blotches)
+    taper: float = 0.5  # fraction of a fold's length over which its two ends fade in (0: even depth, round ends)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
     texture_gain: tuple[float, float] = (0.6, 1.5)  # range of the texture scaling (smooth young skin folds softly)
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
@@ -44,6 +45,9 @@ class ShadingConfig:
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
     irregularity_ipd: float = 0.06  # ...smooth over this sigma along the fold (IPD; finer reads as blotches)
     stipple_min_px: float = 0.8  # chin-boss dimples are at least this wide (sigma, pixels)
+
+
+FADES = ("both", "first", "last")  # a stroke's "fade" in au_appearance.yaml
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Stroke:
     depth: float  # height relative to the width, at full AU intensity
     bulge: float | None  # the fold's bulge height relative to its depth (None: ShadingConfig.bulge)
     anchors: tuple[tuple[tuple[int, float], ...], ...]  # per point: ((landmark, weight), ...)
+    fade: str = "both"  # which ends fade in ("both", "first", "last"): a crease that runs on across the midline
+    # in its mirror image fades at its outer end only
 
 
 @dataclass(frozen=True)
@@ -88,16 +94,17 @@ def appearance() -> dict[str, tuple[list[Stroke], Stipple | None]]:
             continue
         strokes = []
         for st in s.get("strokes", []):
-            if st["kind"] not in ("fold", "mound") or st.get("side") not in (None, "up", "down", "in", "out"):
-                raise ValueError(f"au_appearance.yaml {au.code}: bad stroke kind/side in {st}")
+            if (st["kind"] not in ("fold", "mound") or st.get("side") not in (None, "up", "down", "in", "out")
+                    or st.get("fade", "both") not in FADES):
+                raise ValueError(f"au_appearance.yaml {au.code}: bad stroke kind/side/fade in {st}")
             strokes.append(Stroke(st["kind"], st.get("side"), st["width"], st["depth"], st.get("bulge"),
-                                  tuple(_anchor(p) for p in st["points"])))
+                                  tuple(_anchor(p) for p in st["points"]), st.get("fade", "both")))
         stip = s.get("stipple")
         stipple = Stipple(_anchor(stip["at"]), stip["radius"], stip["depth"], stip["grain"]) if stip else None
         if au.bilateral:
             l, r = au.channels()
             out[r] = (strokes, stipple)
-            out[l] = ([Stroke(st.kind, st.side, st.width, st.depth, st.bulge, _mirror(st.anchors, m))
+            out[l] = ([Stroke(st.kind, st.side, st.width, st.depth, st.bulge, _mirror(st.anchors, m), st.fade)
                        for st in strokes],
                       Stipple(_mirror((stipple.at,), m)[0], stipple.radius, stipple.depth, stipple.grain)
                       if stipple else None)
@@ -135,7 +142,8 @@ class _Relief:
     Overlapping strokes combine by the highest / the deepest (touching creases do not dig a pit, neighbouring
     bulges do not pile up into a blister); the stipple adds its dimples on top."""
 
-    def __init__(self, shape: tuple[int, int]):
+    def __init__(self, shape: tuple[int, int], taper: float = 0.0):
+        self.taper = taper  # fraction of a stroke's length over which each end fades in (Tukey window)
         self.rel = np.zeros(shape, np.float32)
         self.px = np.zeros(shape, np.float32)
         self.valley_rel = np.zeros(shape, np.float32)
@@ -146,7 +154,7 @@ class _Relief:
         b = self.box
         self.box = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
 
-    def add(self, poly: np.ndarray, width_px: float, height: float) -> None:
+    def add(self, poly: np.ndarray, width_px: float, height: float, fade: str = "both") -> None:
         """A Gaussian ridge (height > 0) or valley along ``poly`` (k, 2) ROI pixels, sigma = width / 2, peak =
         height (relative to the width)."""
         sigma = width_px / 2.0
@@ -158,11 +166,11 @@ class _Relief:
         if x1 <= x0 or y1 <= y0:
             return
         layer = np.zeros((y1 - y0, x1 - x0), np.float32)
-        p = ((poly - (x0, y0)) * 16 + 0.5).astype(np.int32)
-        if len(p) == 1:
+        if len(poly) == 1:
+            p = ((poly - (x0, y0)) * 16 + 0.5).astype(np.int32)
             cv2.circle(layer, (int(p[0, 0]), int(p[0, 1])), 16, 1.0, -1, cv2.LINE_AA, shift=4)
         else:
-            cv2.polylines(layer, [p], False, 1.0, 1, cv2.LINE_AA, shift=4)
+            _draw_tapered(layer, poly - (x0, y0), self.taper, fade)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         _, peak, _, _ = cv2.minMaxLoc(layer)
         if peak <= 0:
@@ -185,6 +193,32 @@ class _Relief:
         self.rel[y0:y0 + fh, x0:x0 + fw] += field
         self.px[y0:y0 + fh, x0:x0 + fw] += field * width_px
         self._touch(x0, y0, x0 + fw, y0 + fh)
+
+
+@lru_cache(maxsize=None)
+def _taper_profile(taper: float, fade: str, pieces: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """(pieces + 1,) piece ends along a stroke (0..1) and each piece's value: 1, fading to 0 (raised cosine) over
+    ``taper`` / 2 of the length at each ``fade`` end ("both", "first", "last")."""
+    u = np.linspace(0.0, 1.0, pieces + 1)
+    mid = (u[:-1] + u[1:]) / 2
+    end = {"both": np.minimum(mid, 1.0 - mid), "first": mid, "last": 1.0 - mid}[fade]
+    ramp = np.clip(end / max(taper / 2.0, 1e-6), 0.0, 1.0) if taper > 0 else np.ones_like(mid)
+    return u, tuple((0.5 - 0.5 * np.cos(np.pi * ramp)).tolist())
+
+
+def _draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = "both", pieces: int = 10) -> None:
+    """Draw the polyline ``poly`` (k, 2) layer pixels into ``layer`` (h, w) as a 1 px line that fades out at its
+    ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases are deepest in their
+    middle and die out; a stroke of even depth with round ends reads as stamped."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))])
+    if arc[-1] <= 0:
+        return
+    u, values = _taper_profile(taper, fade, pieces)
+    s = u * arc[-1]
+    ends = (np.column_stack([np.interp(s, arc, poly[:, 0]), np.interp(s, arc, poly[:, 1])]) * 16 + 0.5)
+    ends = ends.astype(np.int32).tolist()
+    for a, b, v in zip(ends[:-1], ends[1:], values):
+        cv2.line(layer, a, b, v, 1, cv2.LINE_AA, shift=4)
 
 
 def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
@@ -225,7 +259,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     up = -face.pose.image_axes()[1]
     midline = pts[list(topology().groups["eye_inner_corners"])].mean(0)
     right = np.array([-up[1], up[0]])
-    relief = _Relief((h, w))
+    relief = _Relief((h, w), cfg.taper)
     for ch, amount in active:
         strokes, stipple = looks[ch]
         for st in strokes:
@@ -233,9 +267,9 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
             width = max(cfg.min_width_px, st.width * ipd)
             k = amount * st.depth * cfg.strength
             if st.kind == "mound":
-                relief.add(poly, width, k)
+                relief.add(poly, width, k, st.fade)
                 continue
-            relief.add(poly, width, -k)
+            relief.add(poly, width, -k, st.fade)
             if st.side is not None:
                 out = right * np.sign((poly.mean(0) - midline) @ right or 1.0)
                 towards = {"up": up, "down": -up, "out": out, "in": -out}[st.side]
