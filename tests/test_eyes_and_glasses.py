@@ -208,14 +208,21 @@ def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
 
 def test_skin_under_real_frames_stays_while_the_brows_rise(grace_editor):
     """Grace Hopper's brows sit on her top rims. A brow that rises as one piece would drag the inpainted rim and the
-    lenses' highlights up with it (brown blotches above the frame on the contact sheet); the field holds still under
-    the frames, so the warp samples the photo where it is there, while the brows above still rise."""
+    lenses' highlights up with it (brown blotches above the frame on the contact sheet); the field does not lift
+    what lies under the top rims, so the warp samples the photo where it is there, while the brows above still
+    rise."""
     face, img = grace_editor.face(), grace_editor.image
     fr = detect_frames(img, face)
     d = deform(face, EditRequest(au_text="AU01:1.0,AU02:1.0").target(grace_editor.measured()))
     x0, y0, x1, y1 = fr.box
     on = np.zeros(img.shape[:2], bool)
     on[y0:y1, x0:x1] = fr.alpha[..., 0] > 0.5
+    groups = topology().groups  # the top rims: the frame above the eyes (the cheeks rise under the lower rims)
+    eyes = face.landmarks[list(groups["eye_inner_corners"]) + list(groups["eye_outer_corners"]), :2].mean(axis=0)
+    gy, gx = np.mgrid[:img.shape[0], :img.shape[1]]
+    above = (np.stack([gx, gy], -1) - eyes) @ -face.pose.image_axes()[1]
+    on &= above > RigidConfig().hold_above_ipd * face.pose.scale
+    assert on.sum() > 0.05 * face.pose.scale ** 2
 
     def shift(cfg: WarpConfig) -> np.ndarray:
         engine = WarpEngine(cfg)

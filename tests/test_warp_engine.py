@@ -240,16 +240,16 @@ def test_estimator_round_trips_on_the_edited_mesh(grace_editor, astronaut_editor
 
 def test_output_measurement_reads_what_openface_reads(grace_editor):
     """The output measurement (estimate_after) against OpenFace 2.0's static reading of the same two outputs
-    (FeatureExtraction -au_static on the face crop AUFX sends, AUxx_r / 5; read on 2026-12-05 with the engine and
-    render gains of that day): smile AU12 0.10 -> 0.474; jaw drop AU25 0.0 -> 0.194, AU26 0.092 -> 0.536. The
-    estimator reads the smile as 0.36: its regressor was fitted to the weaker smiles of the engine of 2026-12-04
+    (FeatureExtraction -au_static on the face crop AUFX sends, AUxx_r / 5; read again on 2026-12-05 after the
+    brows and the frame hold changed): smile AU12 0.10 -> 0.462; jaw drop AU25 0.0 -> 0.158, AU26 0.092 -> 0.536. The
+    estimator reads the smile as 0.35: its regressor was fitted to the weaker smiles of the engine of 2026-12-04
     (aufx/assets/au_estimator.md), so it is held to 0.12 of OpenFace here, 0.1 on the jaw's AU25. AU26 on edits is read
     as a fraction (cross-validated r 0.17 on edits): only its direction is checked."""
     m = grace_editor.measured()
     smile = grace_editor.edit(EditRequest(au_text="AU12:1.0").target(m)).measured_output
-    assert abs(smile.au("AU12") - 0.474) < 0.12 and smile.au("AU12") - m.au("AU12") > 0.2
+    assert abs(smile.au("AU12") - 0.462) < 0.12 and smile.au("AU12") - m.au("AU12") > 0.2
     open_jaw = grace_editor.edit(EditRequest(au_text="AU26:0.9,AU25:0.6").target(m)).measured_output
-    assert abs(open_jaw.au("AU25") - 0.194) < 0.1 and open_jaw.au("AU25") - m.au("AU25") > 0.1
+    assert abs(open_jaw.au("AU25") - 0.158) < 0.1 and open_jaw.au("AU25") - m.au("AU25") > 0.1
     assert open_jaw.au("AU26") > m.au("AU26")
 
 

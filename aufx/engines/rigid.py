@@ -47,6 +47,7 @@ class RigidConfig:
     inpaint_px: int = 3  # the inpainting radius (pixels)
     hold_ipd: float = 0.12  # skin within this of a frame does not move (soft edge): a brow lifted off the top rim
     #                         would otherwise drag the inpainted rim and the lens' highlights up with it
+    hold_above_ipd: float = 0.15  # ...only above the eyes: the hold fades in from the eyes' line to this far above
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
 
 def frame_hold(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
                photo: PhotometryConfig = PhotometryConfig()) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """Where the warp must not move the face because a frame covers it: (box (x0, y0, x1, y1) image px, (h, w)
-    float32 0..1, 1 on the frame and fading out over ``hold_ipd`` around it), or None without frames (or hold)."""
+    """Where the warp must not lift the face because a frame's top rim covers it: (box (x0, y0, x1, y1) image px,
+    (h, w) float32 0..1, 1 on the frame above the eyes and fading out over ``hold_ipd`` around it), or None without
+    frames (or hold). Below the eyes the cheeks and lower lids rise under the lower rims as they should."""
     if not cfg.enabled or cfg.hold_ipd <= 0:
         return None
     fr = detect_frames(image, face, cfg, photo)
@@ -110,6 +112,12 @@ def frame_hold(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
     mask = cv2.copyMakeBorder(fr.alpha[..., 0], pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     hold = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), r / 2)  # smooth: a jagged hold tears the skin
     hold = np.clip(2.0 * hold, 0.0, 1.0)
+    groups = topology().groups
+    eyes = face.landmarks[list(groups["eye_inner_corners"]) + list(groups["eye_outer_corners"]), :2].mean(axis=0)
+    up = -face.pose.image_axes()[1]
+    gx, gy = np.meshgrid(np.arange(x0 - pad, x1 + pad), np.arange(y0 - pad, y1 + pad))
+    above = ((gx - eyes[0]) * up[0] + (gy - eyes[1]) * up[1]) / face.pose.scale  # IPD above the eyes' line
+    hold *= np.clip(above / cfg.hold_above_ipd, 0.0, 1.0).astype(np.float32)
     return (x0 - pad, y0 - pad, x1 + pad, y1 + pad), hold
 
 
