@@ -160,7 +160,7 @@ class WarpField:
         rx0, ry0 = self.roi[:2]
         s = self.scale
         m = np.float32([[s, 0, (box[0] - rx0 + 0.5) * s - 0.5], [0, s, (box[1] - ry0 + 0.5) * s - 0.5]])
-        return cv2.warpAffine(mask.astype(np.float32), m, (lw, lh), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        return cv2.warpAffine(mask.astype(np.float32), m, (lw, lh), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def backward_maps(self, disp_px: np.ndarray, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

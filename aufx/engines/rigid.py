@@ -45,7 +45,7 @@ class RigidConfig:
     edge_blur_px: float = 0.8  # luminance is smoothed by this sigma (pixels) before edges are measured
     fill_blur_px: float = 0.7  # the grain given back to the inpainted skin is smoothed by this sigma (pixels)
     inpaint_px: int = 3  # the inpainting radius (pixels)
-    hold_ipd: float = 0.12  # skin within this of a frame does not move (soft edge): a brow lifted off the top rim
+    hold_ipd: float = 0.12  # skin within this of a frame is not lifted (soft edge): a brow lifted off the top rim
     #                         would otherwise drag the inpainted rim and the lens' highlights up with it
     hold_above_ipd: float = 0.15  # ...only above the eyes: the hold fades in from the eyes' line to this far above
 

@@ -37,7 +37,7 @@ class ShadingConfig:
     occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
     exposure: float = 0.05  # lightening of a bulge top per unit relative height (it catches more light)
     irregularity: float = 0.2  # relative depth variation along a fold (creases are not uniform; more: blotches)
-    taper: float = 0.5  # fraction of a fold's length over which its two ends fade in (0: even depth, round ends)
+    taper: float = 0.5  # fraction of a fold's length that fades in, half at each end (0: even depth, round ends)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
     texture_gain: tuple[float, float] = (0.6, 1.5)  # range of the texture scaling (smooth young skin folds softly)
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
@@ -143,7 +143,7 @@ class _Relief:
     bulges do not pile up into a blister); the stipple adds its dimples on top."""
 
     def __init__(self, shape: tuple[int, int], taper: float = 0.0):
-        self.taper = taper  # fraction of a stroke's length over which each end fades in (Tukey window)
+        self.taper = taper  # ShadingConfig.taper: how much of a stroke's length fades in at its ends
         self.rel = np.zeros(shape, np.float32)
         self.px = np.zeros(shape, np.float32)
         self.valley_rel = np.zeros(shape, np.float32)

@@ -2,9 +2,10 @@
 
 render(image, face, target AUs, deformation), in the order the data flows: the photo's spectacle frames lifted out
 (rigid.py) -> dense backward warp of the face region along the target landmarks (field.py; the landmarks come from
-aufx/model/deform.py) -> eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py, mouth_layers.py) ->
-each AU's relief shaded in (shading.py, with the photo's light, blur and grain from photometry.py) -> the frames put
-back unbent (rigid.py) -> composite into the full-resolution original, untouched outside the face region.
+aufx/model/deform.py; nothing under the frames' top rims is lifted) -> eyes and lids (eyes.py) -> mouth interior
+where lips part (mouth.py, mouth_layers.py) -> each AU's relief shaded in (shading.py, with the photo's light, blur
+and grain from photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original,
+untouched outside the face region.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class WarpEngine:
         return face.cache[key]
 
     def motion(self, image: np.ndarray, face: FaceAnalysis) -> np.ndarray | None:
-        """(lh, lw) share of the motion each field pixel takes: 0 under spectacle frames (None without), cached."""
+        """(lh, lw) share of the lifting motion each field pixel takes: 0 under the top rims of spectacle frames
+        (None without frames), cached on the analysis."""
         key = ("frame_motion", self.config.rigid, self.config.field)
         if key not in face.cache:
             held = frame_hold(image, face, self.config.rigid, self.config.photometry)
