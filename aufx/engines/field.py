@@ -156,11 +156,9 @@ class WarpField:
     def low_res(self, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
         """(lh, lw) float32: ``mask`` (h, w) float, over ``box`` (x0, y0, x1, y1 image px), resampled onto the
         field's low-resolution grid (0 outside the box)."""
-        lw, lh = self.low_size
-        rx0, ry0 = self.roi[:2]
-        s = self.scale
-        m = np.float32([[s, 0, (box[0] - rx0 + 0.5) * s - 0.5], [0, s, (box[1] - ry0 + 0.5) * s - 0.5]])
-        return cv2.warpAffine(mask.astype(np.float32), m, (lw, lh), flags=cv2.INTER_LINEAR,
+        ox, oy = self._to_low(np.array(box[:2], np.float64))  # where the box's first pixel lands
+        m = np.float32([[self.scale, 0, ox], [0, self.scale, oy]])
+        return cv2.warpAffine(mask.astype(np.float32), m, self.low_size, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def backward_maps(self, disp_px: np.ndarray, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
