@@ -98,6 +98,18 @@ def test_calibration_prefers_the_slope_nearest_the_goal_within_the_off_target_bo
     assert choose(trials, cfg) == trials[1]  # 3/1 is barely better and costs more gain; 3/2 moves other AUs
 
 
+def test_calibration_does_not_buy_slope_with_the_person():
+    """A gain that makes the edit read more but changes who it is (dlib distance over the bound) is not chosen; where
+    every trial oversteps, the one that oversteps least wins, not the strongest."""
+    cfg = CalibrationConfig(goal_slope=1.0, max_off_target=0.3, max_identity=0.45, gain_cost=0.03)
+    trials = [{"geometry": 1, "appearance": 1, "slope": 0.1, "off_target": 0.1, "identity_max": 0.30},
+              {"geometry": 2, "appearance": 1, "slope": 0.3, "off_target": 0.1, "identity_max": 0.44},
+              {"geometry": 5, "appearance": 1, "slope": 0.5, "off_target": 0.2, "identity_max": 0.58}]
+    assert choose(trials, cfg) == trials[1]
+    over = [{**t, "identity_max": t["identity_max"] + 0.2} for t in trials]
+    assert choose(over, cfg) == over[0]
+
+
 def test_a_refit_keeps_what_it_does_not_measure(tmp_path):
     """eval.calibrate --write replaces an AU's geometry and appearance gains and trials, but keeps its removal gain
     and the measurements that chose it (calibrate fits increases only)."""
