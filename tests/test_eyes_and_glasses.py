@@ -7,6 +7,7 @@ import pytest
 from matplotlib.path import Path
 
 from aufx.model.deform import deform
+from aufx.model.gains import gains_overridden, render_gains
 from aufx.engines.interiors import InteriorConfig, poly_mask
 from aufx.engines.photometry import luminance
 from aufx.engines.rigid import RigidConfig, detect_frames
@@ -238,3 +239,26 @@ def test_skin_under_real_frames_stays_while_the_brows_rise(grace_editor):
     brows = list(topology().groups["brow_R"]) + list(topology().groups["brow_L"])
     rise = -(d.target_landmarks[brows] - face.landmarks[brows, :2]) @ face.pose.image_axes()[1]
     assert rise.max() > 0.05 * face.pose.scale
+
+
+def test_eyeball_a_lowered_lower_lid_reveals_is_sclera_not_skin(grace_editor):
+    """Taking away the lid tightening the estimator reads on Grace Hopper (AU07 about 0.5) lowers her lower lids: what
+    shows between the old and the new margin is eyeball, and its colour is nearly white (tint at most
+    ``sclera_tint`` of its brightness). Her loose eye contour holds mostly lid and lash pixels, whose median was a
+    saturated brown (R-B 88 levels) that filled the gap as a flat brown patch."""
+    ed = grace_editor
+    face, m = ed.face(), ed.measured()
+    target = EditRequest(au_text="L07:0,R07:0").target(m)
+    with gains_overridden({"AU07": {**render_gains()["AU07"], "removal": 4.5}}):  # lids well down: a wide gap
+        d = deform(face, target)
+        out = ed.edit(target, measure_output=False).image.astype(float)
+    found = 0
+    for eye in ("eye_R", "eye_L"):
+        loop = topology().loop(eye)
+        new = (poly_mask(out.shape[:2], d.target_landmarks[loop]) > 0.99) & \
+            (poly_mask(out.shape[:2], face.landmarks[loop, :2]) < 0.01)
+        found += int(new.sum())
+        if new.sum():
+            rgb = out[new]
+            assert np.median(np.ptp(rgb, axis=1) / np.maximum(rgb.mean(1), 1)) < 1.5 * InteriorConfig().sclera_tint
+    assert found > 10, "the lower lids must come down"

@@ -62,12 +62,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         rr = np.hypot(gx - c[0], gy - c[1])
         seen = m_src > 0.9
         iris_rgb = median_colour(static, seen & (rr < cfg.iris_sample * r), cfg.iris_rgb)
-        sclera_sel = static[seen & (rr > cfg.sclera_sample * r)]
-        if len(sclera_sel) >= 4:
-            bright = sclera_sel[sclera_sel.sum(1) >= np.median(sclera_sel.sum(1))]
-            sclera_rgb = np.median(bright, axis=0)
-        else:
-            sclera_rgb = np.array(cfg.sclera_rgb, np.float32)
+        sclera_rgb = _sclera_colour(static[seen & (rr > cfg.sclera_sample * r)], cfg)
         disk = np.clip(r + 0.5 - rr, 0, 1)[..., None]
         limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1)[..., None] * \
             cfg.limbus_dark
@@ -99,6 +94,20 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
+
+
+def _sclera_colour(samples: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+    """(3,) float32 sclera RGB from the eye opening's visible pixels beyond the iris (n, 3): the whitest quarter
+    (bright and unsaturated, so lids, lashes and the caruncle inside a loose eye contour do not count), its tint
+    limited to ``sclera_tint`` of its brightness (Grace Hopper's small eyes behind her lenses otherwise gave a brown
+    "sclera" that filled a lowered lower lid's gap as a flat brown patch)."""
+    if len(samples) < 4:
+        return np.array(cfg.sclera_rgb, np.float32)
+    white = samples.mean(1) - np.ptp(samples, axis=1)
+    rgb = np.median(samples[white >= np.percentile(white, 75)], axis=0).astype(np.float32)
+    grey = float(rgb.mean())
+    tint = float(np.ptp(rgb))
+    return grey + (rgb - grey) * min(1.0, cfg.sclera_tint * grey / max(tint, 1e-6))
 
 
 def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, src: np.ndarray, tgt: np.ndarray,

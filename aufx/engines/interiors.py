@@ -73,8 +73,9 @@ class InteriorConfig:
     lid_shadow_full: float = 2.0  # the photo's own eyeball is fully shadowed once the margin came this many decays down
     iris_sample: float = 0.8  # iris colour: visible pixels within this x the iris radius
     iris_rgb: tuple[int, int, int] = (90, 70, 55)  # ...or this when none show
-    sclera_sample: float = 1.15  # sclera colour: the brighter half of the visible pixels beyond this x the iris radius
+    sclera_sample: float = 1.15  # sclera colour: the whitest of the visible pixels beyond this x the iris radius
     sclera_rgb: tuple[int, int, int] = (215, 205, 200)  # ...or this when too few show
+    sclera_tint: float = 0.12  # the sclera's colour spread (max - min channel) is at most this x its brightness
     limbus_width: float = 0.18  # dark ring around a synthesized iris: width in iris radii...
     limbus_min_px: float = 0.6  # ...at least this many pixels...
     limbus_dark: float = 0.35  # ...darkening this much at its centre
