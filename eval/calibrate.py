@@ -67,18 +67,17 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
     chans = get_au(au).channels()
     idx = [b.index(ch) for ch in chans + tuple(b.ties[c] for c in chans if c in b.ties)]  # AU45 closes AU43's lid
     engine = registry.engine("warp")
-    crops, keys, far = [], [], {}  # far[(face, trial)]: identity distance at the highest target
+    crops, keys, moved = [], [], {}  # moved[(face, trial)]: identity distance at the highest target
     for fi, ed in enumerate(editors):
         face = ed.face(0)
         box = face.box
         ref = None if identity is None else identity.embed(ed.image, box)
         crops.append(face_crop(ed.image, box, cfg.crop_size, cfg.crop_margin))
         keys.append((fi, None, None))
-        start = estimate_raw(face)
+        start = None  # the measured face, as the CLI starts
         if cfg.start == "zero":
+            start = estimate_raw(face)
             start[idx] = 0.0
-        else:
-            start = None
         base = ed.measured(0) if start is None else AUVector.clipped(dict(zip(b.channels, start)))
         for gi, (g, p) in enumerate(grid):
             with gains_overridden({au: {**render_gains().get(au, {}), "geometry": g, "appearance": p}}):
@@ -88,7 +87,7 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
                     crops.append(face_crop(out, box, cfg.crop_size, cfg.crop_margin))
                     keys.append((fi, gi, t))
                     if ref is not None and t == max(cfg.targets):
-                        far[fi, gi] = compare(ref, identity.embed(out, box))["distance"]
+                        moved[fi, gi] = compare(ref, identity.embed(out, box))["distance"]
     reads = reader.read(crops)
     src = {k[0]: r for k, r in zip(keys, reads) if k[1] is None}
     trials = []
@@ -105,7 +104,7 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
             trials.append({"geometry": g, "appearance": p, "slope": round(float(np.mean(slopes)), 3),
                            "slope_min": round(float(np.min(slopes)), 3),
                            "off_target": round(float(np.mean(offs)), 3), "faces": len(slopes)})
-            ids = [d for (fi, gj), d in far.items() if gj == gi]
+            ids = [d for (fi, gj), d in moved.items() if gj == gi]
             if ids:
                 trials[-1]["identity_max"] = round(float(np.max(ids)), 3)
     return trials
