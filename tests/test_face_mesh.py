@@ -68,8 +68,8 @@ def _folds(rest: np.ndarray, moved: np.ndarray) -> int:
     return int(((np.sign(mesh.signed_areas(moved, tris)) != np.sign(a0)) & (np.abs(a0) > 1e-6)).sum())
 
 
-@pytest.mark.parametrize("who, request_text", [("astronaut_editor", "AU17:1,AU23:1"), ("astronaut_editor", "AU24:1,AU23:1"),
-                                               ("grace_editor", "AU14:1")])
+@pytest.mark.parametrize("who, request_text", [("astronaut_editor", "AU17:1,AU23:1"),
+                                               ("astronaut_editor", "AU24:1,AU23:1"), ("grace_editor", "AU14:1")])
 def test_fold_repair_opens_every_fold_of_a_real_edit(request, who, request_text):
     """The raw basis motion of these requests turns triangles over on the real faces; the repair the deformation
     uses opens all of them, and moves only the vertices near a fold."""
