@@ -32,7 +32,8 @@ class MouthConfig:
     lip_shadow_ipd: float = 0.025  # ...decaying over this distance (IPD)
     seal_centre: float = 0.4  # the opening of this central fraction of the mouth width bounds the corners' opening
     seal_roundness: float = 0.35  # ...times (1 - x^2)^this, x = 0 centre, 1 corner (0.5 = an ellipse; less = fuller)
-    junction_dark: float = 0.25  # sealed lips: the line where they meet is this much darker than the lips
+    junction_depth: float = 1.0  # sealed lips: the line where they meet is the lips' colour c x (c / 255)^this,
+    # darker and redder as in shadow between lips (Grace Hopper's closed lips: about 2)
     own_teeth_share: float = 0.2  # open mouth this tooth-bright (lower row: half): own teeth, no exemplar row
     own_erode_px: float = 0.6  # the photo's own interior is used this far inside its lip contour (pixels)
     box_side_ipd: float = 0.35  # layer box around the resting mouth: sideways beyond the corners (IPD)...
@@ -40,7 +41,7 @@ class MouthConfig:
     box_below_ipd: float = 1.3  # ...and below it (room for a wide-open jaw)
     profile_samples: int = 33  # samples across the mouth width for the allowed-opening profile
     seal_blur: float = 0.5  # sealed lips are filled with their surroundings blurred by this x the widest sealed gap
-    closed_seam_ipd: float = 0.05  # lips closed over the photo's open mouth: a band this half-wide (IPD) along
+    closed_seam_ipd: float = 0.012  # lips closed over the photo's open mouth: a band this half-wide (IPD) along
     # their meeting line is drawn as lips, where the squeezed teeth would otherwise show through
     opening_grow_px: float = 1.5  # the photo's own opening, grown by this (pixels: its lips' inner edge), is what
     # must not show where the target has lips elsewhere either (corners pulled down past the squeezed teeth)...

@@ -128,16 +128,31 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap, cfg)
         out[i] = out[i] * (1 - a) + interior * a
     if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
-        known = 1.0 - inside
-        lips = out * known[..., None]
-        fill = cv2.GaussianBlur(lips, (0, 0), fill_sigma) / np.maximum(
-            cv2.GaussianBlur(known, (0, 0), fill_sigma), 1e-3)[..., None]
+        fill = _fill_from_around(out, 1.0 - inside, fill_sigma)
         closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
-        seam = 1 - cfg.junction_dark * closed * np.exp(-(((v - mid) * ipd / feather) ** 2))
-        out = out * (1 - sealed[..., None]) + fill * (seam * sealed)[..., None]
+        # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert)
+        depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2))
+        line = fill * np.power(np.clip(fill / 255.0, 1e-3, 1.0), depth[..., None])
+        out = out * (1 - sealed[..., None]) + line * sealed[..., None]
     roi = roi.copy()
     roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return roi
+
+
+def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, levels: int = 3) -> np.ndarray:
+    """(h, w, 3) float32: ``image`` (h, w, 3) blurred by ``sigma`` px over its ``known`` (h, w) 0..1 pixels only
+    (normalised convolution). Where too few known pixels lie within reach, the blur widens 3x per level, so a hole
+    of any width is filled from the pixels around it and never darkens toward black."""
+    fill = np.zeros_like(image)
+    need = np.ones(known.shape, np.float32)  # share of each pixel still to fill
+    for level in range(levels):
+        s = sigma * 3 ** level
+        num = cv2.GaussianBlur(image * known[..., None], (0, 0), s)
+        den = cv2.GaussianBlur(known, (0, 0), s)
+        take = need if level == levels - 1 else need * np.clip(den / 0.2, 0, 1)
+        fill += take[..., None] * num / np.maximum(den, 1e-6)[..., None]
+        need = need - take
+    return fill
 
 
 def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u: np.ndarray, v: np.ndarray,
