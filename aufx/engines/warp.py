@@ -1,11 +1,12 @@
 """The warp engine: training-free, CPU, real time.
 
 render(image, face, target AUs, deformation), in the order the data flows: the photo's spectacle frames lifted out
-(rigid.py) -> dense backward warp of the face region along the target landmarks (field.py; the landmarks come from
-aufx/model/deform.py; nothing under the frames' top rims is lifted) -> eyes and lids (eyes.py) -> mouth interior
-where lips part (mouth.py, mouth_layers.py) -> each AU's relief shaded in (shading.py, with the photo's light, blur
-and grain from photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original,
-untouched outside the face region.
+(rigid.py) -> the photo's own folds eased where the edit takes their AU away (relax.py) -> dense backward warp of
+the face region along the target landmarks (field.py; the landmarks come from aufx/model/deform.py; nothing under
+the frames' top rims is lifted) -> eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py,
+mouth_layers.py) -> each AU's relief shaded in (shading.py, with the photo's light, blur and grain from
+photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original, untouched
+outside the face region.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
 from aufx.engines.photometry import PhotometryConfig
+from aufx.engines.relax import RelaxConfig, relax_folds
 from aufx.engines.rigid import RigidConfig, frame_hold, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
 from aufx.face.analysis import FaceAnalysis
@@ -32,6 +34,7 @@ class WarpConfig:
     field: FieldConfig = dc_field(default_factory=FieldConfig)
     interiors: InteriorConfig = dc_field(default_factory=InteriorConfig)
     shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
+    relax: RelaxConfig = dc_field(default_factory=RelaxConfig)  # the photo's folds eased where their AU is taken away
     rigid: RigidConfig = dc_field(default_factory=RigidConfig)
     photometry: PhotometryConfig = dc_field(default_factory=PhotometryConfig)  # the photo's light, blur, grain, skin
 
@@ -81,6 +84,7 @@ class WarpEngine:
         rx0, ry0, rx1, ry1 = wf.roi
         cfg = self.config
         face_only = without_frames(image, face, cfg.rigid, cfg.photometry)  # frames are put back, unbent, at the end
+        face_only = relax_folds(face_only, face, d, cfg.relax, cfg.photometry)  # before the warp squeezes them
         roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry)  # lids from skin, not frames
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))

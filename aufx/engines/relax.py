@@ -1,0 +1,156 @@
+"""The photo's own folds eased where the edit takes away the AU that makes them.
+
+Relief shading (shading.py) draws the folds an edit adds. A photo that already shows an expression carries that
+expression's folds: a smiling face its nasolabial folds, its lifted cheeks and crow's feet. When the edit takes the
+smile away, the warp pulls the cheek back down over the fold and squeezes the photo's soft fold into a hard dark
+line. So before the warp, the photo is eased around the strokes of every AU the edit decreases (au_appearance.yaml,
+placed on the photo's own landmarks): its shading at the scale of folds (luma blurred finer than a fold, against
+luma blurred wider than one) is divided out in proportion to how much of the AU is taken away. The fold and its bulge flatten
+toward the skin around them; the finer skin texture stays, and so do eyes, brows, lips and whatever is not skin.
+
+Per face (cached): each channel's eased band (strokes x skin x not a feature) and the photo's shading at the scale
+of folds; per edit, only the strongest ease per pixel times that shading.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from aufx.model.basis import basis
+from aufx.model.deform import Deformation
+from aufx.engines.photometry import PhotometryConfig, luminance, photometry
+from aufx.engines.shading import _draw_tapered, _polyline, appearance
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    """How far the photo's own folds ease when their AU is taken away."""
+
+    enabled: bool = True
+    full_at: float = 0.5  # a decrease of this much (normalised AU units) eases a fold as far as it goes...
+    max_ease: float = 0.9  # ...which is this share of its shading (the folds a face keeps at rest stay, faintly)
+    reach: float = 2.0  # the eased band: the stroke blurred by this x its width (sigma), so the bulge beside it too
+    detail_ipd: float = 0.02  # shading finer than this (sigma, IPD) is skin texture and is kept...
+    context_ipd: float = 0.2  # ...and the skin a fold eases toward is the luma blurred by this (IPD): wider than
+    # the photo's own folds, which are wider than the strokes that draw new ones
+    keep_out_ipd: float = 0.03  # eye openings, brows and lips grown by this (IPD) are never eased
+    texture_full: float = 0.015  # skin this smooth (Photometry.texture) eases fully; rougher skin in proportion:
+    # much of an aged face's shading at the scale of folds is wrinkles it keeps at rest (Grace Hopper: 0.032)
+    close_ipd: float = 0.05  # holes in the skin map up to this radius (IPD; the photo's folds, freckles) are skin
+    taper: float = 0.5  # the band fades in over this share of a stroke's length, as the relief does
+    min_band: float = 0.01  # a band ends where it falls below this
+
+
+@dataclass(frozen=True)
+class _Bands:
+    """One face's eased bands over ``box`` (x0, y0, x1, y1 image px): per channel, where its band is (a box in the
+    same coordinates) and the band there (bh, bw) float32 0..1; and the log of the photo's shading between the
+    detail and context scales over all of ``box`` (h, w) float32."""
+
+    box: tuple[int, int, int, int]
+    channels: dict[str, tuple[tuple[int, int, int, int], np.ndarray]]
+    log_shade: np.ndarray
+
+
+def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, cfg: RelaxConfig = RelaxConfig(),
+                photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
+    """``image`` (H, W, 3) uint8, the photo the warp samples, with the folds of every AU ``d`` decreases eased
+    (a new array; ``image`` itself when nothing is eased)."""
+    if not cfg.enabled:
+        return image
+    b = basis()
+    pm = photometry(image, face, photo)
+    most = cfg.max_ease * min(1.0, cfg.texture_full / max(pm.texture, 1e-6))
+    ease = {ch: most * min(1.0, -float(d.delta[b.index(ch)]) / cfg.full_at) for ch in b.channels
+            if d.delta[b.index(ch)] < -1e-3}
+    bands = _bands(image, face, cfg, photo)
+    active = [(ease[ch], bands.channels[ch]) for ch in ease if ch in bands.channels]
+    if not active:
+        return image
+    x0, y0 = min(bx[0] for _, (bx, _) in active), min(bx[1] for _, (bx, _) in active)
+    x1, y1 = max(bx[2] for _, (bx, _) in active), max(bx[3] for _, (bx, _) in active)
+    most = np.zeros((y1 - y0, x1 - x0), np.float32)  # where bands of several AUs overlap, the strongest ease
+    for e, ((bx0, by0, bx1, by1), band) in active:
+        sub = most[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
+        np.maximum(sub, band * np.float32(e), out=sub)
+    gain = np.exp(-most * bands.log_shade[y0:y1, x0:x1])
+    # shading on skin is redder: gain ** tint per channel, to second order (as the relief's)
+    dg = (gain - 1.0)[..., None]
+    t = pm.tint.astype(np.float32)
+    tinted = 1.0 + t * dg + (0.5 * t * (t - 1.0)) * (dg * dg)
+    ox, oy = bands.box[:2]
+    out = image.copy()
+    sl = np.s_[oy + y0:oy + y1, ox + x0:ox + x1]
+    out[sl] = np.clip(image[sl] * tinted + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: PhotometryConfig) -> _Bands:
+    key = ("relax_bands", cfg, photo)
+    if key not in face.cache:
+        face.cache[key] = _build_bands(image, face, cfg, photo)
+    return face.cache[key]
+
+
+def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: PhotometryConfig) -> _Bands:
+    """Per channel with strokes (lid closure aside: the lids are the eyes' business), its band and shading."""
+    ipd = face.pose.scale
+    pts = face.landmarks[:, :2]
+    b = basis()
+    lids = set(b.ties) | set(b.ties.values())
+    looks = {ch: strokes for ch, (strokes, _) in appearance().items() if strokes and ch not in lids}
+    polys = {ch: [(_polyline(st.anchors, pts), st.width * ipd) for st in strokes] for ch, strokes in looks.items()}
+    allpts = np.vstack([p for items in polys.values() for p, _ in items])
+    pad = int(np.ceil(3 * max(cfg.reach * max(w for items in polys.values() for _, w in items),
+                              cfg.context_ipd * ipd))) + 2
+    h, w = image.shape[:2]
+    x0, y0 = max(int(allpts[:, 0].min()) - pad, 0), max(int(allpts[:, 1].min()) - pad, 0)
+    x1, y1 = min(int(allpts[:, 0].max()) + pad + 1, w), min(int(allpts[:, 1].max()) + pad + 1, h)
+    box = (x0, y0, x1, y1)
+    y = luminance(image[y0:y1, x0:x1]) + 1.0
+    # skin, with the photo's folds and freckles in it (the skin map leaves out their darkest pixels): closed
+    close = 2 * max(1, int(round(cfg.close_ipd * ipd))) + 1
+    skin = cv2.morphologyEx(photometry(image, face, photo).skin_at(*box), cv2.MORPH_CLOSE,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close, close)))
+    skin *= _not_features(face, box, cfg)
+    fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
+    wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
+    channels = {}
+    for ch, items in polys.items():
+        band = np.zeros_like(y)
+        for poly, wd in items:
+            layer = np.zeros_like(y)
+            if len(poly) == 1:
+                c = np.round(poly[0] - (x0, y0)).astype(int)
+                cv2.circle(layer, (int(c[0]), int(c[1])), 1, 1.0, -1)
+            else:
+                _draw_tapered(layer, poly - (x0, y0), cfg.taper)
+            layer = cv2.GaussianBlur(layer, (0, 0), max(cfg.reach * wd, 1.0))
+            peak = float(layer.max())
+            if peak > 0:
+                np.maximum(band, layer / peak, out=band)
+        band *= skin
+        ys, xs = np.nonzero(band > cfg.min_band)
+        if len(xs):
+            sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            channels[ch] = (sub, np.ascontiguousarray(band[sub[1]:sub[3], sub[0]:sub[2]]))
+    return _Bands(box, channels, np.log(fine / wide))
+
+
+def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: RelaxConfig) -> np.ndarray:
+    """(h, w) float32 over ``box``: 0 on the eye openings, brows and lips grown by keep_out_ipd, 1 elsewhere
+    (softened over as much again)."""
+    topo = topology()
+    x0, y0, x1, y1 = box
+    pts = face.landmarks[:, :2] - (x0, y0)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for loop in (topo.loop("eye_R"), topo.loop("eye_L"), topo.loop("lips_outer"),
+                 topo.groups["brow_R"], topo.groups["brow_L"]):
+        cv2.fillPoly(mask, [np.round(pts[list(loop)]).astype(np.int32)], 1)
+    grow = max(1, int(round(cfg.keep_out_ipd * face.pose.scale)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return 1.0 - cv2.GaussianBlur(mask.astype(np.float32), (0, 0), grow)
