@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, bbox, median_colour, poly_mask
+from aufx.engines.interiors import InteriorConfig, bbox, median_colour, poly_mask, polyline_distance
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -48,10 +48,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         opening = m_tgt.sum() > m_src.sum()
         band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
         if opening:  # an opening eye: the photo's lash line is lid, not eyeball
-            lashes = np.full(shape, 255, np.uint8)
-            upper_src = np.round((src[list(topo.groups[f"{eye}_upper"])] - corner) * 16).astype(np.int32)
-            cv2.polylines(lashes, [upper_src], False, 0, 1, cv2.LINE_8, shift=4)
-            m_src = m_src * np.clip(cv2.distanceTransform(lashes, cv2.DIST_L2, 3) / band, 0, 1).astype(m_src.dtype)
+            lashes = polyline_distance(shape, src[list(topo.groups[f"{eye}_upper"])] - corner)
+            m_src = m_src * np.clip(lashes / band, 0, 1).astype(m_src.dtype)
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
@@ -75,10 +73,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         # Shadow of the upper lid and lashes along the new lid margin, where that margin is new: synthesized
         # eyeball, and the photo's eyeball under a lid that came down (a margin that stays has its shadow already)
         margin = list(topo.groups[f"{eye}_upper"])
-        upper = np.round((tgt[margin] - corner) * 16).astype(np.int32)
-        line = np.full(shape, 255, np.uint8)
-        cv2.polylines(line, [upper], False, 0, 1, cv2.LINE_8, shift=4)
-        dist = cv2.distanceTransform(line, cv2.DIST_L2, 3)
+        dist = polyline_distance(shape, tgt[margin] - corner)
         reach = max(cfg.lid_shadow_ipd * face.pose.scale, cfg.lid_shadow_min_px)
         _, down = face.pose.image_axes()
         moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (cfg.lid_shadow_full * reach), 0, 1))
@@ -87,7 +82,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
 
         a = m_tgt[..., None]
         if opening:  # the warp carried the photo's lash line up with the lid: keep it along the new margin
-            a = a * np.clip(dist / band, 0, 1)[..., None]
+            a = a * np.clip(dist / band - 0.5, 0, 1)[..., None]  # lash within half a band, eyeball past 1.5
         roi = roi.copy()
         patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, src, tgt, eye, corner, down,
                                   cfg)

@@ -105,6 +105,19 @@ class InteriorConfig:
     lash_rgb: tuple[int, int, int] = (40, 30, 28)  # ...or this when too few pixels show
 
 
+def polyline_distance(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
+    """(h, w) float32 Euclidean distance (pixels) from each pixel of an array of ``shape`` to the polyline ``poly``
+    (k, 2) pixels, exact to the sub-pixel (a rasterised 1-px line steps by whole pixels, and blends keyed on it
+    show the steps as dashes on a small eye)."""
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    p = np.stack([gx.ravel(), gy.ravel()], axis=1)[:, None, :]  # (n, 1, 2)
+    a, b = poly[:-1].astype(np.float32), poly[1:].astype(np.float32)  # (k - 1, 2) segment ends
+    ab = b - a
+    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
+    d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1).min(axis=1)
+    return d.reshape(shape).astype(np.float32)
+
+
 def poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     """(h, w) float32 anti-aliased coverage in [0, 1] of ``poly`` (k, 2) pixels over an array of ``shape`` (h, w)."""
     m = np.zeros(shape, np.uint8)
