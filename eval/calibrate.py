@@ -5,8 +5,9 @@ appearance) gains, starting where the CLI starts (the measured face), so the gai
 ``eval.fidelity`` judges them; OpenFace 2.x (static models; one batched call per AU) reads the edits. Kept for every
 trial: the dose slope (reading vs target, normalised units, per face then averaged), the off-target change (mean
 |change| of the other 16 AUs, OpenFace units 0..5) and the identity cost (dlib descriptor distance source -> edit at
-the highest target, worst face). The chosen gains bring the slope nearest the goal while the off-target change and
-the identity cost stay under their bounds, nearest the authored model when trials tie. One model for every face: no
+the highest target, worst face) and the mesh folds the AU alone makes (worst face). The chosen gains bring the slope
+nearest the goal while the off-target change, the identity cost and the folds stay under their bounds, nearest the
+authored model when trials tie. One model for every face: no
 per-face gains. ``--write`` stores the gains and all trials in aufx/assets/au_calibration.json (read by
 aufx/model/gains.py).
 """
@@ -31,6 +32,7 @@ from aufx.engines import registry
 from aufx.pipeline import Editor
 from aufx.evaluation.identity import compare, load_dlib
 from aufx.evaluation.pairing import IMAGE_EXTS
+from aufx.face.mesh import CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, folded_triangles
 from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
 
 
@@ -48,6 +50,9 @@ class CalibrationConfig:
     # is not chosen. Below the 0.6 bar because presets stack several AUs (fear: seven) on top of each other.
     max_identity: float = 0.45
     identity: bool = True  # measure the identity cost (dlib); without it only the off-target bound applies
+    # mesh folds (aufx.face.mesh.folded_triangles) of the AU alone at FOLD_CHECK_LEVEL and at 1.0, worst face: a trial
+    # is not chosen if it folds any triangle in the upper face, or more than MAX_FOLDS at FOLD_CHECK_LEVEL (AUs that
+    # pull the lip corners, CORNER_AUS, may leave slivers on a closed mouth), as test_no_folded_triangles demands
     gain_cost: float = 0.03  # per unit of gain away from 1: of two trials about as good, the one nearer the authored
     # model (aufx/assets/au_handles.yaml, aufx/assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its
     # look
@@ -90,6 +95,8 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
                         moved[fi, gi] = compare(ref, identity.embed(out, box))["distance"]
     reads = reader.read(crops)
     src = {k[0]: r for k, r in zip(keys, reads) if k[1] is None}
+    folds = {g: fold_counts(au, g, editors) for g in sorted({g for g, _ in grid})}
+    allowed = None if au in CORNER_AUS else MAX_FOLDS  # lip-corner AUs: slivers on a closed mouth are forgiven
     trials = []
     for gi, (g, p) in enumerate(grid):
         slopes, offs = [], []
@@ -107,15 +114,32 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
             ids = [d for (fi, gj), d in moved.items() if gj == gi]
             if ids:
                 trials[-1]["identity_max"] = round(float(np.max(ids)), 3)
+            trials[-1].update({"folds": folds[g][0], "folds_upper": folds[g][1], "folds_allowed": allowed})
     return trials
 
 
+def fold_counts(au: str, geometry: float, editors: list[Editor]) -> tuple[int, int]:
+    """(most triangles folded at FOLD_CHECK_LEVEL, most folded in the upper face at FOLD_CHECK_LEVEL or 1.0) over
+    the faces, for ``au`` alone from each measured face at this geometry gain (the test_no_folded_triangles rule)."""
+    worst = [0, 0]
+    with gains_overridden({au: {**render_gains().get(au, {}), "geometry": geometry}}):
+        for ed in editors:
+            face = ed.face(0)
+            for level in (FOLD_CHECK_LEVEL, 1.0):
+                n, upper = folded_triangles(face.canonical, deform(face, ed.measured(0).updated({au: level}))
+                                            .canonical_target)
+                worst = [max(worst[0], n if level == FOLD_CHECK_LEVEL else 0), max(worst[1], upper)]
+    return worst[0], worst[1]
+
+
 def choose(trials: list[dict], cfg: CalibrationConfig) -> dict:
-    """The trial nearest the goal slope within the off-target and identity bounds; where none keeps them, the one that
-    oversteps them least (an AU whose authored motion already changes the person is not pushed further)."""
+    """The trial nearest the goal slope within the off-target, identity and fold bounds; where none keeps them, the
+    one that oversteps them least (an AU whose authored motion already changes the person is not pushed further)."""
     def excess(t: dict) -> float:
         return (max(0.0, t["off_target"] - cfg.max_off_target)
-                + max(0.0, t.get("identity_max", 0.0) - cfg.max_identity))
+                + max(0.0, t.get("identity_max", 0.0) - cfg.max_identity)
+                + (max(0, t.get("folds", 0) - t["folds_allowed"]) if t.get("folds_allowed") is not None else 0)
+                + t.get("folds_upper", 0))
 
     least = min(excess(t) for t in trials)
     ok = [t for t in trials if excess(t) <= least]

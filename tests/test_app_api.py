@@ -92,11 +92,11 @@ def test_intensity_rescales_the_last_preset_only(app, photo, tmp_path):
     c = client(app, tmp_path)
     c.predict(handle_file(str(photo)), api_name="/analyze")
     c.predict("sad", 1.0, api_name="/apply_preset")
-    assert c.predict(0.5, api_name="/set_intensity")[-2] == "AU01:0.35,AU04:0.25,AU15:0.35,AU17:0.2"
+    assert c.predict(0.5, api_name="/set_intensity")[-2] == "AU01:0.45,AU04:0.15,AU15:0.4,AU17:0.2"
     c.predict("AU09:0.2", api_name="/set_aus")  # any other edit ends the preset...
     untouched = c.predict(0.9, api_name="/set_intensity")  # ...so the intensity no longer changes anything
     assert all(v == {"__type__": "update"} for v in untouched)
-    assert _download(c)[1]["target_aus"] == {"AU01": 0.35, "AU04": 0.25, "AU09": 0.2, "AU15": 0.35, "AU17": 0.2}
+    assert _download(c)[1]["target_aus"] == {"AU01": 0.45, "AU04": 0.15, "AU09": 0.2, "AU15": 0.4, "AU17": 0.2}
 
 
 def test_one_side_of_a_bilateral_au(app, photo, tmp_path):
@@ -149,7 +149,7 @@ def test_edit_image_is_stateless_and_embeds_metadata(app, photo, tmp_path):
     _, sad = c.predict(handle_file(str(photo)), "", "sad", 1.0, 0, False, api_name="/edit_image")
     assert "AU12" not in sad["target_aus"]  # a preset replaces the whole expression: her smile goes
     _, kept = c.predict(handle_file(str(photo)), "", "sad", 1.0, 0, False, True, api_name="/edit_image")
-    assert AUVector(kept["target_aus"]).au("AU12") > 0.3 and kept["target_aus"]["AU15"] == 0.7 and kept["only_named"]
+    assert AUVector(kept["target_aus"]).au("AU12") > 0.3 and kept["target_aus"]["AU15"] == 0.8 and kept["only_named"]
 
 
 @pytest.mark.parametrize("make, args, message", [
@@ -221,7 +221,7 @@ def test_two_users_at_once_get_their_own_results(app, photo, tmp_path):
         assert meta["input"] == path.name and meta["preset"] == preset
         assert rgb(png).shape == rgb(path).shape
     assert results["astronaut"][1]["target_aus"] == {"AU06": 0.48, "AU12": 0.64, "AU25": 0.4}
-    assert results["grace"][1]["target_aus"] == {"AU01": 0.56, "AU04": 0.4, "AU15": 0.56, "AU17": 0.32}
+    assert results["grace"][1]["target_aus"] == {"AU01": 0.72, "AU04": 0.24, "AU15": 0.64, "AU17": 0.32}
 
 
 def test_live_frame_mirror_and_puppet(app, photo, tmp_path):

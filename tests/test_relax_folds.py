@@ -52,7 +52,9 @@ def test_easing_keeps_eyes_lips_texture_and_an_old_face_s_wrinkles(astronaut_edi
     for name, ed in (("astronaut", astronaut_editor), ("grace", grace_editor)):
         face = ed.face()
         d = deform(face, EditRequest(preset="neutral").target(ed.measured()))
-        out = relax_folds(ed.image, face, d)
+        eased, (x0, y0) = relax_folds(ed.image, face, d, (0, 0) + ed.image.shape[1::-1])
+        assert (x0, y0) == (0, 0) and eased is not ed.image
+        out = eased
         change = np.abs(out.astype(int) - ed.image.astype(int)).max(axis=2)
         assert (change > 2).sum() > 1000  # both had folds eased
         means[name] = change[change > 0].mean()
@@ -72,7 +74,14 @@ def test_easing_keeps_eyes_lips_texture_and_an_old_face_s_wrinkles(astronaut_edi
 
 
 def test_nothing_is_eased_where_no_au_decreases(astronaut_editor):
-    """An edit that only adds (AU04 on a face without it) leaves the photo as it is before the warp."""
+    """An edit that only adds (AU04 on a face without it) leaves the photo as it is before the warp, uncopied; one
+    that eases copies only the region the warp samples."""
     ed = astronaut_editor
     d = deform(ed.face(), EditRequest(au_text="AU04:0.8").target(ed.measured()))
-    assert relax_folds(ed.image, ed.face(), d) is ed.image
+    region = (100, 20, 350, 260)
+    same, origin = relax_folds(ed.image, ed.face(), d, region)
+    assert same is ed.image and origin == (0, 0)
+    d = deform(ed.face(), EditRequest(preset="neutral").target(ed.measured()))
+    eased, origin = relax_folds(ed.image, ed.face(), d, region)
+    assert origin == (100, 20) and eased.shape == (240, 250, 3)
+    assert not np.array_equal(eased, ed.image[20:260, 100:350])

@@ -43,25 +43,30 @@ class RelaxConfig:
     close_ipd: float = 0.05  # holes in the skin map up to this radius (IPD; the photo's folds, freckles) are skin
     taper: float = 0.5  # the band fades in over this share of a stroke's length, as the relief does
     min_band: float = 0.01  # a band ends where it falls below this
+    work_ipd: float = 120.0  # larger faces are eased on a grid k x coarser (k whole, IPD / k <= this): folds are
+    # smooth at that scale, and a 1000-px face in a 10900^2 photo needs no full-resolution float maps
 
 
 @dataclass(frozen=True)
 class _Bands:
-    """One face's eased bands over ``box`` (x0, y0, x1, y1 image px): per channel, where its band is (a box in the
-    same coordinates) and the band there (bh, bw) float32 0..1; and the log of the photo's shading between the
-    detail and context scales over all of ``box`` (h, w) float32."""
+    """One face's eased bands on a grid ``k`` image px per cell whose cell (0, 0) starts at ``origin`` (x, y image
+    px): per channel, where its band is (x0, y0, x1, y1 grid cells) and the band there (bh, bw) float32 0..1; and
+    the log of the photo's shading between the detail and context scales over the grid (gh, gw) float32."""
 
-    box: tuple[int, int, int, int]
+    origin: tuple[int, int]
+    k: int
     channels: dict[str, tuple[tuple[int, int, int, int], np.ndarray]]
     log_shade: np.ndarray
 
 
-def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, cfg: RelaxConfig = RelaxConfig(),
-                photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
-    """``image`` (H, W, 3) uint8, the photo the warp samples, with the folds of every AU ``d`` decreases eased
-    (a new array; ``image`` itself when nothing is eased)."""
+def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: tuple[int, int, int, int],
+                cfg: RelaxConfig = RelaxConfig(), photo: PhotometryConfig = PhotometryConfig()
+                ) -> tuple[np.ndarray, tuple[int, int]]:
+    """What the warp samples inside ``region`` (x0, y0, x1, y1 image px) of ``image`` (H, W, 3) uint8, with the folds
+    of every AU ``d`` decreases eased, and where it lies: (``image`` itself, (0, 0)) when nothing is eased, else
+    (a copy of the region only, eased, (x0, y0)): a photo of 10900^2 px is not copied whole."""
     if not cfg.enabled:
-        return image
+        return image, (0, 0)
     b = basis()
     pm = photometry(image, face, photo)
     most = cfg.max_ease * min(1.0, cfg.texture_full / max(pm.texture, 1e-6))
@@ -70,23 +75,39 @@ def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, cfg: Rela
     bands = _bands(image, face, cfg, photo)
     active = [(ease[ch], bands.channels[ch]) for ch in ease if ch in bands.channels]
     if not active:
-        return image
+        return image, (0, 0)
     x0, y0 = min(bx[0] for _, (bx, _) in active), min(bx[1] for _, (bx, _) in active)
     x1, y1 = max(bx[2] for _, (bx, _) in active), max(bx[3] for _, (bx, _) in active)
     most = np.zeros((y1 - y0, x1 - x0), np.float32)  # where bands of several AUs overlap, the strongest ease
     for e, ((bx0, by0, bx1, by1), band) in active:
         sub = most[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
         np.maximum(sub, band * np.float32(e), out=sub)
-    gain = np.exp(-most * bands.log_shade[y0:y1, x0:x1])
-    # shading on skin is redder: gain ** tint per channel, to second order (as the relief's)
-    dg = (gain - 1.0)[..., None]
-    t = pm.tint.astype(np.float32)
-    tinted = 1.0 + t * dg + (0.5 * t * (t - 1.0)) * (dg * dg)
-    ox, oy = bands.box[:2]
-    out = image.copy()
-    sl = np.s_[oy + y0:oy + y1, ox + x0:ox + x1]
-    out[sl] = np.clip(image[sl] * tinted + 0.5, 0, 255).astype(np.uint8)
-    return out
+    log_gain = -most * bands.log_shade[y0:y1, x0:x1]
+    k = bands.k
+    if k > 1:  # cell centres sit at image px k * (cell + 0.5) - 0.5, as cv2.resize by a whole factor has them
+        log_gain = cv2.resize(log_gain, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
+    rx0, ry0, rx1, ry1 = region
+    out = image[ry0:ry1, rx0:rx1].copy()
+    # the eased box, in image px, cut to the region
+    ox, oy = bands.origin[0] + k * x0, bands.origin[1] + k * y0
+    cx0, cy0 = max(ox, rx0), max(oy, ry0)
+    cx1, cy1 = min(ox + log_gain.shape[1], rx1, image.shape[1]), min(oy + log_gain.shape[0], ry1, image.shape[0])
+    if cx1 <= cx0 or cy1 <= cy0:
+        return out, (rx0, ry0)
+    dg = np.exp(log_gain[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox])
+    dg -= 1.0
+    dg2 = dg * dg
+    gain = np.empty_like(dg)
+    # shading on skin is redder: gain ** tint per channel, to second order (as the relief's); one channel at a time
+    # into preallocated planes, so a photo of 10900^2 px holds no (h, w, 3) float copies
+    for c, t in enumerate(pm.tint.astype(np.float32)):
+        np.multiply(dg, t, out=gain)
+        gain += 0.5 * t * (t - 1.0) * dg2
+        gain += 1.0
+        gain *= image[cy0:cy1, cx0:cx1, c]
+        gain += 0.5
+        out[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0, c] = np.clip(gain, 0, 255, out=gain)
+    return out, (rx0, ry0)
 
 
 def _bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: PhotometryConfig) -> _Bands:
@@ -97,26 +118,32 @@ def _bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: Photo
 
 
 def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: PhotometryConfig) -> _Bands:
-    """Per channel with strokes (lid closure aside: the lids are the eyes' business), its band and shading."""
-    ipd = face.pose.scale
-    pts = face.landmarks[:, :2]
+    """Per channel with strokes (lid closure aside: the lids are the eyes' business), its band and shading, on the
+    work grid (everything below in grid cells)."""
+    k = max(1, int(np.ceil(face.pose.scale / cfg.work_ipd)))
+    ipd = face.pose.scale / k
     b = basis()
     lids = set(b.ties) | set(b.ties.values())
     looks = {ch: strokes for ch, (strokes, _) in appearance().items() if strokes and ch not in lids}
-    polys = {ch: [(_polyline(st.anchors, pts), st.width * ipd) for st in strokes] for ch, strokes in looks.items()}
+    polys = {ch: [(_polyline(st.anchors, face.landmarks[:, :2]), st.width * ipd * k) for st in strokes]
+             for ch, strokes in looks.items()}  # image px
     allpts = np.vstack([p for items in polys.values() for p, _ in items])
-    pad = int(np.ceil(3 * max(cfg.reach * max(w for items in polys.values() for _, w in items),
-                              cfg.context_ipd * ipd))) + 2
+    pad = k * int(np.ceil(3 * max(cfg.reach * max(w for items in polys.values() for _, w in items) / k,
+                                  cfg.context_ipd * ipd)) + 2)
     h, w = image.shape[:2]
     x0, y0 = max(int(allpts[:, 0].min()) - pad, 0), max(int(allpts[:, 1].min()) - pad, 0)
     x1, y1 = min(int(allpts[:, 0].max()) + pad + 1, w), min(int(allpts[:, 1].max()) + pad + 1, h)
+    x1, y1 = x0 + (x1 - x0) // k * k, y0 + (y1 - y0) // k * k  # whole cells
     box = (x0, y0, x1, y1)
-    y = luminance(image[y0:y1, x0:x1]) + 1.0
+    size = ((x1 - x0) // k, (y1 - y0) // k)
+    crop = image[y0:y1, x0:x1]
+    y = luminance(cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if k > 1 else crop) + 1.0
     # skin, with the photo's folds and freckles in it (the skin map leaves out their darkest pixels): closed
     close = 2 * max(1, int(round(cfg.close_ipd * ipd))) + 1
-    skin = cv2.morphologyEx(photometry(image, face, photo).skin_at(*box), cv2.MORPH_CLOSE,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close, close)))
-    skin *= _not_features(face, box, cfg)
+    skin = photometry(image, face, photo).skin_at(*box)
+    skin = cv2.morphologyEx(cv2.resize(skin, size, interpolation=cv2.INTER_AREA) if k > 1 else skin,
+                            cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close, close)))
+    skin *= _not_features(face, box, k, cfg)
     fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
     wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
     channels = {}
@@ -124,12 +151,13 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
         band = np.zeros_like(y)
         for poly, wd in items:
             layer = np.zeros_like(y)
+            cells = (poly - (x0, y0) + 0.5) / k - 0.5
             if len(poly) == 1:
-                c = np.round(poly[0] - (x0, y0)).astype(int)
+                c = np.round(cells[0]).astype(int)
                 cv2.circle(layer, (int(c[0]), int(c[1])), 1, 1.0, -1)
             else:
-                _draw_tapered(layer, poly - (x0, y0), cfg.taper)
-            layer = cv2.GaussianBlur(layer, (0, 0), max(cfg.reach * wd, 1.0))
+                _draw_tapered(layer, cells, cfg.taper)
+            layer = cv2.GaussianBlur(layer, (0, 0), max(cfg.reach * wd / k, 1.0))
             peak = float(layer.max())
             if peak > 0:
                 np.maximum(band, layer / peak, out=band)
@@ -138,19 +166,19 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
         if len(xs):
             sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
             channels[ch] = (sub, np.ascontiguousarray(band[sub[1]:sub[3], sub[0]:sub[2]]))
-    return _Bands(box, channels, np.log(fine / wide))
+    return _Bands((x0, y0), k, channels, np.log(fine / wide))
 
 
-def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: RelaxConfig) -> np.ndarray:
-    """(h, w) float32 over ``box``: 0 on the eye openings, brows and lips grown by keep_out_ipd, 1 elsewhere
-    (softened over as much again)."""
+def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], k: int, cfg: RelaxConfig) -> np.ndarray:
+    """(h, w) float32 over ``box`` in cells of ``k`` image px: 0 on the eye openings, brows and lips grown by
+    keep_out_ipd, 1 elsewhere (softened over as much again)."""
     topo = topology()
     x0, y0, x1, y1 = box
-    pts = face.landmarks[:, :2] - (x0, y0)
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    pts = (face.landmarks[:, :2] - (x0, y0) + 0.5) / k - 0.5
+    mask = np.zeros(((y1 - y0) // k, (x1 - x0) // k), np.uint8)
     for loop in (topo.loop("eye_R"), topo.loop("eye_L"), topo.loop("lips_outer"),
                  topo.groups["brow_R"], topo.groups["brow_L"]):
         cv2.fillPoly(mask, [np.round(pts[list(loop)]).astype(np.int32)], 1)
-    grow = max(1, int(round(cfg.keep_out_ipd * face.pose.scale)))
+    grow = max(1, int(round(cfg.keep_out_ipd * face.pose.scale / k)))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return 1.0 - cv2.GaussianBlur(mask.astype(np.float32), (0, 0), grow)

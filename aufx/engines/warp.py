@@ -84,8 +84,13 @@ class WarpEngine:
         rx0, ry0, rx1, ry1 = wf.roi
         cfg = self.config
         face_only = without_frames(image, face, cfg.rigid, cfg.photometry)  # frames are put back, unbent, at the end
-        face_only = relax_folds(face_only, face, d, cfg.relax, cfg.photometry)  # before the warp squeezes them
-        roi = cv2.remap(face_only, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the photo's own folds eased where the edit takes their AU away, before the warp squeezes them
+        sampled, (ox, oy) = relax_folds(face_only, face, d, wf.roi, cfg.relax, cfg.photometry)
+        mx -= ox  # the maps (fresh per edit) address the sampled region; whole-pixel shifts are exact in float32
+        my -= oy
+        roi = cv2.remap(sampled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mx += ox
+        my += oy
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry)  # lids from skin, not frames
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)

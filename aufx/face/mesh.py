@@ -63,6 +63,25 @@ def signed_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
 
 
+UPPER_FACE_BELOW_NOSE_TIP = 0.1  # (IPD) triangles centred this far above the nose tip are the upper face
+# The fold bound of a single AU at a research intensity (0.6): at most MAX_FOLDS slivers, none in the upper face;
+# AUs that pull the lip corners may leave more on a closed mouth (the repair keeps the corner's lead motion).
+FOLD_CHECK_LEVEL = 0.6
+MAX_FOLDS = 3
+CORNER_AUS = ("AU12", "AU14", "AU15", "AU20")
+
+
+def folded_triangles(rest: np.ndarray, moved: np.ndarray) -> tuple[int, int]:
+    """(triangles turned over, of which in the upper face) from ``rest`` to ``moved`` canonical points (478, 3),
+    over the wall triangles: the measure of test_no_folded_triangles and of the calibration's fold bound. Slivers
+    on a closed mouth can be forgiven; a fold around the eyes or brows tears what a viewer looks at first."""
+    tris = wall_triangles()
+    a0 = signed_areas(rest, tris)
+    flipped = (np.sign(signed_areas(moved, tris)) != np.sign(a0)) & (np.abs(a0) > 1e-6)
+    upper = rest[tris[flipped]].mean(axis=1)[:, 1] < rest[1, 1] - UPPER_FACE_BELOW_NOSE_TIP
+    return int(flipped.sum()), int(upper.sum())
+
+
 @lru_cache(maxsize=1)
 def edges() -> np.ndarray:
     """(n_edges, 2) int32 unique mesh edges (i < j) of the wall triangles: no edge crosses a lip or lid line."""
