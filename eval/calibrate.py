@@ -175,12 +175,15 @@ def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
 
 
 def write(result: dict, path: Path = CALIBRATION_FILE) -> None:
+    """Merge a fit into the calibration file. A refit AU's gains are the fit's choice, so a "why" that explained
+    gains set by hand against an earlier fit goes with them (its removal gain and that gain's reasons stay)."""
     data = json.loads(path.read_text())
     data["gains"] = _merged(data.get("gains", {}), result["gains"])
+    per_au = {au: (rec if au not in result["fit"]["per_au"] else {k: v for k, v in rec.items() if k != "why"})
+              for au, rec in (data.get("fit") or {}).get("per_au", {}).items()}
     data["fit"] = result["fit"] if not data.get("fit") else {**data["fit"], **{k: v for k, v in result["fit"].items()
                                                                                 if k != "per_au"},
-                                                               "per_au": _merged(data["fit"].get("per_au", {}),
-                                                                                 result["fit"]["per_au"])}
+                                                               "per_au": _merged(per_au, result["fit"]["per_au"])}
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 

@@ -145,3 +145,10 @@ def test_a_refit_keeps_what_it_does_not_measure(tmp_path):
     assert after["gains"]["AU12"] == {**before["gains"]["AU12"], "geometry": 1.5, "appearance": 2.0}
     assert after["fit"]["per_au"]["AU12"]["removal"] == before["fit"]["per_au"]["AU12"]["removal"]
     assert after["fit"]["per_au"]["AU12"]["chosen"] == chosen and after["gains"]["AU04"] == before["gains"]["AU04"]
+    # a hand-set gain's reason goes when a refit chooses the gain; other AUs keep theirs
+    hand = [au for au, rec in before["fit"]["per_au"].items() if "why" in rec]
+    assert len(hand) >= 2
+    write({"gains": {hand[0]: {"geometry": 1.0, "appearance": 1.0}},
+           "fit": {"instrument": "test", "per_au": {hand[0]: {"chosen": chosen, "trials": [chosen]}}}}, path)
+    again = json.loads(path.read_text())["fit"]["per_au"]
+    assert "why" not in again[hand[0]] and again[hand[1]]["why"] == before["fit"]["per_au"][hand[1]]["why"]
