@@ -109,13 +109,14 @@ def polyline_distance(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     """(h, w) float32 Euclidean distance (pixels) from each pixel of an array of ``shape`` to the polyline ``poly``
     (k, 2) pixels, exact to the sub-pixel (a rasterised 1-px line steps by whole pixels, and blends keyed on it
     show the steps as dashes on a small eye)."""
-    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    p = np.stack([gx.ravel(), gy.ravel()], axis=1)[:, None, :]  # (n, 1, 2)
-    a, b = poly[:-1].astype(np.float32), poly[1:].astype(np.float32)  # (k - 1, 2) segment ends
-    ab = b - a
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
-    d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1).min(axis=1)
-    return d.reshape(shape).astype(np.float32)
+    gx = np.arange(shape[1], dtype=np.float32)[None, :]
+    gy = np.arange(shape[0], dtype=np.float32)[:, None]
+    best = np.full(shape, np.inf, np.float32)
+    for (ax, ay), (bx, by) in zip(poly[:-1].astype(np.float32), poly[1:].astype(np.float32)):
+        dx, dy = bx - ax, by - ay
+        t = np.clip(((gx - ax) * dx + (gy - ay) * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+        np.minimum(best, (gx - ax - t * dx) ** 2 + (gy - ay - t * dy) ** 2, out=best)
+    return np.sqrt(best)
 
 
 def poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
