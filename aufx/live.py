@@ -81,6 +81,11 @@ class FrameResult:
     needs_portrait: bool = False  # puppet mode without a portrait: the frame comes back unchanged
 
 
+def time_limit_reason(seconds: float) -> str:
+    """Why a stream stopped at its time limit: one wording, whichever side (the reaper or the stream) sees it first."""
+    return f"time limit reached ({seconds:g} s): press Start to go on"
+
+
 class SessionClosed(RuntimeError):
     """The session was closed (stopped, timed out or at its time limit); the message says which."""
 
@@ -190,7 +195,7 @@ class LiveHub:
             sessions = [s for s in self._sessions.values() if s is not None]
         for s in sessions:
             if now >= s.deadline:
-                self.close(s.token, f"time limit reached ({self.time_limit_s:g} s): start again to go on")
+                self.close(s.token, time_limit_reason(self.time_limit_s))
             elif not s.connected and now - s.last_seen > self.idle_timeout_s:
                 self.close(s.token, f"no frame for {self.idle_timeout_s:g} s")
 

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aufx.face.tracker import TrackerConfig
-from aufx.live import LiveHub, LiveSession, SessionClosed
+from aufx.live import LiveHub, LiveSession, SessionClosed, time_limit_reason
 from aufx.ui.config import LiveConfig
 
 WS_PATH = "/aufx/live/ws"
@@ -122,8 +122,7 @@ async def serve(ws: WebSocket, hub: LiveHub, cfg: LiveConfig) -> None:
                 await asyncio.wait_for(arrived.wait(), max(0.0, min(left, hub.idle_timeout_s)))
             except asyncio.TimeoutError:
                 limit = left <= hub.idle_timeout_s
-                reason = (f"time limit reached ({hub.time_limit_s:g} s): press Start to go on" if limit
-                          else f"no frame for {hub.idle_timeout_s:g} s")
+                reason = time_limit_reason(hub.time_limit_s) if limit else f"no frame for {hub.idle_timeout_s:g} s"
                 break
             if gone:
                 break
