@@ -6,7 +6,7 @@ import numpy as np
 
 from aufx.engines.photometry import gradient_magnitude, luminance
 from aufx.engines.relax import RelaxConfig, relax_folds
-from aufx.engines.shading import _polyline, appearance
+from aufx.engines.shading import appearance, stroke_polyline
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.topology import topology
 from aufx.model.deform import deform
@@ -21,7 +21,7 @@ def _nasolabial(shape, landmarks, ipd) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     for ch in ("L12", "R12"):
         fold = appearance()[ch][0][0]
-        cv2.polylines(mask, [np.round(_polyline(fold.anchors, landmarks[:, :2])).astype(np.int32)], False, 1,
+        cv2.polylines(mask, [np.round(stroke_polyline(fold.anchors, landmarks[:, :2])).astype(np.int32)], False, 1,
                       max(1, int(0.12 * ipd)))
     return mask > 0
 

@@ -139,17 +139,18 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     return roi
 
 
-def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, levels: int = 3) -> np.ndarray:
+def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, levels: int = 3,
+                      enough: float = 0.2) -> np.ndarray:
     """(h, w, 3) float32: ``image`` (h, w, 3) blurred by ``sigma`` px over its ``known`` (h, w) 0..1 pixels only
-    (normalised convolution). Where too few known pixels lie within reach, the blur widens 3x per level, so a hole
-    of any width is filled from the pixels around it and never darkens toward black."""
+    (normalised convolution). Where the known pixels within reach weigh less than ``enough`` of the kernel, the blur
+    widens 3x per level, so a hole of any width is filled from the pixels around it and never darkens toward black."""
     fill = np.zeros_like(image)
     need = np.ones(known.shape, np.float32)  # share of each pixel still to fill
     for level in range(levels):
         s = sigma * 3 ** level
         num = cv2.GaussianBlur(image * known[..., None], (0, 0), s)
         den = cv2.GaussianBlur(known, (0, 0), s)
-        take = need if level == levels - 1 else need * np.clip(den / 0.2, 0, 1)
+        take = need if level == levels - 1 else need * np.clip(den / enough, 0, 1)
         fill += take[..., None] * num / np.maximum(den, 1e-6)[..., None]
         need = need - take
     return fill

@@ -5,8 +5,9 @@ expression's folds: a smiling face its nasolabial folds, its lifted cheeks and c
 smile away, the warp pulls the cheek back down over the fold and squeezes the photo's soft fold into a hard dark
 line. So before the warp, the photo is eased around the strokes of every AU the edit decreases (au_appearance.yaml,
 placed on the photo's own landmarks): its shading at the scale of folds (luma blurred finer than a fold, against
-luma blurred wider than one) is divided out in proportion to how much of the AU is taken away. The fold and its bulge flatten
-toward the skin around them; the finer skin texture stays, and so do eyes, brows, lips and whatever is not skin.
+luma blurred wider than one) is divided out in proportion to how much of the AU is taken away. The fold and its
+bulge flatten toward the skin around them; the finer skin texture stays, and so do eyes, brows, lips and whatever is
+not skin.
 
 Per face (cached): each channel's eased band (strokes x skin x not a feature) and the photo's shading at the scale
 of folds; per edit, only the strongest ease per pixel times that shading.
@@ -21,7 +22,7 @@ import numpy as np
 from aufx.model.basis import basis
 from aufx.model.deform import Deformation
 from aufx.engines.photometry import PhotometryConfig, luminance, photometry
-from aufx.engines.shading import _draw_tapered, _polyline, appearance
+from aufx.engines.shading import appearance, draw_tapered, stroke_polyline
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -69,8 +70,8 @@ def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: t
         return image, (0, 0)
     b = basis()
     pm = photometry(image, face, photo)
-    most = cfg.max_ease * min(1.0, cfg.texture_full / max(pm.texture, 1e-6))
-    ease = {ch: most * min(1.0, -float(d.delta[b.index(ch)]) / cfg.full_at) for ch in b.channels
+    full = cfg.max_ease * min(1.0, cfg.texture_full / max(pm.texture, 1e-6))
+    ease = {ch: full * min(1.0, -float(d.delta[b.index(ch)]) / cfg.full_at) for ch in b.channels
             if d.delta[b.index(ch)] < -1e-3}
     bands = _bands(image, face, cfg, photo)
     active = [(ease[ch], bands.channels[ch]) for ch in ease if ch in bands.channels]
@@ -125,7 +126,7 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
     b = basis()
     lids = set(b.ties) | set(b.ties.values())
     looks = {ch: strokes for ch, (strokes, _) in appearance().items() if strokes and ch not in lids}
-    polys = {ch: [(_polyline(st.anchors, face.landmarks[:, :2]), st.width * ipd * k) for st in strokes]
+    polys = {ch: [(stroke_polyline(st.anchors, face.landmarks[:, :2]), st.width * face.pose.scale) for st in strokes]
              for ch, strokes in looks.items()}  # image px
     allpts = np.vstack([p for items in polys.values() for p, _ in items])
     pad = k * int(np.ceil(3 * max(cfg.reach * max(w for items in polys.values() for _, w in items) / k,
@@ -156,7 +157,7 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
                 c = np.round(cells[0]).astype(int)
                 cv2.circle(layer, (int(c[0]), int(c[1])), 1, 1.0, -1)
             else:
-                _draw_tapered(layer, cells, cfg.taper)
+                draw_tapered(layer, cells, cfg.taper)
             layer = cv2.GaussianBlur(layer, (0, 0), max(cfg.reach * wd / k, 1.0))
             peak = float(layer.max())
             if peak > 0:

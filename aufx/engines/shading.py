@@ -131,7 +131,7 @@ def _weights(anchors) -> tuple[np.ndarray, np.ndarray]:
     return idx, wts
 
 
-def _polyline(anchors, pts: np.ndarray) -> np.ndarray:
+def stroke_polyline(anchors, pts: np.ndarray) -> np.ndarray:
     """(points, 2) pixels of a stroke placed on the landmarks ``pts`` (478, 2) pixels."""
     idx, wts = _weights(anchors)
     return (pts[idx] * wts).sum(axis=1)
@@ -171,7 +171,7 @@ class _Relief:
             p = ((poly - (x0, y0)) * 16 + 0.5).astype(np.int32)
             cv2.circle(layer, (int(p[0, 0]), int(p[0, 1])), 16, 1.0, -1, cv2.LINE_AA, shift=4)
         else:
-            _draw_tapered(layer, poly - (x0, y0), self.taper, fade)
+            draw_tapered(layer, poly - (x0, y0), self.taper, fade)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         _, peak, _, _ = cv2.minMaxLoc(layer)
         if peak <= 0:
@@ -207,7 +207,7 @@ def _taper_profile(taper: float, fade: str, pieces: int) -> tuple[np.ndarray, tu
     return u, tuple((0.5 - 0.5 * np.cos(np.pi * ramp)).tolist())
 
 
-def _draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = "both", pieces: int = 10) -> None:
+def draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = "both", pieces: int = 10) -> None:
     """Draw the polyline ``poly`` (k, 2) layer pixels into ``layer`` (h, w) as a 1 px line that fades out at its
     ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases are deepest in their
     middle and die out; a stroke of even depth with round ends reads as stamped."""
@@ -264,7 +264,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     for ch, amount in active:
         strokes, stipple = looks[ch]
         for st in strokes:
-            poly = _polyline(st.anchors, pts)
+            poly = stroke_polyline(st.anchors, pts)
             width = max(cfg.min_width_px, st.width * ipd)
             k = amount * st.depth * cfg.strength
             if st.kind == "mound":
