@@ -29,7 +29,8 @@ def _nasolabial(shape, landmarks, ipd) -> np.ndarray:
 def test_a_smile_taken_away_takes_its_folds_along(astronaut_editor):
     """The astronaut smiles; "neutral" takes AU12 0.6 away. Unrelaxed, the warp pulls her cheek down over her own
     smile folds and leaves them as sharp as in the photo (99th-percentile luma gradient 35 along the folds, as the
-    photo's 35): a hard line beside a smooth cheek. Eased first, they soften to 25."""
+    photo's 35): a hard line beside a smooth cheek. Eased first, they soften to 20 (25 when everything finer than
+    0.02 IPD counted as skin texture: the crease's sharp core stayed)."""
     ed = astronaut_editor
     face, ipd = ed.face(), ed.face().pose.scale
     target = EditRequest(preset="neutral").target(ed.measured())
@@ -40,14 +41,14 @@ def test_a_smile_taken_away_takes_its_folds_along(astronaut_editor):
     plain = np.percentile(gradient_magnitude(luminance(UNRELAXED.render(ed.image, face, target, d)))[band], 99)
     eased = np.percentile(gradient_magnitude(luminance(RELAXED.render(ed.image, face, target, d)))[band], 99)
     assert plain > 0.9 * source
-    assert eased < 0.8 * source, (eased, source)
+    assert eased < 0.65 * source, (eased, source)
 
 
 def test_easing_keeps_eyes_lips_texture_and_an_old_face_s_wrinkles(astronaut_editor, grace_editor):
     """What is eased is shading at the scale of folds, on skin: the eye openings and lips barely change (<= 4
-    levels at their soft edge), the eased skin keeps its fine texture (high-pass luma std 5.1 of 5.7 before), and an
-    aged face eases in proportion to how smooth it is: Grace Hopper's wrinkles stay (mean change 2.6 levels against
-    7.5 on the astronaut)."""
+    levels at their soft edge), the eased skin keeps its freckles and fine texture (high-pass luma std 4.8 of 6.0
+    before), and an aged face eases in proportion to how smooth it is: Grace Hopper's wrinkles stay (mean change 2.7
+    levels against 7.7 on the astronaut)."""
     means = {}
     for name, ed in (("astronaut", astronaut_editor), ("grace", grace_editor)):
         face = ed.face()
@@ -69,7 +70,7 @@ def test_easing_keeps_eyes_lips_texture_and_an_old_face_s_wrinkles(astronaut_edi
                 return y - cv2.GaussianBlur(y, (0, 0), 1.0)
 
             eased = change > 2
-            assert high_pass(out)[eased].std() > 0.8 * high_pass(ed.image)[eased].std()
+            assert high_pass(out)[eased].std() > 0.75 * high_pass(ed.image)[eased].std()
     assert means["grace"] < 0.5 * means["astronaut"], means
 
 
