@@ -42,11 +42,11 @@ def test_preset_slider_download_round_trip(app, photo, tmp_path):
 
     happy = c.predict("happy", 1.0, api_name="/apply_preset")
     values = sliders(happy)
-    assert values["AU12"] == 0.8 and values["AU06"] == 0.6 and values["AU25"] == 0.5
-    assert all(v == 0 for k, v in values.items() if k[1:] not in ("U06", "06", "U12", "12", "U25"))
+    assert values["AU12"] == 0.8 and values["AU06"] == 0.6 and values["AU25"] == 0.6 and values["AU26"] == 0.2
+    assert all(v == 0 for k, v in values.items() if k[1:] not in ("U06", "06", "U12", "12", "U25", "U26"))
     png, meta = _download(c)
     assert read_png_metadata(png) == meta
-    assert meta["target_aus"] == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.5} and meta["preset"] == "happy"
+    assert meta["target_aus"] == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.6, "AU26": 0.2} and meta["preset"] == "happy"
 
     source, edited = rgb(photo), rgb(png)
     assert edited.shape == source.shape  # full resolution
@@ -220,7 +220,7 @@ def test_two_users_at_once_get_their_own_results(app, photo, tmp_path):
         png, meta = results[name]
         assert meta["input"] == path.name and meta["preset"] == preset
         assert rgb(png).shape == rgb(path).shape
-    assert results["astronaut"][1]["target_aus"] == {"AU06": 0.48, "AU12": 0.64, "AU25": 0.4}
+    assert results["astronaut"][1]["target_aus"] == {"AU06": 0.48, "AU12": 0.64, "AU25": 0.48, "AU26": 0.16}
     assert results["grace"][1]["target_aus"] == {"AU01": 0.72, "AU04": 0.24, "AU15": 0.64, "AU17": 0.32}
 
 

@@ -34,7 +34,7 @@ def test_happy_preset_in_the_browser(app, browser, photo, tmp_path):
     wait.until(lambda _: "1 face found" in d.find_element(By.ID, "edit-status").text)
     d.find_element(By.ID, "preset-happy").click()
     wait.until(lambda _: d.find_element(By.CSS_SELECTOR, "#au-text textarea, #au-text input")
-               .get_attribute("value") == "AU06:0.6,AU12:0.8,AU25:0.5")
+               .get_attribute("value") == "AU06:0.6,AU12:0.8,AU25:0.6,AU26:0.2")
     wait.until(lambda _: all(_loaded(d, i) for i in d.find_elements(By.CSS_SELECTOR, "#before-after img")))
     d.save_screenshot(str(tmp_path / "edit_happy.png"))
     assert (tmp_path / "edit_happy.png").stat().st_size > 10_000
@@ -42,5 +42,5 @@ def test_happy_preset_in_the_browser(app, browser, photo, tmp_path):
     assert len(srcs) == 2 and "after" in srcs[1]
     before, after = (_pixels(s) for s in srcs)
     assert before.shape == after.shape == (512, 512, 3)
-    assert np.abs(after - before).mean() > 0.3 and np.abs(after - before).max() > 40  # the face changed
+    assert np.abs(after - before).mean() > 0.2 and np.abs(after - before).max() > 40  # the face (3% of it) changed
 

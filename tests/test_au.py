@@ -37,11 +37,11 @@ def test_presets_are_the_eight_affectnet_categories_with_sources():
     assert tuple(presets) == EMOTIONS
     assert all(p["source"] for p in presets.values())
     assert preset_vector("neutral") == AUVector()
-    assert preset_vector("happy").compact() == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.5}
+    assert preset_vector("happy").compact() == {"AU06": 0.6, "AU12": 0.8, "AU25": 0.6, "AU26": 0.2}
     contempt = preset_vector("contempt")
     assert contempt["R12"] > 0 and contempt["L12"] == 0  # unilateral
     assert preset_vector("fear", include_optional=True)["L07"] > 0 == preset_vector("fear")["L07"]
-    assert preset_vector("happy", 0.5).compact() == {"AU06": 0.3, "AU12": 0.4, "AU25": 0.25}
+    assert preset_vector("happy", 0.5).compact() == {"AU06": 0.3, "AU12": 0.4, "AU25": 0.3, "AU26": 0.1}
 
 
 def test_user_preset_json_round_trip(tmp_path):
