@@ -5,10 +5,11 @@ appearance) gains, starting where the CLI starts (the measured face), so the gai
 ``eval.fidelity`` judges them; OpenFace 2.x (static models; one batched call per AU) reads the edits. Kept for every
 trial: the dose slope (reading vs target, normalised units, per face then averaged), the off-target change (mean
 |change| of the other 16 AUs, OpenFace units 0..5) and the identity cost (dlib descriptor distance source -> edit at
-the highest target, worst face) and the mesh folds the AU alone makes (worst face). The chosen gains bring the slope
-nearest the goal while the off-target change, the identity cost and the folds stay under their bounds, nearest the
-authored model when trials tie. One model for every face: no
-per-face gains. ``--write`` stores the gains and all trials in aufx/assets/au_calibration.json (read by
+the highest target, worst face) and the mesh folds of the AU alone (aufx.face.mesh.folded_triangles, worst face:
+none in the upper face, at most MAX_FOLDS at FOLD_CHECK_LEVEL except the lip-corner AUs, the rule of
+test_no_folded_triangles). The chosen gains bring the slope nearest the goal while the off-target change, the
+identity cost and the folds stay under their bounds, nearest the authored model when trials tie. One model for every
+face: no per-face gains. ``--write`` stores the gains and all trials in aufx/assets/au_calibration.json (read by
 aufx/model/gains.py).
 """
 from __future__ import annotations
@@ -50,9 +51,6 @@ class CalibrationConfig:
     # is not chosen. Below the 0.6 bar because presets stack several AUs (fear: seven) on top of each other.
     max_identity: float = 0.45
     identity: bool = True  # measure the identity cost (dlib); without it only the off-target bound applies
-    # mesh folds (aufx.face.mesh.folded_triangles) of the AU alone at FOLD_CHECK_LEVEL and at 1.0, worst face: a trial
-    # is not chosen if it folds any triangle in the upper face, or more than MAX_FOLDS at FOLD_CHECK_LEVEL (AUs that
-    # pull the lip corners, CORNER_AUS, may leave slivers on a closed mouth), as test_no_folded_triangles demands
     gain_cost: float = 0.03  # per unit of gain away from 1: of two trials about as good, the one nearer the authored
     # model (aufx/assets/au_handles.yaml, aufx/assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its
     # look
