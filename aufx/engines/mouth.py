@@ -95,6 +95,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     alpha = np.clip((gap / 2 - np.abs(v - mid) * ipd) / feather + 0.5, 0, 1) * np.clip(gap / cfg.min_open_px - 1, 0, 1)
     alpha *= in_width
     sealed = np.clip(inside - alpha, 0, 1)
+    meets = np.zeros_like(sealed)  # where lips now meet over the photo's opening: their meeting line is drawn there
     # Lips closed over an open mouth: the band along their meeting line is lips, not the squeezed interior...
     shut, gap_before = lips_closing(src, tgt, face.pose.image_axes()[1])
     if shut > 0 and gap_before >= 2 * cfg.min_open_px:
@@ -102,6 +103,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         band = np.clip(1.5 - np.abs(v - mid) * ipd / half, 0, 1) * in_width * shut * (1 - alpha)
         inside = np.maximum(inside, band)
         sealed = np.maximum(sealed, band)
+        meets = band
         fill_sigma = max(fill_sigma, half)
     if maps is not None and lay.opening is not None:  # ...and so is the rest of it, wherever the warp brought it
         # (corners pulled down past the squeezed teeth): the photo's opening where the target has lips
@@ -114,6 +116,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         if leak.max() >= cfg.min_alpha:
             inside = np.maximum(inside, leak)
             sealed = np.maximum(sealed, leak)
+            meets = np.maximum(meets, leak)
             fill_sigma = max(fill_sigma, 1.0)
     if alpha.max() < cfg.min_alpha and sealed.max() < cfg.min_alpha:
         return roi
@@ -130,8 +133,10 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
         fill = _fill_from_around(out, 1.0 - inside, fill_sigma)
         closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
-        # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert)
-        depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2))
+        # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert);
+        # only where they close over the photo's opening: the thin wedges a smile pulls between lips that were
+        # already closed carry the photo's own line (a drawn one there is a dotted pencil line over it)
+        depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2)) * (meets > 0)
         line = fill * np.power(np.clip(fill / 255.0, 1e-3, 1.0), depth[..., None])
         out = out * (1 - sealed[..., None]) + line * sealed[..., None]
     roi = roi.copy()
