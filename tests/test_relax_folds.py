@@ -28,9 +28,10 @@ def _nasolabial(shape, landmarks, ipd) -> np.ndarray:
 
 def test_a_smile_taken_away_takes_its_folds_along(astronaut_editor):
     """The astronaut smiles; "neutral" takes AU12 0.6 away. Unrelaxed, the warp pulls her cheek down over her own
-    smile folds and leaves them as sharp as in the photo (99th-percentile luma gradient 35 along the folds, as the
-    photo's 35): a hard line beside a smooth cheek. Eased first, they soften to 20 (25 when everything finer than
-    0.02 IPD counted as skin texture: the crease's sharp core stayed)."""
+    smile folds and leaves them nearly as sharp as in the photo (99th-percentile luma gradient 29 along the folds,
+    the photo's 35; 35 before the AU12 field stopped dragging the skin below the fold as far as the lip corner): a
+    hard line beside a smooth cheek. Eased first, they soften to 19 (25 when everything finer than 0.02 IPD counted
+    as skin texture: the crease's sharp core stayed)."""
     ed = astronaut_editor
     face, ipd = ed.face(), ed.face().pose.scale
     target = EditRequest(preset="neutral").target(ed.measured())
@@ -40,7 +41,7 @@ def test_a_smile_taken_away_takes_its_folds_along(astronaut_editor):
     band = _nasolabial(ed.image.shape[:2], d.target_landmarks, ipd)
     plain = np.percentile(gradient_magnitude(luminance(UNRELAXED.render(ed.image, face, target, d)))[band], 99)
     eased = np.percentile(gradient_magnitude(luminance(RELAXED.render(ed.image, face, target, d)))[band], 99)
-    assert plain > 0.9 * source
+    assert plain > 0.8 * source
     assert eased < 0.65 * source, (eased, source)
 
 

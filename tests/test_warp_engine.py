@@ -12,7 +12,8 @@ from aufx.model.gains import gain_vector, gains_overridden
 from aufx.model.estimate import _solve, EstimatorConfig
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.engines import registry
-from aufx.face.mesh import CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, N_MESH, folded_triangles
+from aufx.face.mesh import (CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, N_MESH, folded_triangles, signed_areas,
+                            wall_triangles)
 from aufx.face.topology import topology
 from aufx.pipeline import Editor
 from aufx.request import EditRequest
@@ -197,6 +198,26 @@ def test_no_folded_triangles(grace_editor, astronaut_editor):
                 if limit is not None:
                     assert folds <= limit, (ed.name, code, value, folds)
                 assert upper_face == 0, (ed.name, code, value, upper_face)
+
+
+def test_a_lip_corner_pull_does_not_turn_the_cheek_over(grace_editor, astronaut_editor):
+    """AU12 at 0.6 and 0.8, AU15 at 0.8: no skin triangle beside the mouth (none of its corners on the lips) larger
+    than 2 px^2 in the photo turns over, so the warp samples no cheek twice (it showed as pale, sharp-edged patches
+    above the corners of a closed-mouth smile). Before, the skin just below the nasolabial line moved further than
+    the lip corner and passed the cheek above it: Grace Hopper's triangle (216, 206, 207), 81 px^2, turned over
+    at AU12 0.8, and AU15 0.8 turned two of 54 px^2 below the corners."""
+    topo = topology()
+    lips = set().union(*(topo.groups[g] for g in ("lips_inner_upper", "lips_inner_lower", "lips_outer_upper",
+                                                 "lips_outer_lower")))
+    tris = wall_triangles()
+    skin = np.array([not lips.intersection(t.tolist()) for t in tris])
+    for ed in (grace_editor, astronaut_editor):
+        face = ed.face()
+        before = signed_areas(face.landmarks, tris)
+        for text in ("AU12:0.6", "AU12:0.8", "AU15:0.8"):
+            d = deform(face, EditRequest(au_text=text).target(ed.measured()))
+            turned = skin & (np.sign(signed_areas(d.target_landmarks, tris)) != np.sign(before))
+            assert not (turned & (np.abs(before) / 2 > 2.0)).any(), (ed.name, text, tris[turned].tolist())
 
 
 def test_lids_and_lips_never_cross(grace_editor, astronaut_editor):

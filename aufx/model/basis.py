@@ -126,16 +126,19 @@ def _field(spec: dict, topo: Topology, graph: sp.csr_matrix) -> np.ndarray:
     geo = dijkstra(graph, indices=src, min_only=True) if src else np.full(N_MESH, np.inf)
     free = geo < float(spec["free"])
     free[list(values)] = False
-    return _without_folds(_harmonic(values, free), topo)
+    lead = spec["handles"][0]["at"] if spec.get("handles") else None
+    return _without_folds(_harmonic(values, free), topo, lead if isinstance(lead, int) else None)
 
 
-def _without_folds(field: np.ndarray, topo: Topology, reach: float = 1.3) -> np.ndarray:
+def _without_folds(field: np.ndarray, topo: Topology, lead: int | None, reach: float = 1.3) -> np.ndarray:
     """(478, 3) ``field`` smoothed where it would turn a mesh triangle over, up to ``reach`` x full intensity.
 
     Hand-placed handles can pull a lip edge past the skin next to it; a field that folds tears the image. Every
-    corner of a folded triangle is smoothed except the field's strongest vertex, which keeps the AU's reach.
+    corner of a folded triangle is smoothed except the AU's lead landmark (its first handle's centre, else the
+    field's strongest vertex), which keeps the AU's reach: skin a handle drags along past its neighbours (the
+    cheek below the nasolabial line under a lip-corner pull, which moved more than the corner) gives way instead.
     """
-    keep = int(np.argmax(np.linalg.norm(field[:N_MESH], axis=1)))
+    keep = int(np.argmax(np.linalg.norm(field[:N_MESH], axis=1))) if lead is None else lead
     return mesh.unfold(topo.canonical, field, lambda corners, _: np.setdiff1d(np.unique(corners), [keep]),
                        reach=reach, min_area=1e-9, max_iter=300)
 
