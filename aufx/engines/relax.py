@@ -125,7 +125,9 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
     ipd = face.pose.scale / k
     b = basis()
     lids = set(b.ties) | set(b.ties.values())
-    looks = {ch: strokes for ch, (strokes, _) in appearance().items() if strokes and ch not in lids}
+    # the photo's creases, not the broad shadows of the face's form beside them (the context blur covers those)
+    looks = {ch: creases for ch, (strokes, _) in appearance().items() if ch not in lids
+             and (creases := [st for st in strokes if not st.form])}
     polys = {ch: [(stroke_polyline(st.anchors, face.landmarks[:, :2]), st.width * face.pose.scale) for st in strokes]
              for ch, strokes in looks.items()}  # image px
     allpts = np.vstack([p for items in polys.values() for p, _ in items])

@@ -2,8 +2,9 @@
 
 Each AU's strokes (aufx/assets/au_appearance.yaml) add to a height field placed on the *target* landmarks, so wrinkles
 sit where the deformed face has them. The relief is shaded with the light direction read from the face's own shading
-(Lambert on the relief normals, plus occlusion in the valleys), blurred to the photo's own sharpness, scaled to the
-person's skin-texture contrast, and applied as a luminance gain so the skin's own texture and hue stay underneath;
+(Lambert on the relief normals, plus occlusion in the valleys), blurred to the photo's own sharpness, wrinkles scaled
+to the person's skin-texture contrast (folds of the face's form are as deep on any skin), and applied as a luminance
+gain so the skin's own texture and hue stay underneath;
 where the gain darkens, grain is added back so the photo's noise level is kept. Strength follows the requested
 increase of each AU.
 """
@@ -30,6 +31,7 @@ class ShadingConfig:
 
     enabled: bool = True  # draw the relief at all
     strength: float = 1.0  # global multiplier on every stroke's depth
+    form_strength: float = 1.0  # ...and on the folds of the face's form (stroke "form": the nasolabial shadow) alone
     bulge: float = 0.3  # a fold's bulge height relative to its valley depth, unless the stroke says otherwise
     bulge_offset: float = 1.3  # bulge centre from the valley centre, in valley widths
     bulge_width: float = 1.6  # bulge width relative to the valley width
@@ -63,6 +65,8 @@ class Stroke:
     anchors: tuple[tuple[tuple[int, float], ...], ...]  # per point: ((landmark, weight), ...)
     fade: str = "both"  # which ends fade in ("both", "first", "last"): a crease that runs on across the midline
     # in its mirror image fades at its outer end only
+    form: bool = False  # a fold of the face's form (the nasolabial furrow, the cheek's mass), as deep on smooth skin
+    # as on rough; a wrinkle (False) follows the skin's texture contrast
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,15 @@ def appearance() -> dict[str, tuple[list[Stroke], Stipple | None]]:
                     or st.get("fade", "both") not in FADES):
                 raise ValueError(f"au_appearance.yaml {au.code}: bad stroke kind/side/fade in {st}")
             strokes.append(Stroke(st["kind"], st.get("side"), st["width"], st["depth"], st.get("bulge"),
-                                  tuple(_anchor(p) for p in st["points"]), st.get("fade", "both")))
+                                  tuple(_anchor(p) for p in st["points"]), st.get("fade", "both"),
+                                  bool(st.get("form", False))))
         stip = s.get("stipple")
         stipple = Stipple(_anchor(stip["at"]), stip["radius"], stip["depth"], stip["grain"]) if stip else None
         if au.bilateral:
             l, r = au.channels()
             out[r] = (strokes, stipple)
-            out[l] = ([Stroke(st.kind, st.side, st.width, st.depth, st.bulge, _mirror(st.anchors, m), st.fade)
-                       for st in strokes],
+            out[l] = ([Stroke(st.kind, st.side, st.width, st.depth, st.bulge, _mirror(st.anchors, m), st.fade,
+                              st.form) for st in strokes],
                       Stipple(_mirror((stipple.at,), m)[0], stipple.radius, stipple.depth, stipple.grain)
                       if stipple else None)
         else:
@@ -261,12 +266,13 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     midline = pts[list(topology().groups["eye_inner_corners"])].mean(0)
     right = np.array([-up[1], up[0]])
     relief = _Relief((h, w), cfg.taper)
+    contrast = float(np.clip(pm.texture / cfg.texture_ref, *cfg.texture_gain))  # wrinkles follow the skin's texture
     for ch, amount in active:
         strokes, stipple = looks[ch]
         for st in strokes:
             poly = stroke_polyline(st.anchors, pts)
             width = max(cfg.min_width_px, st.width * ipd)
-            k = amount * st.depth * cfg.strength
+            k = amount * st.depth * cfg.strength * (cfg.form_strength / contrast if st.form else 1.0)  # any skin
             if st.kind == "mound":
                 relief.add(poly, width, k, st.fade)
                 continue
@@ -283,7 +289,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
         return roi
     skin = pm.skin_at(x0 + box[0], y0 + box[1], x1 + box[0], y1 + box[1])
     wobble, noise = _fields(face, (h, w), cfg)
-    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, cfg)
+    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, contrast, cfg)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
     lost = (pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1])[..., None]
@@ -327,10 +333,11 @@ def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: fl
 
 
 def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.ndarray, pm: Photometry,
-          cfg: ShadingConfig) -> np.ndarray:
+          contrast: float, cfg: ShadingConfig) -> np.ndarray:
     """Luminance gain (bh, bw) float32 (1 = unchanged) over the relief's box (x0, y0, x1, y1 ROI pixels): Lambert on
-    the relief normals relative to the flat skin, occlusion by relative height, scaled to the skin texture, blurred
-    to the photo's sharpness, kept on skin (``skin`` (bh, bw), ``pts`` (478, 2) box pixels)."""
+    the relief normals relative to the flat skin, occlusion by relative height, scaled by the skin's texture
+    ``contrast`` (form strokes were divided by it), blurred to the photo's sharpness, kept on skin (``skin``
+    (bh, bw), ``pts`` (478, 2) box pixels)."""
     x0, y0, x1, y1 = box
     rel = (relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]) * wobble
     hpx = (relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]) * (wobble * cfg.aspect)
@@ -339,7 +346,6 @@ def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.nd
     # foreshortening is left out, the valley's darkness comes from occlusion); z points to the camera, y down
     kernel = np.float32([[0, -ly, 0], [-lx, 0, lx], [0, ly, 0]]) * np.float32(-0.5 / lz)
     lambert = cv2.filter2D(hpx, cv2.CV_32F, kernel)
-    contrast = float(np.clip(pm.texture / cfg.texture_ref, *cfg.texture_gain))
     shade = lambert + np.where(rel < 0, np.float32(cfg.occlusion), np.float32(cfg.exposure)) * rel
     topo = topology()
     for hole in ("eye_R", "eye_L"):
