@@ -9,7 +9,7 @@ from aufx.au import AUVector
 from aufx.model.basis import basis
 from aufx.model.deform import deform
 from aufx.model.gains import gain_vector, gains_overridden
-from aufx.model.estimate import _solve, EstimatorConfig
+from aufx.model.estimate import _solve, EstimatorConfig, estimate_raw
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.engines import registry
 from aufx.face.mesh import (CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, N_MESH, folded_triangles, signed_areas,
@@ -218,6 +218,29 @@ def test_a_lip_corner_pull_does_not_turn_the_cheek_over(grace_editor, astronaut_
             d = deform(face, EditRequest(au_text=text).target(ed.measured()))
             turned = skin & (np.sign(signed_areas(d.target_landmarks, tris)) != np.sign(before))
             assert not (turned & (np.abs(before) / 2 > 2.0)).any(), (ed.name, text, tris[turned].tolist())
+
+
+def test_a_blink_the_photo_shows_closes_nothing_further(grace_editor):
+    """AU43 and AU45 close the same lid. Where the estimator reads a trace of AU45 and none of AU43 (OpenFace's
+    sample of a wide-eyed child, of_sample5: AU45 0.03; of_sample3: 0.14), an edit that leaves the lids alone
+    (AU12 here) used to ask the lid for the AU45 value as new AU43 and lowered both upper lids (7% on of_sample5,
+    for every AU edit). Grace Hopper with that reading given as the start: her lids do not move; asked for AU45
+    they close."""
+    face = grace_editor.face()
+    b = basis()
+    start = estimate_raw(face).copy()
+    for ch in ("R45", "L45"):
+        start[b.index(ch)] = 0.1
+    for ch in ("R43", "L43"):
+        start[b.index(ch)] = 0.0
+    shown = AUVector.clipped(dict(zip(b.channels, start)))
+    lids = list(topology().groups["eye_R_upper"]) + list(topology().groups["eye_L_upper"])
+    d = deform(face, shown.updated({"AU12": 0.6}), start=start)
+    assert d.delta[[b.index("R43"), b.index("L43")]].tolist() == [0.0, 0.0]
+    assert np.abs(d.displacement_px[lids]).max() < 0.005 * face.pose.scale
+    blink = deform(face, shown.updated({"AU45": 0.6}), start=start)
+    gap = lambda lm: (lm[145, 1] - lm[159, 1])  # noqa: E731  right eye: lower minus upper lid, image y
+    assert gap(blink.target_landmarks) < 0.6 * gap(face.landmarks[:, :2])
 
 
 def test_lids_and_lips_never_cross(grace_editor, astronaut_editor):

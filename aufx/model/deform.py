@@ -57,9 +57,11 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
     raw = estimate_raw(face) if start is None else start
     shown = np.clip(raw, 0.0, 1.0)
     t = channel_vector(target)
-    for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it
+    for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it...
         i, j = b.index(ch), b.index(other)
-        t[j], t[i] = max(t[i], t[j]), shown[i]
+        if not np.isclose(t[i], shown[i], atol=1e-9):  # ...when AU45 is asked for at all: a blink the photo
+            t[j] = max(t[i], t[j])  # shows and the request leaves alone closes nothing further
+        t[i] = shown[i]
     ramp_lo = np.clip(t / cfg.ramp, 0.0, 1.0)
     ramp_hi = np.clip((1.0 - t) / cfg.ramp, 0.0, 1.0)
     raw = np.clip(raw, -cfg.floor, 1.0 + cfg.floor)
@@ -76,8 +78,8 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
     for ch, aperture in b.closing.items():
         if ch in b.ties:
             continue
-        tied = [c for c, o in b.ties.items() if o == ch]
-        want = max([target[ch]] + [target[c] for c in tied])
+        tied = [c for c, o in b.ties.items() if o == ch]  # AU45 counts where it is asked for (channel_deltas)
+        want = max([target[ch]] + [target[c] for c in tied if not np.isclose(target[c], raw[b.index(c)], atol=1e-9)])
         m = raw[b.index(ch)]
         if want > m + 1e-9 and m < 1.0:
             gain = float(gain_vector((ch, *tied), "geometry").max())  # AU45 closes AU43's lid with its own gain
