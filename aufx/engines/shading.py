@@ -272,7 +272,8 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
         for st in strokes:
             poly = stroke_polyline(st.anchors, pts)
             width = max(cfg.min_width_px, st.width * ipd)
-            k = amount * st.depth * cfg.strength * (cfg.form_strength / contrast if st.form else 1.0)  # any skin
+            # a fold of the face's form is as deep on any skin: undo the texture scaling _gain applies to all
+            k = amount * st.depth * cfg.strength * (cfg.form_strength / contrast if st.form else 1.0)
             if st.kind == "mound":
                 relief.add(poly, width, k, st.fade)
                 continue
