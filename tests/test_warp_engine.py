@@ -220,6 +220,22 @@ def test_a_lip_corner_pull_does_not_turn_the_cheek_over(grace_editor, astronaut_
             assert not (turned & (np.abs(before) / 2 > 2.0)).any(), (ed.name, text, tris[turned].tolist())
 
 
+def test_left_fields_mirror_the_right_ones_on_the_closed_lips():
+    """The neutral face's mouth is closed, so its inner lip lines coincide; matched by nearest neighbour, the mirror
+    of some upper inner-lip vertices was the lower lip's, and the left-side fields moved the lower lip where the
+    right side moves the upper one (AU10 on the left lifted the middle of the upper lip 0.003 IPD against 0.036 on
+    the right, so a raised upper lip stayed closed on one side). Every bilateral AU's left field moves each inner and
+    outer lip vertex as its right field moves the mirror vertex on the same contour (x negated)."""
+    b = basis()
+    groups = topology().groups
+    for code in ("10", "12", "14", "15", "16", "20"):
+        right, left = b.fields[b.index("R" + code)], b.fields[b.index("L" + code)]
+        for name in ("lips_inner_upper", "lips_inner_lower", "lips_outer_upper", "lips_outer_lower"):
+            contour = list(groups[name])
+            np.testing.assert_allclose(left[contour], right[contour[::-1]] * [-1.0, 1.0, 1.0], atol=1e-9,
+                                       err_msg=f"AU{code} {name}")
+
+
 def test_a_blink_the_photo_shows_closes_nothing_further(grace_editor):
     """AU43 and AU45 close the same lid. Where the estimator reads a trace of AU45 and none of AU43 (OpenFace's
     sample of a wide-eyed child, of_sample5: AU45 0.03; of_sample3: 0.14), an edit that leaves the lids alone

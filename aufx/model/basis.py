@@ -46,11 +46,20 @@ class Basis:
 
 def mirror_map(canon: np.ndarray) -> np.ndarray:
     """(478,) index of each vertex's mirror image across the midline of ``canon`` (478, 3): left-side AU fields are
-    the right side's, mirrored."""
-    flipped = canon.copy()
+    the right side's, mirrored. A closed mouth's (or eye's) upper and lower contours coincide, so before matching
+    nearest neighbours each upper contour is nudged up and each lower one down: the upper lip's mirror is the
+    upper lip (a plain match swapped them, and every left-side field moved the lower lip where it should move the
+    upper one)."""
+    groups = topology().groups
+    pts = canon[:N_MESH].copy()
+    for name in ("lips_inner", "lips_outer", "eye_R", "eye_L"):
+        up, lo = set(groups[f"{name}_upper"]), set(groups[f"{name}_lower"])
+        pts[sorted(up - lo), 1] -= 0.01  # IPD: more than the canonical face's own left-right asymmetry
+        pts[sorted(lo - up), 1] += 0.01
+    flipped = pts.copy()
     flipped[:, 0] *= -1
-    _, idx = cKDTree(canon[:N_MESH]).query(flipped[:N_MESH])
-    return np.concatenate([idx, topology().groups["iris_mirror"]])
+    _, idx = cKDTree(pts).query(flipped)
+    return np.concatenate([idx, groups["iris_mirror"]])
 
 
 AXES = {"x": 0, "y": 1, "z": 2}  # a handle's "axes": the distance to its centre is measured along these only

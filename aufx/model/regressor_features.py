@@ -15,7 +15,7 @@ import numpy as np
 from aufx.face.align import AlignConfig
 from aufx.face.mesh import N_MESH
 from aufx.face.topology import topology
-from aufx.model.basis import basis, mirror_map
+from aufx.model.basis import mirror_map
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,8 @@ def shape(canonical: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _mirror() -> np.ndarray:
-    """Each vertex's mirror partner, matched on the neutral face with the lips parted and the jaw dropped: on the
-    closed mouth the inner lip lines coincide and a nearest-neighbour match swaps upper and lower lip."""
-    b = basis()
-    opened = topology().canonical + b.fields[b.index("AU25")] + b.fields[b.index("AU26")]
-    return mirror_map(opened)
+    """Each vertex's mirror partner (upper lip to upper lip on the closed neutral mouth: mirror_map)."""
+    return mirror_map(topology().canonical)
 
 
 def mirrored(canonical: np.ndarray, crop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
