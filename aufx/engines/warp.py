@@ -37,6 +37,11 @@ class WarpConfig:
     relax: RelaxConfig = dc_field(default_factory=RelaxConfig)  # the photo's folds eased where their AU is taken away
     rigid: RigidConfig = dc_field(default_factory=RigidConfig)
     photometry: PhotometryConfig = dc_field(default_factory=PhotometryConfig)  # the photo's light, blur, grain, skin
+    resample: str = "cubic"  # how the warp samples the photo ("cubic" | "linear"): bilinear weights average the
+    # neighbours of every sub-pixel shift, softening the whole moved face next to the untouched rest of the photo
+
+
+RESAMPLING = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
 
 
 class WarpEngine:
@@ -88,7 +93,7 @@ class WarpEngine:
         sampled, (ox, oy) = relax_folds(face_only, face, d, wf.roi, cfg.relax, cfg.photometry)
         mx -= ox  # the maps (fresh per edit) address the sampled region; whole-pixel shifts are exact in float32
         my -= oy
-        roi = cv2.remap(sampled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        roi = cv2.remap(sampled, mx, my, RESAMPLING[cfg.resample], borderMode=cv2.BORDER_REPLICATE)
         mx += ox
         my += oy
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry)  # lids from skin, not frames
