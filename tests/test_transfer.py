@@ -14,7 +14,7 @@ from eval import transfer
 
 def test_geometry_warp_lands_the_neutral_photo_on_the_expression_s_landmarks(grace_editor):
     """Grace Hopper smiling (AUFX's AU12 0.9) stands in for a second frame: her photo warped to that frame's
-    landmarks re-detects where the frame's lips are (median error under 0.02 IPD), while the photo's own lips are
+    landmarks re-detects where the frame's lips are (median error under 0.03 IPD), while the photo's own lips are
     several times further off."""
     ed = grace_editor
     expression = ed.edit(EditRequest(au_text="AU12:0.9").target(ed.measured()), measure_output=False).image
@@ -25,7 +25,7 @@ def test_geometry_warp_lands_the_neutral_photo_on_the_expression_s_landmarks(gra
     ipd = fe.pose.scale
     err_geom = np.median(np.linalg.norm(fg.landmarks[lower, :2] - fe.landmarks[lower, :2], axis=1)) / ipd
     err_photo = np.median(np.linalg.norm(ed.face().landmarks[lower, :2] - fe.landmarks[lower, :2], axis=1)) / ipd
-    assert err_geom < 0.02 and err_photo > 3 * err_geom, (err_geom, err_photo)
+    assert err_geom < 0.03 and err_photo > 3 * err_geom, (err_geom, err_photo)
 
 
 def test_transfer_report_reads_every_variant(grace, tmp_path, capsys, monkeypatch):
