@@ -129,8 +129,9 @@ class EstimatorReader:
         return out
 
 
-def reader_for(cfg: FidelityConfig):
-    binary = cfg.openface_bin or os.environ.get("OPENFACE_BIN")
+def reader_for(openface_bin: str | None):
+    """OpenFace where a FeatureExtraction is given or $OPENFACE_BIN names one, else AUFX's own estimator."""
+    binary = openface_bin or os.environ.get("OPENFACE_BIN")
     return OpenFaceReader(binary) if binary else EstimatorReader()
 
 
@@ -250,6 +251,13 @@ def identity_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict | None:
             f"max_presets_{top:g}_and_aus": round(float(np.max(d_top)), 3)}
 
 
+def labelled(tile: np.ndarray, label: str) -> np.ndarray:
+    """``tile`` (t, t, 3) uint8 with ``label`` written on a black bar across its top (in place, returned)."""
+    cv2.rectangle(tile, (0, 0), (tile.shape[1], 16), (0, 0, 0), -1)
+    cv2.putText(tile, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
 def contact_sheet(edits: list[Edit], kind: str, names: tuple[str, ...], level: float, cfg: FidelityConfig
                   ) -> np.ndarray:
     """Rows: faces; columns: the source, then each name at ``level``; each tile labelled."""
@@ -262,9 +270,7 @@ def contact_sheet(edits: list[Edit], kind: str, names: tuple[str, ...], level: f
         for label, key in [("source", (f, "source", "", 0.0))] + [(n, (f, kind, n, level)) for n in names]:
             e = index.get(key)
             tile = np.full((t, t, 3), 255, np.uint8) if e is None else face_crop(e.image, e.box, t, 0.25)
-            cv2.rectangle(tile, (0, 0), (t, 16), (0, 0, 0), -1)
-            cv2.putText(tile, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-            tiles.append(tile)
+            tiles.append(labelled(tile, label))
         rows.append(np.hstack(tiles))
     return np.vstack(rows)
 
@@ -323,7 +329,7 @@ r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openf
 
 def run(cfg: FidelityConfig, progress=print) -> dict:
     t0 = time.perf_counter()
-    reader = reader_for(cfg)
+    reader = reader_for(cfg.openface_bin)
     edits = make_edits(cfg, progress)
     progress(f"reading {len(edits)} images with {reader.source}")
     read_all(edits, cfg, reader)

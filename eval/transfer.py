@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from aufx.face.topology import topology
 from aufx.io.images import load_image, save_image
 from aufx.model.estimate import estimate_aus
 from aufx.pipeline import Editor
-from eval.fidelity import OPENFACE_AUS, EstimatorReader, OpenFaceReader, face_crop
+from eval.fidelity import OPENFACE_AUS, face_crop, labelled, reader_for
 
 
 @dataclass(frozen=True)
@@ -137,13 +136,14 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
     aus = estimate_aus(fe)
     variants["AUFX edit"] = editor.edit(aus, measure_output=False).image
     aufx_face = _face(variants["AUFX edit"], "AUFX edit")
+    # each against the neutral photo warped to its own landmarks: what is left is its texture
+    real_diff = _exposure_matched(expression, geom, fe.box)
+    aufx_geom = geometry_warp(neutral, fn.landmarks[:, :2], aufx_face.landmarks[:, :2])
+    aufx_diff = _exposure_matched(variants["AUFX edit"], aufx_geom, aufx_face.box)
     profiles = {}
     for ch in ("R12", "L12"):
-        offsets, real = crease_profile(_exposure_matched(expression, geom, fe.box), fe.landmarks[:, :2], ipd, ch,
-                                       cfg.profile_ipd)
-        _, ours = crease_profile(_exposure_matched(variants["AUFX edit"], geometry_warp(
-            neutral, fn.landmarks[:, :2], aufx_face.landmarks[:, :2]), aufx_face.box), aufx_face.landmarks[:, :2],
-            aufx_face.pose.scale, ch, cfg.profile_ipd)
+        offsets, real = crease_profile(real_diff, fe.landmarks[:, :2], ipd, ch, cfg.profile_ipd)
+        _, ours = crease_profile(aufx_diff, aufx_face.landmarks[:, :2], aufx_face.pose.scale, ch, cfg.profile_ipd)
         profiles[ch] = {"offset_ipd": offsets.round(3).tolist(), "expression": real.round(1).tolist(),
                         "aufx": ours.round(1).tolist()}
     return {"variants": variants, "box": fe.box, "profiles": profiles,
@@ -151,13 +151,7 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
 
 
 def _sheet(variants: dict[str, np.ndarray], box, size: int = 240) -> np.ndarray:
-    tiles = []
-    for name, im in variants.items():
-        tile = face_crop(im, box, size, 0.15).copy()
-        cv2.rectangle(tile, (0, 0), (size, 18), (0, 0, 0), -1)
-        cv2.putText(tile, name, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    return np.hstack(tiles)
+    return np.hstack([labelled(face_crop(im, box, size, 0.15), name) for name, im in variants.items()])
 
 
 def main(argv=None) -> int:
@@ -169,8 +163,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     cfg = TransferConfig(openface_bin=a.openface_bin)
     result = transfer(load_image(a.neutral), load_image(a.expression), cfg)
-    binary = cfg.openface_bin or os.environ.get("OPENFACE_BIN")
-    reader = OpenFaceReader(binary) if binary else EstimatorReader()
+    reader = reader_for(cfg.openface_bin)
     names = list(result["variants"])
     crops = [face_crop(im, result["box"], cfg.crop_size, cfg.crop_margin) for im in result["variants"].values()]
     readings = dict(zip(names, reader.read(crops)))

@@ -272,8 +272,8 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
         for st in strokes:
             poly = stroke_polyline(st.anchors, pts)
             width = max(cfg.min_width_px, st.width * ipd)
-            # a fold of the face's form is as deep on any skin: undo the texture scaling _gain applies to all
-            k = amount * st.depth * cfg.strength * (cfg.form_strength / contrast if st.form else 1.0)
+            # a wrinkle follows the skin's texture; a fold of the face's form is as deep on any skin
+            k = amount * st.depth * cfg.strength * (cfg.form_strength if st.form else contrast)
             if st.kind == "mound":
                 relief.add(poly, width, k, st.fade)
                 continue
@@ -284,13 +284,13 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
                 bulge = cfg.bulge if st.bulge is None else st.bulge
                 relief.add(_offset(poly, cfg.bulge_offset * width, towards), cfg.bulge_width * width, k * bulge)
         if stipple is not None:
-            _stipple(relief, stipple, _place(stipple.at, pts), ipd, amount * cfg.strength, cfg)
+            _stipple(relief, stipple, _place(stipple.at, pts), ipd, amount * cfg.strength * contrast, cfg)
     x0, y0, x1, y1 = relief.box
     if x1 <= x0 or y1 <= y0:
         return roi
     skin = pm.skin_at(x0 + box[0], y0 + box[1], x1 + box[0], y1 + box[1])
     wobble, noise = _fields(face, (h, w), cfg)
-    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, contrast, cfg)
+    gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, cfg)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
     lost = (pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1])[..., None]
@@ -334,11 +334,11 @@ def _stipple(relief: _Relief, st: Stipple, c: np.ndarray, ipd: float, amount: fl
 
 
 def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.ndarray, pm: Photometry,
-          contrast: float, cfg: ShadingConfig) -> np.ndarray:
+          cfg: ShadingConfig) -> np.ndarray:
     """Luminance gain (bh, bw) float32 (1 = unchanged) over the relief's box (x0, y0, x1, y1 ROI pixels): Lambert on
-    the relief normals relative to the flat skin, occlusion by relative height, scaled by the skin's texture
-    ``contrast`` (form strokes were divided by it), blurred to the photo's sharpness, kept on skin (``skin``
-    (bh, bw), ``pts`` (478, 2) box pixels)."""
+    the relief normals relative to the flat skin (its strokes already scaled to the skin's texture where they are
+    wrinkles), occlusion by relative height, blurred to the photo's sharpness, kept on skin (``skin`` (bh, bw),
+    ``pts`` (478, 2) box pixels)."""
     x0, y0, x1, y1 = box
     rel = (relief.rel[y0:y1, x0:x1] + relief.valley_rel[y0:y1, x0:x1]) * wobble
     hpx = (relief.px[y0:y1, x0:x1] + relief.valley_px[y0:y1, x0:x1]) * (wobble * cfg.aspect)
@@ -353,6 +353,6 @@ def _gain(relief: _Relief, box, pts: np.ndarray, skin: np.ndarray, wobble: np.nd
         cv2.fillPoly(skin, [np.round(pts[topo.loop(hole)] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
     inner = topo.loop("lips_inner")
     cv2.fillPoly(skin, [np.round(pts[inner] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
-    shade = cv2.GaussianBlur(shade * (skin * np.float32(contrast)), (0, 0), pm.blur_px)
+    shade = cv2.GaussianBlur(shade * skin, (0, 0), pm.blur_px)
     limit = np.where(shade < 0, np.float32(cfg.max_dark), np.float32(cfg.max_light))
     return 1.0 + limit * np.tanh(shade / limit)  # soft limits: no flat-topped blotches
