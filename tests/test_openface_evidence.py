@@ -1,0 +1,120 @@
+"""eval.openface_evidence without OpenFace (CI never runs it): model files written in OpenFace's binary and text
+formats are read back exactly, a reading splits into cells and geometry that sum to the model's prediction, a
+change in one HOG cell is drawn on that cell, and a missing OpenFace or a wrong model file is a clear error."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from aufx.openface_runner import OpenFaceError
+from eval import openface_evidence as ev
+
+ROWS, COLS, CH, N_PARAMS = 12, 12, 31, 34
+DIM = ROWS * COLS * CH + 204 + N_PARAMS
+
+
+def _mat(a: np.ndarray) -> bytes:
+    a = np.atleast_2d(np.asarray(a, np.float64))
+    return struct.pack("<iii", a.shape[0], a.shape[1], 6) + a.tobytes()
+
+
+def _svr(mean: np.ndarray, w: np.ndarray, bias: float, kind: int = 0) -> bytes:
+    return struct.pack("<i", kind) + _mat(mean[None]) + _mat(w[:, None]) + struct.pack("<d", bias)
+
+
+def _text_mat(a: np.ndarray) -> str:
+    return f"{a.shape[0]}\n{a.shape[1]}\n6\n" + "\n".join(" ".join(f"{v:.6f}" for v in row) for row in a) + "\n"
+
+
+@pytest.fixture
+def install(tmp_path):
+    """An OpenFace build's layout with two static AU models (AU06, AU12) and a face model, in OpenFace's formats."""
+    rng = np.random.default_rng(0)
+    exe = tmp_path / "bin" / "FeatureExtraction"
+    (tmp_path / "bin" / "model").mkdir(parents=True)
+    (tmp_path / "bin" / ev.LANDMARK_MODEL).write_text("")
+    exe.write_text("")
+    exe.chmod(0o755)
+    models = tmp_path / "bin" / ev.MODELS
+    (models / "svr_combined").mkdir(parents=True)
+    mean = rng.normal(size=DIM)
+    truth = {}
+    for au in ("AU06", "AU12"):
+        w, b = rng.normal(size=DIM) * 0.01, float(rng.normal())
+        (models / f"svr_combined/{au}_static.dat").write_bytes(_svr(mean, w, b))
+        truth[au] = (w, b)
+    (models / ev.STATIC_LIST).write_text("svm_combined/AU_6_static.dat AU06\nsvr_combined/AU06_static.dat AU06\n"
+                                         "svr_combined/AU12_static.dat AU12\n")
+    components = rng.normal(size=(204, N_PARAMS))
+    (models / ev.PDM).write_text("# mean shape\n" + _text_mat(rng.normal(size=(204, 1))) + "# components\n"
+                                 + _text_mat(components) + "# eigenvalues\n" + _text_mat(np.ones((1, N_PARAMS))))
+    return exe, mean, truth, components
+
+
+def _features(rng, hog=None) -> ev.Features:
+    return ev.Features(True, {}, rng.random((ROWS, COLS, CH)) if hog is None else hog, rng.normal(size=N_PARAMS),
+                       np.full((112, 112, 3), 128, np.uint8))
+
+
+def test_static_models_read_back_what_openface_writes(install):
+    exe, mean, truth, components = install
+    models = ev.load_static_models(exe)
+    assert models.aus == ("AU06", "AU12")  # presence (svm) models are not intensity models
+    np.testing.assert_array_equal(models.mean, mean)
+    for au, (w, b) in truth.items():
+        np.testing.assert_array_equal(models.weight(au), w)
+        assert models.bias[models.aus.index(au)] == b
+    np.testing.assert_allclose(models.components, components, atol=1e-6)
+
+
+def test_a_reading_splits_into_cells_and_geometry_that_sum_to_the_prediction(install):
+    exe, mean, truth, _ = install
+    models = ev.load_static_models(exe)
+    rng = np.random.default_rng(1)
+    f = _features(rng)
+    for au, (w, b) in truth.items():
+        e = ev.evidence(models, f, au)
+        assert e.prediction == pytest.approx(float((f.vector(models) - mean) @ w + b))
+        assert e.cells.shape == (ROWS, COLS)
+        assert e.appearance == pytest.approx(e.cells.sum())
+        assert e.prediction == pytest.approx(e.appearance + e.geometry + b)
+
+
+def test_a_change_in_one_cell_is_drawn_on_that_cell(install):
+    """Raising the HOG of cell (9, 4) (low on the left of OpenFace's aligned face) changes that cell's term
+    only, and the overlay tints that cell of the face red (or blue if the weights make the reading fall)."""
+    exe, *_ = install
+    models = ev.load_static_models(exe)
+    rng = np.random.default_rng(2)
+    before = _features(rng)
+    hog = before.hog.copy()
+    hog[9, 4] += 0.5
+    after = ev.Features(True, {}, hog, before.params, before.aligned)
+    d = ev.evidence(models, after, "AU12").minus(ev.evidence(models, before, "AU12"))
+    assert d.geometry == pytest.approx(0.0)
+    changed = np.argwhere(np.abs(d.cells) > 1e-12)
+    assert changed.tolist() == [[9, 4]]
+    img = ev.overlay(after.aligned, d.cells, scale=abs(d.cells[9, 4]), zoom=2).astype(int)
+    cell = img[(9 + 1) * 16 + 8, (4 + 1) * 16 + 8]  # one cell in from the edge, 16 px per cell at zoom 2
+    channel = 0 if d.cells[9, 4] > 0 else 2
+    assert cell[channel] == 255 and cell[2 - channel] == 128
+    assert (img[8, 8] == 128).all()  # an untouched cell keeps the face's colour
+
+
+def test_a_model_that_is_not_a_static_svr_is_a_clear_error(install, tmp_path):
+    exe, mean, truth, _ = install
+    path = exe.parent / ev.MODELS / "svr_combined/AU12_static.dat"
+    path.write_bytes(_svr(mean, truth["AU12"][0], 0.0, kind=1))
+    with pytest.raises(OpenFaceError, match="AU12_static.dat: not a static linear SVR"):
+        ev.load_static_models(exe)
+
+
+def test_without_openface_the_tool_says_how_to_get_it(tmp_path, monkeypatch, grace):
+    from aufx.io.images import save_image
+
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    save_image(tmp_path / "a.png", grace)
+    with pytest.raises(SystemExit, match="OpenFace is not configured"):
+        ev.main(["--before", str(tmp_path / "a.png"), "--after", str(tmp_path / "a.png"), "--out", str(tmp_path)])
