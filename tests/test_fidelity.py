@@ -13,7 +13,7 @@ import pytest
 from aufx.model.gains import CALIBRATION_FILE
 from aufx.face.mesh import MAX_FOLDS
 from eval.calibrate import CalibrationConfig, choose, fold_counts, write
-from eval.fidelity import AUFX_SOURCE, OPENFACE_AUS, Edit, FidelityConfig, au_metrics, face_crop, run
+from eval.fidelity import AUFX_SOURCE, OPENFACE_AUS, Edit, FidelityConfig, au_metrics, face_crop, run, usable
 
 needs_openface = pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build "
                                     "OpenFace 2.x (README 'Measuring with OpenFace') to run eval.fidelity with it")
@@ -37,6 +37,21 @@ def test_au_metrics_on_known_readings():
     # B moves one of the 16 other AUs by 0.16 normalised = 0.8 OpenFace units: mean over 16 = 0.05, over faces 0.025
     assert m["off_target_openface_units"] == pytest.approx(0.025)
     assert 0.8 < m["r"] < 1.0
+
+
+def test_a_poorly_fitted_openface_reading_counts_as_unread():
+    """OpenFace's fit of the tongue-out child under some edits drops to confidence 0.58 and every AU reads 0: such a
+    reading is left out (as AUFX leaves it out of OpenFace data everywhere, threshold 0.8), a confident one is kept."""
+    from aufx.au import AUVector
+    from aufx.openface_runner import OpenFaceReading
+
+    def of(conf: float, au12: float) -> OpenFaceReading:
+        return OpenFaceReading(AUVector({"AU12": au12}), {}, conf, True, None)
+
+    assert usable(of(0.58, 0.0), 0.8) is None and usable(None, 0.8) is None
+    kept = usable(of(0.88, 0.4), 0.8)
+    assert kept is not None and kept["AU12"] == pytest.approx(0.4) and set(kept) == set(OPENFACE_AUS)
+    assert usable(of(0.58, 0.0), 0.5) is not None  # the threshold is the caller's
 
 
 def test_face_crop_centres_the_box():
