@@ -193,11 +193,12 @@ def _pearson(x, y) -> float | None:
 
 
 def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
-    """Per AU: dose slope (per face, averaged), r, MAE, off-target change; and the same pooled over all AUs."""
+    """Per AU: dose slope (per face, averaged; each face's too, by name), r, MAE, off-target change; and the same
+    pooled over all AUs."""
     src = {e.face: e.reading for e in edits if e.kind == "source" and e.reading}
     per_au, xs, ys, off_all = {}, [], [], []
     for au in cfg.aus:
-        slopes, tx, ry, off = [], [], [], []
+        slopes, tx, ry, off = {}, [], [], []
         for face in src:
             pts = [(e.level, e.reading[au]) for e in edits
                    if e.kind == "au" and e.name == au and e.face == face and e.reading]
@@ -207,15 +208,15 @@ def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
                     off.append(float(np.mean(others)))
             if len(pts) >= 2:
                 t, r = np.array(pts).T
-                slopes.append(float(np.polyfit(t, r, 1)[0]))
+                slopes[face] = float(np.polyfit(t, r, 1)[0])
                 tx += list(t)
                 ry += list(r)
         xs += tx
         ys += ry
         off_all += off
         per_au[au] = {
-            "slope": round(float(np.mean(slopes)), 3) if slopes else None,
-            "slope_per_face": [round(s, 3) for s in slopes],
+            "slope": round(float(np.mean(list(slopes.values()))), 3) if slopes else None,
+            "slope_per_face": {f: round(s, 3) for f, s in slopes.items()},
             "r": None if _pearson(tx, ry) is None else round(_pearson(tx, ry), 3),
             "mae": round(float(np.mean(np.abs(np.subtract(ry, tx)))), 3) if tx else None,
             "off_target_openface_units": round(float(np.mean(off)), 3) if off else None,
@@ -321,6 +322,9 @@ def html_report(result: dict, cfg: FidelityConfig) -> str:
     rows = "".join(
         f"<tr><td>{k}</td><td>{v['slope']}</td><td>{v['r']}</td><td>{v['mae']}</td>"
         f"<td>{v['off_target_openface_units']}</td></tr>" for k, v in au["per_au"].items())
+    faces = sorted({f for v in au["per_au"].values() for f in v["slope_per_face"]})
+    frows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{v['slope_per_face'].get(f, '')}</td>" for f in faces)
+                    + "</tr>" for k, v in au["per_au"].items())
     emo = result.get("emotion") or {}
     erows = "".join(f"<tr><td>{p}</td>" + "".join(f"<td>{v.get(f'{i:g}', {}).get('accuracy')}</td>"
                                                    for i in cfg.preset_intensities) + "</tr>"
@@ -335,6 +339,9 @@ AUFX {esc(result['aufx_version'])}, {esc(result['date'])}.</p>
 <p>Slope ≥ 0.6 for {au['aus_with_slope_ge_0.6']} of {len(au['per_au'])} AUs; mean slope {au['slope_mean']};
 r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openface_units']} OpenFace units.</p>
 <table><tr><th>AU</th><th>slope</th><th>r</th><th>MAE</th><th>off-target (0..5)</th></tr>{rows}</table>
+<p>Images the reader could not read (no face found, or an OpenFace fit below confidence {cfg.min_confidence:g}), left
+out of every number: {result['unread']}.</p>
+<h2>Dose slope per face</h2><table><tr><th>AU</th>{''.join(f'<th>{esc(f)}</th>' for f in faces)}</tr>{frows}</table>
 <h2>Emotion (FER2013)</h2><table><tr><th>preset</th>{''.join(f'<th>{i:g}</th>' for i in cfg.preset_intensities)}
 </tr>{erows}</table>
 <h2>Identity</h2><pre>{esc(json.dumps(result.get('identity'), indent=1))}</pre>

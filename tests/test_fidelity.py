@@ -31,7 +31,7 @@ def test_au_metrics_on_known_readings():
         edits.append(Edit("A", "au", "AU12", t, img, reading=reading(AU12=t)))
         edits.append(Edit("B", "au", "AU12", t, img, reading=reading(AU12=0.1 + t / 2, AU06=0.16)))
     m = au_metrics(edits, FidelityConfig(aus=("AU12",)))["per_au"]["AU12"]
-    assert m["slope_per_face"] == pytest.approx([1.0, 0.5])
+    assert m["slope_per_face"] == pytest.approx({"A": 1.0, "B": 0.5})
     assert m["slope"] == pytest.approx(0.75)
     assert m["mae"] == pytest.approx(np.mean([0, 0, 0, 0.0, 0.15, 0.3]))
     # B moves one of the 16 other AUs by 0.16 normalised = 0.8 OpenFace units: mean over 16 = 0.05, over faces 0.025
@@ -75,7 +75,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert result["reader"] == AUFX_SOURCE and result["unread"] == 0
     au = result["au"]
     assert au["faces_read"] == 2 and set(au["per_au"]) == {"AU26", "AU04"}
-    assert len(au["per_au"]["AU26"]["slope_per_face"]) == 2
+    assert set(au["per_au"]["AU26"]["slope_per_face"]) == {"astronaut", "grace"}
     emo = result["emotion"]
     assert set(emo["per_preset"]) == {"happy", "sad"} and set(emo["source_labels"]) == {"astronaut", "grace"}
     ident = result["identity"]
@@ -88,7 +88,8 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert table.loc[table["kind"] == "source", "identity_distance"].isna().all()
     sheet = cv2.imread(str(tmp_path / "out" / "sheet_presets.png"))
     assert sheet.shape[:2] == (2 * cfg.sheet_tile, 3 * cfg.sheet_tile)  # 2 faces x (source + 2 presets)
-    assert "AUFX estimator" in (tmp_path / "out" / "report.html").read_text()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "AUFX estimator" in report and "<th>astronaut</th><th>grace</th>" in report  # slopes per face, by name
 
 
 @needs_openface
