@@ -3,6 +3,7 @@ formats are read back exactly, a reading splits into cells and geometry that sum
 change in one HOG cell is drawn on that cell, and a missing OpenFace or a wrong model file is a clear error."""
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -118,3 +119,27 @@ def test_without_openface_the_tool_says_how_to_get_it(tmp_path, monkeypatch, gra
     save_image(tmp_path / "a.png", grace)
     with pytest.raises(SystemExit, match="OpenFace is not configured"):
         ev.main(["--before", str(tmp_path / "a.png"), "--after", str(tmp_path / "a.png"), "--out", str(tmp_path)])
+
+
+@pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build OpenFace 2.x (README "
+                    "'Measuring with OpenFace') to run eval.openface_evidence with it")
+def test_the_split_reproduces_openface_s_own_readings(grace, grace_editor):
+    """With a real OpenFace build: on Grace Hopper and her jaw drop (AU26 0.8) the models read beside the binary,
+    applied to the features FeatureExtraction wrote, give back the readings it printed wherever they are not clipped
+    at 0 (within 0.1 of 5; the geometry uses the printed shape parameters, OpenFace refits its own), and the jaw drop
+    raises AU26 mostly through the cells below the nose."""
+    from aufx.request import EditRequest
+
+    ed = grace_editor
+    opened = ed.edit(EditRequest(au_text="AU26:0.8").target(ed.measured()), measure_output=False).image
+    models = ev.load_static_models()
+    before, after = ev.extract([grace, opened])
+    assert before.success and after.success
+    for f in (before, after):
+        for au in models.aus:
+            if f.readings[au] > 0.05:
+                assert ev.evidence(models, f, au).prediction == pytest.approx(f.readings[au], abs=0.1), au
+    d = ev.evidence(models, after, "AU26").minus(ev.evidence(models, before, "AU26"))
+    assert d.prediction > 0.5
+    lower = d.cells[d.cells.shape[0] // 2:].sum()
+    assert lower > abs(d.cells[:d.cells.shape[0] // 2].sum())
