@@ -3,10 +3,11 @@
 OpenFace 2.x's static AU intensity models are linear: reading = (x - mean) . w + b over x = [HOG of the 112-px
 aligned face (12 x 12 cells x 31), 3D shape of the fitted face model (68 x 3), its 34 shape parameters], clipped to
 0..5. So the change of a reading between two photos (a face and its edit, a neutral and an expressive frame) is a
-sum of per-cell appearance terms and one geometry term. This tool runs the researcher's own FeatureExtraction, reads
-the models beside it (AUFX ships neither), and prints that split per AU; the evidence sheet shows where on the
-aligned face each AU's reading rose (red) or fell (blue). It is how a user sees that an edit moved the right
-landmarks but not the texture OpenFace looks for, or the reverse.
+sum of per-cell appearance terms and a geometry term, which splits further by landmark region (jaw, brows, nose,
+eyes, mouth). This tool runs the researcher's own FeatureExtraction, reads the models beside it (AUFX ships
+neither), and prints that split per AU; the evidence sheet shows where on the aligned face each AU's reading rose
+(red) or fell (blue). It is how a user sees that an edit moved the right landmarks but not the texture OpenFace
+looks for, or the reverse, or that OpenFace's fit did not follow the edit (its landmarks moved elsewhere).
 
     python -m eval.openface_evidence --before neutral.png --after edit.png [--after edit2.png] --out results/evidence
 
@@ -39,6 +40,8 @@ STATIC_LINEAR_SVR = 0  # OpenFace's regressor type tag of a static linear SVR
 FLAGS = ("-au_static", "-aus", "-pdmparams", "-hogalign", "-simalign")
 MAT_TYPES = {4: np.int32, 5: np.float32, 6: np.float64}  # OpenCV depth codes of single-channel matrices
 CELL_PX = 8  # OpenFace's HOG cell on its aligned face
+REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+           "mouth": range(48, 68)}  # OpenFace's 68 landmarks
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ class StaticModels:
     def weight(self, au: str) -> np.ndarray:
         return self.weights[:, self.aus.index(au)]
 
+    def landmark_weights(self, au: str) -> np.ndarray:
+        """(68, 3) what a unit move of each landmark (x, y, z of the face model's shape) adds to the AU's reading:
+        the weights on the 3D shape plus those on the shape parameters carried back to the landmarks (the
+        components are orthonormal, so the parameters are the shape projected onto them)."""
+        w = self.weight(au)
+        n = self.components.shape[0]
+        geo = w[-(n + self.components.shape[1]):]
+        return (geo[:n] + self.components @ geo[n:]).reshape(3, -1).T
+
 
 @dataclass(frozen=True)
 class Features:
@@ -68,6 +80,10 @@ class Features:
     def vector(self, models: StaticModels) -> np.ndarray:
         """(D,) the AU models' input: HOG, 3D shape, shape parameters."""
         return np.concatenate([self.hog.ravel(), models.components @ self.params, self.params])
+
+    def shape(self, models: StaticModels) -> np.ndarray:
+        """(68, 3) the fitted face model's shape change from its mean (x, y, z per landmark)."""
+        return (models.components @ self.params).reshape(3, -1).T
 
 
 @dataclass(frozen=True)
@@ -163,8 +179,8 @@ def extract(images: list[np.ndarray], binary: str | Path | None = None) -> list[
             save_image(path, rgb)
             args += ["-f", str(path)]
         out = Path(tmp, "out")
-        done = subprocess.run([str(exe), "-mloc", str(exe.parent / LANDMARK_MODEL), *FLAGS, *args, "-out_dir", str(out)],
-                              cwd=exe.parent, capture_output=True, text=True, errors="replace")
+        cmd = [str(exe), "-mloc", str(exe.parent / LANDMARK_MODEL), *FLAGS, *args, "-out_dir", str(out)]
+        done = subprocess.run(cmd, cwd=exe.parent, capture_output=True, text=True, errors="replace")
         if done.returncode != 0:
             raise OpenFaceError(f"OpenFace ({exe}) failed with exit code {done.returncode}")
         return [_features(out, f"im{i:03d}") for i in range(len(images))]
@@ -190,6 +206,12 @@ def evidence(models: StaticModels, features: Features, au: str) -> Evidence:
                     cells)
 
 
+def geometry_by_region(models: StaticModels, before: Features, after: Features, au: str) -> dict[str, float]:
+    """The change of the AU's geometry term between two images, landmark region by region (they sum to it)."""
+    terms = ((after.shape(models) - before.shape(models)) * models.landmark_weights(au)).sum(1)
+    return {name: float(terms[list(idx)].sum()) for name, idx in REGIONS.items()}
+
+
 def overlay(face: np.ndarray, cells: np.ndarray, scale: float, zoom: int = 3) -> np.ndarray:
     """(112*zoom, 112*zoom, 3) the aligned face with each cell tinted red where the reading rose, blue where it
     fell (full tint at ``scale`` OpenFace units per cell). OpenFace's HOG cells start one cell in from the edge."""
@@ -204,15 +226,17 @@ def overlay(face: np.ndarray, cells: np.ndarray, scale: float, zoom: int = 3) ->
 
 
 def compare(before: Features, afters: list[Features], models: StaticModels) -> list[dict]:
-    """One row per (after image, AU): readings and the split of the change."""
+    """One row per (after image, AU): readings and the split of the change (geometry also by landmark region)."""
     rows = []
     for n, after in enumerate(afters):
         for au in models.aus:
             b, a = evidence(models, before, au), evidence(models, after, au)
             d = a.minus(b)
-            rows.append({"after": n, "au": au, "read_before": before.readings.get(au), "read_after": after.readings.get(au),
+            rows.append({"after": n, "au": au, "read_before": before.readings.get(au),
+                         "read_after": after.readings.get(au),
                          "model_before": b.prediction, "model_after": a.prediction,
-                         "appearance": d.appearance, "geometry": d.geometry})
+                         "appearance": d.appearance, "geometry": d.geometry,
+                         **{f"geo_{k}": v for k, v in geometry_by_region(models, before, after, au).items()}})
     return rows
 
 
@@ -249,7 +273,7 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(f"error: OpenFace found no face in {', '.join(missing)}")
     table = pd.DataFrame(compare(feats[0], feats[1:], models))
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 200)
     print(f"OpenFace 2.x static, {args.before.name} -> {', '.join(a.name for a in args.after)}; "
           "change of the model's reading = appearance (HOG) + geometry (face shape)")
     print(table.round(2).to_string(index=False))

@@ -48,7 +48,10 @@ def install(tmp_path):
         truth[au] = (w, b)
     (models / ev.STATIC_LIST).write_text("svm_combined/AU_6_static.dat AU06\nsvr_combined/AU06_static.dat AU06\n"
                                          "svr_combined/AU12_static.dat AU12\n")
-    components = rng.normal(size=(204, N_PARAMS))
+    raw = rng.normal(size=(204, N_PARAMS))
+    raw[:, 0] = 0.0
+    raw[68 + 17:68 + 27, 0] = 1.0  # the first component raises the brows only (y of landmarks 17-26)
+    components = np.linalg.qr(raw)[0]  # orthonormal, as OpenFace's face model
     (models / ev.PDM).write_text("# mean shape\n" + _text_mat(rng.normal(size=(204, 1))) + "# components\n"
                                  + _text_mat(components) + "# eigenvalues\n" + _text_mat(np.ones((1, N_PARAMS))))
     return exe, mean, truth, components
@@ -104,6 +107,27 @@ def test_a_change_in_one_cell_is_drawn_on_that_cell(install):
     assert (img[8, 8] == 128).all()  # an untouched cell keeps the face's colour
 
 
+def test_geometry_splits_by_landmark_region(install):
+    """Moving the face model's shape along its components: the geometry term's change splits over the 5 landmark
+    regions exactly, and a change of the component that moves only the brows lands in "brows" only."""
+    exe, *_ = install
+    models = ev.load_static_models(exe)
+    rng = np.random.default_rng(3)
+    before = _features(rng)
+    after = ev.Features(True, {}, before.hog, before.params + rng.normal(size=N_PARAMS), before.aligned)
+    for au in models.aus:
+        d = ev.evidence(models, after, au).minus(ev.evidence(models, before, au))
+        parts = ev.geometry_by_region(models, before, after, au)
+        assert set(parts) == {"jaw", "brows", "nose", "eyes", "mouth"}
+        assert sum(parts.values()) == pytest.approx(d.geometry, abs=1e-5)  # the file holds 6 decimals
+    params = before.params.copy()
+    params[0] += 2.0
+    raised = ev.Features(True, {}, before.hog, params, before.aligned)
+    parts = ev.geometry_by_region(models, before, raised, "AU12")
+    assert abs(parts["brows"]) > 1e-3
+    assert all(abs(v) < 1e-5 for k, v in parts.items() if k != "brows"), parts
+
+
 def test_a_model_that_is_not_a_static_svr_is_a_clear_error(install, tmp_path):
     exe, mean, truth, _ = install
     path = exe.parent / ev.MODELS / "svr_combined/AU12_static.dat"
@@ -135,6 +159,8 @@ def test_the_split_reproduces_openface_s_own_readings(grace, grace_editor):
     models = ev.load_static_models()
     before, after = ev.extract([grace, opened])
     assert before.success and after.success
+    assert sum(ev.geometry_by_region(models, before, after, "AU26").values()) == pytest.approx(
+        ev.evidence(models, after, "AU26").geometry - ev.evidence(models, before, "AU26").geometry, abs=1e-6)
     for f in (before, after):
         for au in models.aus:
             if f.readings[au] > 0.05:
