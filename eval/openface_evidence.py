@@ -10,6 +10,11 @@ neither), and prints that split per AU; the evidence sheet shows where on the al
 looks for, or the reverse, or that OpenFace's fit did not follow the edit (its landmarks moved elsewhere).
 
     python -m eval.openface_evidence --before neutral.png --after edit.png [--after edit2.png] --out results/evidence
+    python -m eval.openface_evidence --faces faces/ [--level 0.8] --out results/evidence   # every AU on every face
+
+The second form edits every face in the folder with each of OpenFace's 17 AUs at ``--level`` (the CLI's defaults,
+as eval.fidelity does, on the same face crops) and prints, per AU, the mean split of the change over the faces:
+where each AU's reading comes from, or why it does not come.
 
 The geometry term uses the shape parameters FeatureExtraction prints (-pdmparams); OpenFace refits them for its AU
 models, so the split reproduces its readings to a few hundredths (the report prints both).
@@ -28,10 +33,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from aufx.evaluation.pairing import IMAGE_EXTS
 from aufx.io.images import load_image, save_image
-from aufx.io.openface import OPENFACE_AUS
+from aufx.io.openface import DEFAULT_MIN_CONFIDENCE, OPENFACE_AUS
 from aufx.openface_runner import LANDMARK_MODEL, OpenFaceError, openface_binary
-from eval.fidelity import labelled
+from aufx.pipeline import Editor
+from aufx.request import EditRequest
+from eval.fidelity import FidelityConfig, face_crop, labelled
 
 MODELS = "AU_predictors"  # beside FeatureExtraction, as OpenFace's build lays it out
 STATIC_LIST = "AU_all_static.txt"  # which model file OpenFace's static mode uses per AU
@@ -76,6 +84,11 @@ class Features:
     hog: np.ndarray  # (rows, cols, 31) HOG of the aligned face
     params: np.ndarray  # (n_params,) shape parameters of the fitted face model
     aligned: np.ndarray  # (112, 112, 3) RGB, the face OpenFace's AU models see
+    confidence: float = 1.0  # of OpenFace's landmark fit; below DEFAULT_MIN_CONFIDENCE its AU values are unreliable
+
+    @property
+    def usable(self) -> bool:
+        return self.success and self.confidence >= DEFAULT_MIN_CONFIDENCE
 
     def vector(self, models: StaticModels) -> np.ndarray:
         """(D,) the AU models' input: HOG, 3D shape, shape parameters."""
@@ -193,7 +206,7 @@ def _features(out: Path, stem: str) -> Features:
     aligned = sorted((out / f"{stem}_aligned").glob("*.bmp"))
     face = load_image(aligned[0]) if aligned else np.zeros((112, 112, 3), np.uint8)
     return Features(bool(row["success"]), {a: float(row[f"{a}_r"]) for a in OPENFACE_AUS if f"{a}_r" in row},
-                    read_hog(out / f"{stem}.hog"), params, face)
+                    read_hog(out / f"{stem}.hog"), params, face, float(row["confidence"]))
 
 
 def evidence(models: StaticModels, features: Features, au: str) -> Evidence:
@@ -225,19 +238,49 @@ def overlay(face: np.ndarray, cells: np.ndarray, scale: float, zoom: int = 3) ->
     return np.clip(big, 0, 255).astype(np.uint8)
 
 
+def split(models: StaticModels, before: Features, after: Features, au: str) -> dict:
+    """One AU's readings of two images and the split of its change: appearance (all cells, the upper and the lower
+    half of the aligned face) and geometry (all, and by landmark region)."""
+    b, a = evidence(models, before, au), evidence(models, after, au)
+    d = a.minus(b)
+    half = d.cells.shape[0] // 2
+    return {"au": au, "read_before": before.readings.get(au), "read_after": after.readings.get(au),
+            "model_before": b.prediction, "model_after": a.prediction,
+            "appearance": d.appearance, "app_upper": float(d.cells[:half].sum()),
+            "app_lower": float(d.cells[half:].sum()), "geometry": d.geometry,
+            **{f"geo_{k}": v for k, v in geometry_by_region(models, before, after, au).items()}}
+
+
 def compare(before: Features, afters: list[Features], models: StaticModels) -> list[dict]:
-    """One row per (after image, AU): readings and the split of the change (geometry also by landmark region)."""
-    rows = []
-    for n, after in enumerate(afters):
-        for au in models.aus:
-            b, a = evidence(models, before, au), evidence(models, after, au)
-            d = a.minus(b)
-            rows.append({"after": n, "au": au, "read_before": before.readings.get(au),
-                         "read_after": after.readings.get(au),
-                         "model_before": b.prediction, "model_after": a.prediction,
-                         "appearance": d.appearance, "geometry": d.geometry,
-                         **{f"geo_{k}": v for k, v in geometry_by_region(models, before, after, au).items()}})
-    return rows
+    """One row per (after image, AU): see ``split``."""
+    return [{"after": n, **split(models, before, after, au)} for n, after in enumerate(afters) for au in models.aus]
+
+
+def survey(faces: Path, level: float, binary: str | Path | None = None,
+           aus: tuple[str, ...] = OPENFACE_AUS) -> pd.DataFrame:
+    """Every face in the folder edited with each AU at ``level`` (from its measured AUs, as the CLI does), read by
+    OpenFace in one call on eval.fidelity's face crops: one row per (face, AU) with the AU's split (``split``);
+    images OpenFace does not find or fits with too little confidence, before or after, are left out (as
+    eval.fidelity leaves them out)."""
+    models = load_static_models(binary)
+    crop = FidelityConfig()
+    paths = sorted(p for p in Path(faces).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not paths:
+        raise OpenFaceError(f"{faces}: no images ({', '.join(sorted(IMAGE_EXTS))})")
+    images, keys = [], []
+    for path in paths:
+        ed = Editor(path)
+        box, measured = ed.face(0).box, ed.measured(0)
+        images.append(face_crop(ed.image, box, crop.crop_size, crop.crop_margin))
+        keys.append((path.stem, ""))
+        for au in aus:
+            out = ed.edit(EditRequest(au_text=f"{au}:{level}").target(measured), 0, measure_output=False).image
+            images.append(face_crop(out, box, crop.crop_size, crop.crop_margin))
+            keys.append((path.stem, au))
+    feats = dict(zip(keys, extract(images, binary)))
+    rows = [{"face": face, **split(models, feats[(face, "")], f, au)} for (face, au), f in feats.items()
+            if au and f.usable and feats[(face, "")].usable]
+    return pd.DataFrame(rows)
 
 
 def sheet(before: Features, afters: list[Features], models: StaticModels, aus: list[str], scale: float) -> np.ndarray:
@@ -253,16 +296,46 @@ def sheet(before: Features, afters: list[Features], models: StaticModels, aus: l
     return np.vstack(rows)
 
 
+def main_survey(args) -> int:
+    try:
+        table = survey(args.faces, args.level, args.openface_bin)
+    except (OpenFaceError, OSError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if table.empty:
+        raise SystemExit(f"error: OpenFace found none of the faces in {args.faces}")
+    cols = ["read_after", "model_after", "appearance", "app_upper", "app_lower", "geometry",
+            *[f"geo_{k}" for k in REGIONS]]
+    change = table.assign(read_after=table.read_after - table.read_before,
+                          model_after=table.model_after - table.model_before)
+    mean = change.groupby("au")[cols].mean().rename(columns={"read_after": "read", "model_after": "model"})
+    pd.set_option("display.width", 200)
+    print(f"OpenFace 2.x static, each AU at {args.level:g} on {table.face.nunique()} faces of {args.faces}: mean "
+          "change of the reading (0..5, clipped), of the model's unclipped output, and its split")
+    print(mean.round(2).to_string())
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "survey.csv", index=False)
+    print(f"written: {args.out / 'survey.csv'} (one row per face and AU)")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.openface_evidence", description=__doc__.split("\n\n")[0])
-    p.add_argument("--before", required=True, type=Path, help="the reference photo (a face at rest, or the source)")
-    p.add_argument("--after", required=True, type=Path, action="append", help="a changed photo (repeatable)")
+    p.add_argument("--before", type=Path, help="the reference photo (a face at rest, or the source)")
+    p.add_argument("--after", type=Path, action="append", help="a changed photo (repeatable)")
+    p.add_argument("--faces", type=Path, help="instead: a folder of photos, each edited with every AU at --level")
+    p.add_argument("--level", type=float, default=0.8, help="the AU target of --faces (default 0.8)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--aus", default="", help="AUs for the evidence sheet, e.g. AU06,AU12 (default: the 4 that "
                                              "changed most)")
     p.add_argument("--scale", type=float, default=0.15, help="OpenFace units per cell at full tint")
     p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
     args = p.parse_args(argv)
+    if args.faces is not None:
+        if args.before or args.after:
+            p.error("--faces or --before/--after, not both")
+        return main_survey(args)
+    if args.before is None or not args.after:
+        p.error("give --before and --after, or --faces")
     try:
         models = load_static_models(args.openface_bin)
         images = [load_image(path) for path in [args.before, *args.after]]
@@ -272,6 +345,10 @@ def main(argv=None) -> int:
     missing = [str(path) for path, f in zip([args.before, *args.after], feats) if not f.success]
     if missing:
         raise SystemExit(f"error: OpenFace found no face in {', '.join(missing)}")
+    for path, f in zip([args.before, *args.after], feats):
+        if not f.usable:
+            print(f"note: OpenFace fitted {path} with confidence {f.confidence:.2f} (< {DEFAULT_MIN_CONFIDENCE}): its "
+                  "readings are unreliable")
     table = pd.DataFrame(compare(feats[0], feats[1:], models))
     pd.set_option("display.width", 200)
     print(f"OpenFace 2.x static, {args.before.name} -> {', '.join(a.name for a in args.after)}; "

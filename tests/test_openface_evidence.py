@@ -128,6 +128,29 @@ def test_geometry_splits_by_landmark_region(install):
     assert all(abs(v) < 1e-5 for k, v in parts.items() if k != "brows"), parts
 
 
+def test_a_split_row_adds_up_and_a_poor_fit_is_not_usable(install):
+    """The split's appearance halves (upper and lower face) add up to the appearance term, its regions to the
+    geometry term, its parts and the bias to the model's output; a fit below confidence 0.8 is not usable."""
+    exe, *_ = install
+    models = ev.load_static_models(exe)
+    rng = np.random.default_rng(4)
+    before, after = _features(rng), _features(rng)
+    row = ev.split(models, before, after, "AU06")
+    assert row["app_upper"] + row["app_lower"] == pytest.approx(row["appearance"])
+    assert sum(row[f"geo_{k}"] for k in ev.REGIONS) == pytest.approx(row["geometry"], abs=1e-5)
+    assert row["model_after"] - row["model_before"] == pytest.approx(row["appearance"] + row["geometry"])
+    assert after.usable
+    assert not ev.Features(True, {}, after.hog, after.params, after.aligned, confidence=0.58).usable
+
+
+def test_the_command_asks_for_one_of_its_two_forms(tmp_path, capsys):
+    for argv in ([], ["--faces", str(tmp_path), "--before", str(tmp_path / "a.png")]):
+        with pytest.raises(SystemExit) as stop:
+            ev.main(["--out", str(tmp_path), *argv])
+        assert stop.value.code == 2
+    assert "give --before and --after, or --faces" in capsys.readouterr().err
+
+
 def test_a_model_that_is_not_a_static_svr_is_a_clear_error(install, tmp_path):
     exe, mean, truth, _ = install
     path = exe.parent / ev.MODELS / "svr_combined/AU12_static.dat"
@@ -169,3 +192,17 @@ def test_the_split_reproduces_openface_s_own_readings(grace, grace_editor):
     assert d.prediction > 0.5
     lower = d.cells[d.cells.shape[0] // 2:].sum()
     assert lower > abs(d.cells[:d.cells.shape[0] // 2].sum())
+
+
+@pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build OpenFace 2.x (README "
+                    "'Measuring with OpenFace') to run eval.openface_evidence with it")
+def test_a_survey_edits_each_face_and_splits_each_au(grace, tmp_path):
+    """--faces on a folder with Grace Hopper, two AUs: one row each; her jaw drop raises OpenFace's AU26 output,
+    most of it in the lower half of the face."""
+    from aufx.io.images import save_image
+
+    save_image(tmp_path / "grace.png", grace)
+    table = ev.survey(tmp_path, 0.8, aus=("AU26", "AU12"))
+    assert sorted(table.au) == ["AU12", "AU26"] and set(table.face) == {"grace"}
+    jaw = table.set_index("au").loc["AU26"]
+    assert jaw.model_after - jaw.model_before > 0.5 and jaw.app_lower > abs(jaw.app_upper)
