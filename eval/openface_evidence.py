@@ -36,7 +36,7 @@ import pandas as pd
 from aufx.evaluation.pairing import IMAGE_EXTS
 from aufx.io.images import load_image, save_image
 from aufx.io.openface import DEFAULT_MIN_CONFIDENCE, OPENFACE_AUS
-from aufx.openface_runner import LANDMARK_MODEL, OpenFaceError, openface_binary
+from aufx.openface_runner import LANDMARK_MODEL, TIMEOUT_PER_IMAGE_S, TIMEOUT_S, OpenFaceError, openface_binary
 from aufx.pipeline import Editor
 from aufx.request import EditRequest
 from eval.fidelity import FidelityConfig, face_crop, labelled
@@ -193,7 +193,15 @@ def extract(images: list[np.ndarray], binary: str | Path | None = None) -> list[
             args += ["-f", str(path)]
         out = Path(tmp, "out")
         cmd = [str(exe), "-mloc", str(exe.parent / LANDMARK_MODEL), *FLAGS, *args, "-out_dir", str(out)]
-        done = subprocess.run(cmd, cwd=exe.parent, capture_output=True, text=True, errors="replace")
+        timeout = TIMEOUT_S + TIMEOUT_PER_IMAGE_S * len(images)
+        try:
+            done = subprocess.run(cmd, cwd=exe.parent, capture_output=True, text=True, errors="replace",
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OpenFaceError(f"OpenFace ({exe}) took longer than {timeout:.0f} s on {len(images)} image(s)"
+                                ) from None
+        except OSError as exc:
+            raise OpenFaceError(f"could not run OpenFace ({exe}): {exc}") from None
         if done.returncode != 0:
             raise OpenFaceError(f"OpenFace ({exe}) failed with exit code {done.returncode}")
         return [_features(out, f"im{i:03d}") for i in range(len(images))]
