@@ -291,15 +291,17 @@ def survey(faces: Path, level: float, binary: str | Path | None = None,
     return pd.DataFrame(rows)
 
 
-def sheet(before: Features, afters: list[Features], models: StaticModels, aus: list[str], scale: float) -> np.ndarray:
-    """Rows of AUs, columns of after images: where each reading changed."""
+def sheet(before: Features, afters: list[Features], models: StaticModels, aus: list[str], scale: float,
+          names: list[str]) -> np.ndarray:
+    """Rows of AUs, columns of after images (``names``): where each reading changed."""
     rows = []
     for au in aus:
         tiles = []
-        for after in afters:
+        for after, name in zip(afters, names):
             d = evidence(models, after, au).minus(evidence(models, before, au))
             tiles.append(labelled(overlay(after.aligned, d.cells, scale),
-                                  f"{au} {d.prediction:+.2f} (app {d.appearance:+.2f} geo {d.geometry:+.2f})"))
+                                  f"{name[:14]} {au} {d.prediction:+.2f} (app {d.appearance:+.2f} "
+                                  f"geo {d.geometry:+.2f})"))
         rows.append(np.hstack(tiles))
     return np.vstack(rows)
 
@@ -370,7 +372,8 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"error: no static model for {', '.join(unknown)} (have {', '.join(models.aus)})")
     args.out.mkdir(parents=True, exist_ok=True)
-    save_image(args.out / "evidence.png", sheet(feats[0], feats[1:], models, aus, args.scale))
+    save_image(args.out / "evidence.png", sheet(feats[0], feats[1:], models, aus, args.scale,
+                                                [a.stem for a in args.after]))
     (args.out / "evidence.json").write_text(json.dumps(
         {"before": str(args.before), "after": [str(a) for a in args.after], "instrument": "OpenFace 2.x static",
          "rows": table.to_dict("records")}, indent=1))
