@@ -184,20 +184,26 @@ class OpenFace:
         return out
 
     def _call(self, image_args: list[str], out_dir: Path, n: int) -> None:
-        cmd = [str(self.binary), "-mloc", str(self.binary.parent / LANDMARK_MODEL), *FLAGS, *image_args,
-               "-out_dir", str(out_dir)]
-        timeout = TIMEOUT_S + TIMEOUT_PER_IMAGE_S * n
         self.calls += 1
-        try:
-            done = subprocess.run(cmd, cwd=self.binary.parent, capture_output=True, text=True, errors="replace",
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise OpenFaceError(f"OpenFace ({self.binary}) took longer than {timeout:.0f} s on {n} image(s)") from None
-        except OSError as exc:
-            raise OpenFaceError(f"could not run OpenFace ({self.binary}): {exc}") from None
-        if done.returncode != 0:
-            raise OpenFaceError(f"OpenFace ({self.binary}) failed with exit code {done.returncode} on {n} image(s): "
-                                f"{_summary(done.stderr + chr(10) + done.stdout)}")
+        feature_extraction(self.binary, image_args, out_dir, n)
+
+
+def feature_extraction(binary: Path, image_args: list[str], out_dir: Path, n: int,
+                       flags: Sequence[str] = FLAGS) -> None:
+    """One FeatureExtraction run of ``binary`` (checked by openface_binary) on ``image_args`` ("-f PATH" pairs of
+    ``n`` images) with ``flags``, writing into ``out_dir``; a clear OpenFaceError if it fails or overruns."""
+    cmd = [str(binary), "-mloc", str(binary.parent / LANDMARK_MODEL), *flags, *image_args, "-out_dir", str(out_dir)]
+    timeout = TIMEOUT_S + TIMEOUT_PER_IMAGE_S * n
+    try:
+        done = subprocess.run(cmd, cwd=binary.parent, capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OpenFaceError(f"OpenFace ({binary}) took longer than {timeout:.0f} s on {n} image(s)") from None
+    except OSError as exc:
+        raise OpenFaceError(f"could not run OpenFace ({binary}): {exc}") from None
+    if done.returncode != 0:
+        raise OpenFaceError(f"OpenFace ({binary}) failed with exit code {done.returncode} on {n} image(s): "
+                            f"{_summary(done.stderr + chr(10) + done.stdout)}")
 
 
 def face_crop(rgb: np.ndarray, box: Box, others: Sequence[Box] = ()) -> tuple[np.ndarray, tuple[int, int, float]]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +32,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from aufx.evaluation.pairing import IMAGE_EXTS
 from aufx.io.images import load_image, save_image
 from aufx.io.openface import DEFAULT_MIN_CONFIDENCE, OPENFACE_AUS
-from aufx.openface_runner import LANDMARK_MODEL, TIMEOUT_PER_IMAGE_S, TIMEOUT_S, OpenFaceError, openface_binary
-from aufx.pipeline import Editor
-from aufx.request import EditRequest
-from eval.fidelity import FidelityConfig, face_crop, labelled
+from aufx.openface_runner import OpenFaceError, feature_extraction, openface_binary
+from eval.fidelity import FidelityConfig, face_crop, labelled, make_edits
 
 MODELS = "AU_predictors"  # beside FeatureExtraction, as OpenFace's build lays it out
 STATIC_LIST = "AU_all_static.txt"  # which model file OpenFace's static mode uses per AU
@@ -192,18 +188,7 @@ def extract(images: list[np.ndarray], binary: str | Path | None = None) -> list[
             save_image(path, rgb)
             args += ["-f", str(path)]
         out = Path(tmp, "out")
-        cmd = [str(exe), "-mloc", str(exe.parent / LANDMARK_MODEL), *FLAGS, *args, "-out_dir", str(out)]
-        timeout = TIMEOUT_S + TIMEOUT_PER_IMAGE_S * len(images)
-        try:
-            done = subprocess.run(cmd, cwd=exe.parent, capture_output=True, text=True, errors="replace",
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise OpenFaceError(f"OpenFace ({exe}) took longer than {timeout:.0f} s on {len(images)} image(s)"
-                                ) from None
-        except OSError as exc:
-            raise OpenFaceError(f"could not run OpenFace ({exe}): {exc}") from None
-        if done.returncode != 0:
-            raise OpenFaceError(f"OpenFace ({exe}) failed with exit code {done.returncode}")
+        feature_extraction(exe, args, out, len(images), FLAGS)
         return [_features(out, f"im{i:03d}") for i in range(len(images))]
 
 
@@ -271,20 +256,12 @@ def survey(faces: Path, level: float, binary: str | Path | None = None,
     images OpenFace does not find or fits with too little confidence, before or after, are left out (as
     eval.fidelity leaves them out)."""
     models = load_static_models(binary)
-    crop = FidelityConfig()
-    paths = sorted(p for p in Path(faces).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not paths:
-        raise OpenFaceError(f"{faces}: no images ({', '.join(sorted(IMAGE_EXTS))})")
-    images, keys = [], []
-    for path in paths:
-        ed = Editor(path)
-        box, measured = ed.face(0).box, ed.measured(0)
-        images.append(face_crop(ed.image, box, crop.crop_size, crop.crop_margin))
-        keys.append((path.stem, ""))
-        for au in aus:
-            out = ed.edit(EditRequest(au_text=f"{au}:{level}").target(measured), 0, measure_output=False).image
-            images.append(face_crop(out, box, crop.crop_size, crop.crop_margin))
-            keys.append((path.stem, au))
+    cfg = FidelityConfig(faces=Path(faces), aus=aus, targets=(level,), presets=())
+    edits = make_edits(cfg, progress=lambda *_: None)  # each face's source, then its AU edits
+    if not edits:
+        raise OpenFaceError(f"{faces}: no face found in any image")
+    images = [face_crop(e.image, e.box, cfg.crop_size, cfg.crop_margin) for e in edits]
+    keys = [(e.face, e.name) for e in edits]
     feats = dict(zip(keys, extract(images, binary)))
     rows = [{"face": face, **split(models, feats[(face, "")], f, au)} for (face, au), f in feats.items()
             if au and f.usable and feats[(face, "")].usable]

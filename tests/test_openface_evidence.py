@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from aufx.openface_runner import OpenFaceError
+from aufx.openface_runner import LANDMARK_MODEL, OpenFaceError
 from eval import openface_evidence as ev
 
 ROWS, COLS, CH, N_PARAMS = 12, 12, 31, 34
@@ -35,7 +35,7 @@ def install(tmp_path):
     rng = np.random.default_rng(0)
     exe = tmp_path / "bin" / "FeatureExtraction"
     (tmp_path / "bin" / "model").mkdir(parents=True)
-    (tmp_path / "bin" / ev.LANDMARK_MODEL).write_text("")
+    (tmp_path / "bin" / LANDMARK_MODEL).write_text("")
     exe.write_text("")
     exe.chmod(0o755)
     models = tmp_path / "bin" / ev.MODELS
