@@ -6,8 +6,9 @@ smile away, the warp pulls the cheek back down over the fold and squeezes the ph
 line. So before the warp, the photo is eased around the strokes of every AU the edit decreases (au_appearance.yaml,
 placed on the photo's own landmarks): its shading at the scale of folds (luma blurred finer than a fold, against
 luma blurred wider than one) is divided out in proportion to how much of the AU is taken away. The fold and its
-bulge flatten toward the skin around them; the finer skin texture stays, and so do eyes, brows, lips and whatever is
-not skin.
+bulge flatten toward the skin around them; eyes, brows, lips and whatever is not skin stay. Skin texture stays too:
+shading finer than ``texture_ipd`` (freckles, pores) is eased only on a crease's core, where the stroke lies, so a
+smile taken away leaves a cheek with its freckles, not an airbrushed one.
 
 Per face (cached): each channel's eased band (strokes x skin x not a feature) and the photo's shading at the scale
 of folds; per edit, only the strongest ease per pixel times that shading.
@@ -35,9 +36,11 @@ class RelaxConfig:
     full_at: float = 0.5  # a decrease of this much (normalised AU units) eases a fold as far as it goes...
     max_ease: float = 0.9  # ...which is this share of its shading (the folds a face keeps at rest stay, faintly)
     reach: float = 2.0  # the eased band: the stroke blurred by this x its width (sigma), so the bulge beside it too
-    detail_ipd: float = 0.012  # shading finer than this (sigma, IPD) is skin texture and is kept...
-    context_ipd: float = 0.2  # ...and the skin a fold eases toward is the luma blurred by this (IPD): wider than
-    # the photo's own folds, which are wider than the strokes that draw new ones
+    detail_ipd: float = 0.012  # shading finer than this (sigma, IPD) is kept everywhere...
+    texture_ipd: float = 0.03  # ...finer than this (freckles, pores) is eased only on a crease's core (the stroke
+    # blurred by its own width), the sharp line of the fold; coarser shading is eased across the whole band
+    context_ipd: float = 0.2  # the skin a fold eases toward is the luma blurred by this (IPD): wider than the photo's
+    # own folds, which are wider than the strokes that draw new ones
     keep_out_ipd: float = 0.03  # eye openings, brows and lips grown by this (IPD) are never eased
     texture_full: float = 0.015  # skin this smooth (Photometry.texture) eases fully; rougher skin in proportion:
     # much of an aged face's shading at the scale of folds is wrinkles it keeps at rest (Grace Hopper: 0.032)
@@ -51,8 +54,9 @@ class RelaxConfig:
 @dataclass(frozen=True)
 class _Bands:
     """One face's eased bands on a grid ``k`` image px per cell whose cell (0, 0) starts at ``origin`` (x, y image
-    px): per channel, where its band is (x0, y0, x1, y1 grid cells) and the band there (bh, bw) float32 0..1; and
-    the log of the photo's shading between the detail and context scales over the grid (gh, gw) float32."""
+    px): per channel, where its band is (x0, y0, x1, y1 grid cells) and there the band and the creases' core, each
+    (2, bh, bw) float32 0..1; and the log of the photo's shading over the grid, (2, gh, gw) float32: between the
+    texture and context scales (eased on the band), and between the detail and texture scales (on the core)."""
 
     origin: tuple[int, int]
     k: int
@@ -79,11 +83,11 @@ def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: t
         return image, (0, 0)
     x0, y0 = min(bx[0] for _, (bx, _) in active), min(bx[1] for _, (bx, _) in active)
     x1, y1 = max(bx[2] for _, (bx, _) in active), max(bx[3] for _, (bx, _) in active)
-    most = np.zeros((y1 - y0, x1 - x0), np.float32)  # where bands of several AUs overlap, the strongest ease
+    most = np.zeros((2, y1 - y0, x1 - x0), np.float32)  # where bands of several AUs overlap, the strongest ease
     for e, ((bx0, by0, bx1, by1), band) in active:
-        sub = most[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
+        sub = most[:, by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
         np.maximum(sub, band * np.float32(e), out=sub)
-    log_gain = -most * bands.log_shade[y0:y1, x0:x1]
+    log_gain = -(most * bands.log_shade[:, y0:y1, x0:x1]).sum(axis=0)
     k = bands.k
     if k > 1:  # cell centres sit at image px k * (cell + 0.5) - 0.5, as cv2.resize by a whole factor has them
         log_gain = cv2.resize(log_gain, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
@@ -148,28 +152,30 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
                             cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close, close)))
     skin *= _not_features(face, box, k, cfg)
     fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
+    texture = cv2.GaussianBlur(y, (0, 0), max(cfg.texture_ipd * ipd, 0.5))
     wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
     channels = {}
     for ch, items in polys.items():
-        band = np.zeros_like(y)
+        band = np.zeros((2,) + y.shape, np.float32)  # the band, the creases' core
         for poly, wd in items:
-            layer = np.zeros_like(y)
+            line = np.zeros_like(y)
             cells = (poly - (x0, y0) + 0.5) / k - 0.5
             if len(poly) == 1:
                 c = np.round(cells[0]).astype(int)
-                cv2.circle(layer, (int(c[0]), int(c[1])), 1, 1.0, -1)
+                cv2.circle(line, (int(c[0]), int(c[1])), 1, 1.0, -1)
             else:
-                draw_tapered(layer, cells, cfg.taper)
-            layer = cv2.GaussianBlur(layer, (0, 0), max(cfg.reach * wd / k, 1.0))
-            peak = float(layer.max())
-            if peak > 0:
-                np.maximum(band, layer / peak, out=band)
+                draw_tapered(line, cells, cfg.taper)
+            for i, sigma in enumerate((cfg.reach * wd / k, wd / k)):
+                layer = cv2.GaussianBlur(line, (0, 0), max(sigma, 1.0))
+                peak = float(layer.max())
+                if peak > 0:
+                    np.maximum(band[i], layer / peak, out=band[i])
         band *= skin
-        ys, xs = np.nonzero(band > cfg.min_band)
+        ys, xs = np.nonzero(band[0] > cfg.min_band)
         if len(xs):
             sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-            channels[ch] = (sub, np.ascontiguousarray(band[sub[1]:sub[3], sub[0]:sub[2]]))
-    return _Bands((x0, y0), k, channels, np.log(fine / wide))
+            channels[ch] = (sub, np.ascontiguousarray(band[:, sub[1]:sub[3], sub[0]:sub[2]]))
+    return _Bands((x0, y0), k, channels, np.stack([np.log(texture / wide), np.log(fine / texture)]))
 
 
 def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], k: int, cfg: RelaxConfig) -> np.ndarray:
