@@ -8,7 +8,7 @@ from matplotlib.path import Path
 
 from aufx.model.deform import deform
 from aufx.model.gains import gains_overridden, render_gains
-from aufx.engines.interiors import InteriorConfig, poly_mask
+from aufx.engines.interiors import InteriorConfig, poly_mask, polyline_distance
 from aufx.engines.photometry import luminance
 from aufx.engines.rigid import RigidConfig, detect_frames
 from aufx.engines.warp import WarpConfig, WarpEngine
@@ -269,7 +269,8 @@ def test_eyeball_a_lowered_lower_lid_reveals_is_sclera_not_skin(grace_editor):
     """Taking away the lid tightening the estimator reads on Grace Hopper (AU07 about 0.5) lowers her lower lids: what
     shows between the old and the new margin is eyeball, and its colour is nearly white (tint at most
     ``sclera_tint`` of its brightness). Her loose eye contour holds mostly lid and lash pixels, whose median was a
-    saturated brown (R-B 88 levels) that filled the gap as a flat brown patch."""
+    saturated brown (R-B 88 levels) that filled the gap as a flat brown patch. The lowered margin carries the
+    photo's lash line (``lower_lash_share`` of the lash band, blended over as much again), lid, not eyeball."""
     ed = grace_editor
     face, m = ed.face(), ed.measured()
     target = EditRequest(au_text="L07:0,R07:0").target(m)
@@ -281,8 +282,53 @@ def test_eyeball_a_lowered_lower_lid_reveals_is_sclera_not_skin(grace_editor):
         loop = topology().loop(eye)
         new = (poly_mask(out.shape[:2], d.target_landmarks[loop]) > 0.99) & \
             (poly_mask(out.shape[:2], face.landmarks[loop, :2]) < 0.01)
-        rgb = out[new]
+        margin = polyline_distance(out.shape[:2], d.target_landmarks[list(topology().groups[f"{eye}_lower"])])
+        cfg = InteriorConfig()
+        rgb = out[new & (margin > 1.5 * cfg.lower_lash_share * cfg.lash_band_ipd * face.pose.scale)]
         found += len(rgb)
         if len(rgb):
             assert np.median(np.ptp(rgb, axis=1) / np.maximum(rgb.mean(1), 1)) < 1.5 * InteriorConfig().sclera_tint
     assert found > 10, "the lower lids must come down"
+
+
+def test_a_lowered_lower_lid_carries_its_lash_line(grace_editor):
+    """A lower lid that drops (Grace Hopper's lid tightening taken away, lids well down) carries the photo's lower
+    margin with it: the luma along the new margin differs from the photo's margin by 7 levels on average over both
+    eyes. Synthesized sclera painted up to the new margin drew a pale line along it (15 levels brighter; on a dark
+    face, a white line under the eye)."""
+    ed = grace_editor
+    face, m = ed.face(), ed.measured()
+    target = EditRequest(au_text="L07:0,R07:0").target(m)
+    with gains_overridden({"AU07": {**render_gains()["AU07"], "removal": 4.5}}):
+        d = deform(face, target)
+        after = luminance(ed.edit(target, measure_output=False).image)
+    before = luminance(ed.image)
+
+    def along(points: np.ndarray) -> np.ndarray:
+        mask = np.zeros(before.shape, np.uint8)
+        cv2.polylines(mask, [np.round(points * 16).astype(np.int32)], False, 1, 1, cv2.LINE_8, shift=4)
+        return mask > 0
+
+    differences = []
+    for eye in ("eye_R", "eye_L"):
+        lower = list(topology().groups[f"{eye}_lower"])
+        drop = (d.target_landmarks[lower] - face.landmarks[lower, :2]) @ face.pose.image_axes()[1]
+        assert drop.mean() > 2, "the lower lid must come down"
+        new, old = along(d.target_landmarks[lower]), along(face.landmarks[lower, :2])
+        differences.append(abs(after[new].mean() - before[old].mean()))
+    assert np.mean(differences) < 10, differences
+
+
+def test_a_lower_margin_that_stays_draws_no_pale_line(astronaut_editor):
+    """"neutral" on the astronaut opens her smiling eyes a little and leaves the lower lids where they are. Her
+    lower margins keep the photo's pixels: within 1 px of them luma rises at most 7 levels (95th percentile),
+    where the soft edge of the eye mask blended synthesized sclera into them (26 and 14 levels: a pale line
+    along the lower lid, out past the corner where MediaPipe's contour runs below the visible eye)."""
+    ed = astronaut_editor
+    face = ed.face()
+    target = EditRequest(preset="neutral").target(ed.measured())
+    before, after = luminance(ed.image), luminance(ed.edit(target, measure_output=False).image)
+    for eye in ("eye_R", "eye_L"):
+        lower = list(topology().groups[f"{eye}_lower"])
+        near = polyline_distance(before.shape, face.landmarks[lower, :2]) < 1.0
+        assert np.percentile((after - before)[near], 95) < 10

@@ -2,8 +2,8 @@
 
 The eyeball does not move with expressions, so inside the target lid opening the original pixels are shown in place
 (the iris stays round); where the lids reveal what the photo never showed, sclera and iris are continued from their
-own colours. The photo's lash line is lid, not eyeball: a lid that rises carries it up with the warp, and a margin
-that stays keeps its own pixels (replacing them drew a pale outline round the eye). A lower lid that rises over the
+own colours. The photo's lash lines are lid, not eyeball: a lid that opens carries its margin with the warp, and a
+margin that stays keeps its own pixels (replacing them drew a pale outline round the eye). A lower lid that rises over the
 eyeball is the photo's lower lid moved up (the warp's inversion leaves jagged iris there). A closing upper lid is
 the person's own lid skin: the visible band between the skin ring above the lid and the lash line, stretched from
 that ring down to the new margin (along the lid, so nothing of the eyeball is smeared into it), with the photo's
@@ -47,9 +47,19 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
         opening = m_tgt.sum() > m_src.sum()
         band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
-        if opening:  # an opening eye: the photo's lash line is lid, not eyeball
-            lashes = polyline_distance(shape, src[list(topo.groups[f"{eye}_upper"])] - corner)
-            m_src = m_src * np.clip(lashes / band, 0, 1).astype(m_src.dtype)
+        _, down = face.pose.image_axes()
+        lower = list(topo.groups[f"{eye}_lower"])
+        lowered = float(np.mean((tgt[lower] - src[lower]) @ down)) > cfg.lid_close_px  # the lower lid drops
+        margins = ("upper", "lower") if lowered else ("upper",)
+        if opening:  # an opening eye: the photo's lash line of a margin that moves is lid, not eyeball
+            for margin in margins:
+                lashes = polyline_distance(shape, src[list(topo.groups[f"{eye}_{margin}"])] - corner)
+                share = cfg.lower_lash_share if margin == "lower" else 1.0
+                m_src = m_src * np.clip(lashes / (share * band), 0, 1).astype(m_src.dtype)
+        if not lowered:  # a lower margin that stays is the photo's, not the soft edge of its mask blended with
+            # synthesized sclera (a pale line along it, out past the eye's corner where the contour overshoots)
+            lashes = polyline_distance(shape, src[lower] - corner)
+            m_src = np.maximum(m_src, np.clip(1.5 - lashes / band, 0, 1).astype(m_src.dtype))  # as the upper's
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
@@ -75,13 +85,14 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         margin = list(topo.groups[f"{eye}_upper"])
         dist = polyline_distance(shape, tgt[margin] - corner)
         reach = max(cfg.lid_shadow_ipd * face.pose.scale, cfg.lid_shadow_min_px)
-        _, down = face.pose.image_axes()
         moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (cfg.lid_shadow_full * reach), 0, 1))
         where = (1 - known) + known * moved
         content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
 
         a = m_tgt[..., None]
-        if opening:  # the warp carried the photo's lash line up with the lid: keep it along the new margin
+        if opening:  # the warp carried the photo's lash lines with the lids: keep them along the new margins
+            if lowered:  # (sclera synthesized up to a lowered lower margin drew a pale line along it)
+                dist = np.minimum(dist, polyline_distance(shape, tgt[lower] - corner) / cfg.lower_lash_share)
             a = a * np.clip(dist / band - 0.5, 0, 1)[..., None]  # lash within half a band, eyeball past 1.5
         roi = roi.copy()
         patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, src, tgt, eye, corner, down,

@@ -68,6 +68,8 @@ class InteriorConfig:
     lash_band_ipd: float = 0.025  # an opening eye: the photo's lash line, this wide (IPD) under its upper margin,
     # is lid, not eyeball; it is continued as sclera and iris instead of being left as a ghost line
     lash_band_min_px: float = 1.0  # ...at least this many pixels
+    lower_lash_share: float = 0.5  # a lower lid that drops carries its margin, this share of the band wide (its
+    # lashes are finer; sclera synthesized up to the new margin drew a pale line along it)
     lid_shadow: float = 0.35  # darkening of new eyeball right under the upper lid margin...
     lid_shadow_ipd: float = 0.02  # ...decaying over this distance (IPD)...
     lid_shadow_min_px: float = 0.7  # ...or at least this many pixels
