@@ -313,3 +313,18 @@ def test_closing_lips_leave_no_teeth_specks(astronaut_editor, request_):
     cv2.polylines(line, [np.round(tgt[list(topo.groups["lips_inner_upper"]), :2]).astype(np.int32)], False, 1, 5)
     out = ed.edit(target, measure_output=False).image
     assert _lip_sharpness(out, lips(tgt, 3) & (line == 0)) < _lip_sharpness(ed.image, own)
+
+
+def test_a_black_and_white_photo_gets_a_grey_mouth(grace):
+    """The teeth exemplar is cut from a colour photo; its colour gain follows the person's skin and lips only part
+    of the way, so a black-and-white photo (Grace Hopper in grey) opened to AU25+AU26 0.8 got warm teeth and a
+    brown mouth (channels 23 levels apart inside the new opening). Its colourfulness now follows the person's:
+    grey in a grey photo."""
+    grey = np.repeat(cv2.cvtColor(grace, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    ed = Editor(grey, name="grace_grey")
+    target = EditRequest(au_text="AU25:0.8,AU26:0.8").target(ed.measured())
+    d = deform(ed.face(), target)
+    out = ed.edit(target, measure_output=False).image.astype(int)
+    inside = poly_mask(out.shape[:2], d.target_landmarks[list(topology().loop("lips_inner"))]) > 0.99
+    assert inside.sum() > 500  # the mouth opened
+    assert np.ptp(out[inside], axis=1).max() <= 2

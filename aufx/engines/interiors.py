@@ -19,6 +19,8 @@ class MouthConfig:
     lower_teeth_shade: float = 0.85  # the lower row sits deeper in the mouth, in more shadow
     colour_strength: float = 0.4  # exponent on the person/exemplar skin-and-lip colour ratio (1 = full match)
     colour_gain_range: tuple[float, float] = (0.55, 1.25)  # bounds of that colour gain, per channel
+    chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's (skin and lips), never above its own
+    # (a black-and-white photo gets grey teeth and a grey mouth, not the exemplar's warm ones)
     gum_gain: float = 0.7  # gum above the upper teeth = the person's lip colour x this
     tongue_gain: float = 0.6  # tongue = the person's lip colour x this
     tongue_rise_ipd: float = 0.07  # tongue top above the lower incisal edge at the mouth centre (IPD)

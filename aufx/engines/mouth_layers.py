@@ -140,10 +140,10 @@ def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: Mou
 
 
 def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], blur_px: float,
-           gain: np.ndarray, cfg: MouthConfig) -> np.ndarray:
+           gain: np.ndarray, chroma: float, cfg: MouthConfig) -> np.ndarray:
     """The exemplar warped into the box by ``uv_map`` (target frame uv -> exemplar frame uv, affine), uniformly
-    scaled by the IPD ratio, blurred to the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,);
-    (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` = (w, h)."""
+    scaled by the IPD ratio, blurred to the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,)
+    and its colourfulness scaled by ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` = (w, h)."""
     src = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     dst_px = src + [box[0], box[1]]
     ex_px = ex.frame.to_xy(uv_map(frame.to_uv(dst_px)))
@@ -159,7 +159,15 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     if extra > cfg.exemplar_min_blur_px:
         out = cv2.GaussianBlur(out, (0, 0), extra)
     out[..., :3] *= gain * 255.0
+    grey = out[..., :3].mean(axis=-1, keepdims=True)
+    out[..., :3] = grey + chroma * (out[..., :3] - grey)
     return out
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    """Colourfulness of one (3,) RGB colour: its spread about its grey, relative to that grey."""
+    rgb = np.asarray(rgb, np.float64)
+    return float(np.linalg.norm(rgb - rgb.mean()) / max(rgb.mean(), 1.0))
 
 
 def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
@@ -249,9 +257,11 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     lip, skin = mouth_colours(image, face, cfg)
     ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
     gain = np.clip(ratio ** cfg.colour_strength, *cfg.colour_gain_range).astype(np.float32)
+    chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / max(
+        _chroma(np.asarray(ex.meta["skin_rgb"])) + _chroma(np.asarray(ex.meta["lip_rgb"])), 1e-6))
 
     dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
-    dark = dark.mean() + cfg.cavity_saturation * (dark - dark.mean())
+    dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
 
     # The photo's own interior, if its lips are apart: split into skull-fixed (upper) and jaw-carried (lower) parts.
     src = src_up = image[y0:y1, x0:x1].astype(np.float32)
@@ -288,13 +298,13 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     upper = np.zeros((*v.shape, 4), np.float32)
     lower = np.zeros((*v.shape, 4), np.float32)
     if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
-        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain, cfg)
+        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain, chroma, cfg)
         top = contour_fn(ex.upper)(u) - inc_e + incisal
     else:
         top = up0
     if not teeth_lo:  # its mirror image, smaller, as the lower row
         lower = _place(ex, frame, box, lambda t: np.stack([t[:, 0] / k, inc_e - (t[:, 1] - lower_incisal) / k], 1),
-                       size, photo.blur_px, gain, cfg)
+                       size, photo.blur_px, gain, chroma, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
     gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
     upper = _over(upper, gum)
