@@ -33,7 +33,8 @@ def test_a_search_keeps_the_core_and_holds_out_whole_people(tmp_path, astronaut,
     got = result["presets"]["happy"]
     assert got["chosen"]["logp"] >= got["shipped"]["logp"]
     assert got["cross_validated"]["n"] == 3
-    assert json.loads((cfg.out / "search.json").read_text())["presets"]["happy"]["chosen"]["aus"] == got["chosen"]["aus"]
+    written = json.loads((cfg.out / "search.json").read_text())
+    assert written["presets"]["happy"]["chosen"]["aus"] == got["chosen"]["aus"]
 
 
 def test_bad_arguments_fail_clearly(tmp_path, capsys):

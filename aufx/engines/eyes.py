@@ -3,11 +3,12 @@
 The eyeball does not move with expressions, so inside the target lid opening the original pixels are shown in place
 (the iris stays round); where the lids reveal what the photo never showed, sclera and iris are continued from their
 own colours. The photo's lash lines are lid, not eyeball: a lid that opens carries its margin with the warp, and a
-margin that stays keeps its own pixels (replacing them drew a pale outline round the eye). A lower lid that rises over the
-eyeball is the photo's lower lid moved up (the warp's inversion leaves jagged iris there). A closing upper lid is
-the person's own lid skin: the visible band between the skin ring above the lid and the lash line, stretched from
-that ring down to the new margin (along the lid, so nothing of the eyeball is smeared into it), with the photo's
-grain, and a dark lash line sized by the IPD along the new margin.
+margin that stays keeps its own pixels (replacing them, or blending synthesized sclera into the soft edge of the
+eye's mask, drew a pale outline round the eye). A lower lid that rises over the eyeball is the photo's lower lid
+moved up (the warp's inversion leaves jagged iris there). A closing upper lid is the person's own lid skin: the
+visible band between the skin ring above the lid and the lash line, stretched from that ring down to the new margin
+(along the lid, so nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by
+the IPD along the new margin.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         if not lowered:  # a lower margin that stays is the photo's, not the soft edge of its mask blended with
             # synthesized sclera (a pale line along it, out past the eye's corner where the contour overshoots)
             lashes = polyline_distance(shape, src[lower] - corner)
-            m_src = np.maximum(m_src, np.clip(1.5 - lashes / band, 0, 1).astype(m_src.dtype))  # as the upper's
+            m_src = np.maximum(m_src, np.clip(1.5 - lashes / band, 0, 1).astype(m_src.dtype))
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.

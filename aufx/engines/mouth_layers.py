@@ -143,7 +143,8 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
            gain: np.ndarray, chroma: float, cfg: MouthConfig) -> np.ndarray:
     """The exemplar warped into the box by ``uv_map`` (target frame uv -> exemplar frame uv, affine), uniformly
     scaled by the IPD ratio, blurred to the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,)
-    and its colourfulness scaled by ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` = (w, h)."""
+    and its colourfulness scaled by ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` =
+    (w, h)."""
     src = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     dst_px = src + [box[0], box[1]]
     ex_px = ex.frame.to_xy(uv_map(frame.to_uv(dst_px)))
