@@ -137,7 +137,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         # only where they close over the photo's opening: the thin wedges a smile pulls between lips that were
         # already closed carry the photo's own line (a drawn one there is a dotted pencil line over it)
         depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2)) * (meets > 0)
-        line = fill * np.power(np.clip(fill / 255.0, 1e-3, 1.0), depth[..., None])
+        line = fill * np.power(np.clip(fill / lay.white, 1e-3, 1.0), depth[..., None])  # the same in a dark photo
         out = out * (1 - sealed[..., None]) + line * sealed[..., None]
     roi = roi.copy()
     roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -127,6 +127,7 @@ class MouthLayers:
     grain: np.ndarray  # (h, w) unit noise x the photo's noise level, for what is synthesized
     feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
     gain: np.ndarray  # (3,) colour gain that matched the exemplar to the person
+    white: float  # the 8-bit level a white surface would have in the face's light: 255, less in a dark photo
 
 
 def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
@@ -163,6 +164,12 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     grey = out[..., :3].mean(axis=-1, keepdims=True)
     out[..., :3] = grey + chroma * (out[..., :3] - grey)
     return out
+
+
+def _white(skin: np.ndarray, ex: Exemplar) -> float:
+    """The 8-bit level of white in the face's light: 255 scaled by how much darker the person's skin is lit than
+    the exemplar's, by their brightest channel (skin tone shifts the others), never above 255."""
+    return 255.0 * min(1.0, float(np.max(skin)) / max(float(np.max(ex.meta["skin_rgb"])), 1.0))
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -318,7 +325,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
                        (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, noise,
-                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain)
+                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, _white(skin, ex))
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
