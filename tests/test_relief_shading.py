@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aufx.model.deform import deform
-from aufx.engines.photometry import _noise, gradient_magnitude, luminance, measure, photometry
+from aufx.engines.photometry import _noise, gradient_magnitude, luminance, measure, photometry, unclipped
 from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.analysis import analyze_faces
@@ -172,3 +172,33 @@ def test_folds_fade_out_at_their_ends(grace_editor, au):
     flat_mid, flat_ends = along(WarpEngine(WarpConfig(shading=ShadingConfig(taper=0.0, form_strength=0.0))))
     assert mid > 4 and ends < 0.5 * mid, (mid, ends)
     assert flat_ends > 0.67 * flat_mid, (flat_mid, flat_ends)  # the test can fail: untapered ends stay dark
+
+
+@pytest.mark.parametrize("exposure, before, after", [(1.3, 33.7, 25.0), (1.6, 83.6, 35.0)])
+def test_shading_darkens_the_true_colour_of_clipped_skin(astronaut, exposure, before, after):
+    """The astronaut's face overexposed by 1.3 or 1.6 clips red (then green) at 255 over much of her skin. A fold
+    darkening that skin by 0.8 darkened the clipped white, which turned grey-pink where a real shadow shows the
+    skin's warm colour: against the truth (the unclipped photo x exposure x 0.8, clipped) the channels' mean errors
+    summed to 33.7 and 83.6 levels on the clipped pixels. Darkening ``unclipped`` (each clipped channel continued in
+    the skin's proportions) they sum to 22 and 28."""
+    x0, y0, x1, y1 = analyze_faces(astronaut)[0].box
+    truth = astronaut[y0:y1, x0:x1].astype(np.float32) * exposure
+    shot = np.clip(truth, 0, 255).astype(np.uint8)
+    over = np.clip(astronaut.astype(np.float32) * exposure, 0, 255).astype(np.uint8)
+    skin_rgb = photometry(over, analyze_faces(over)[0]).skin_rgb
+    clipped = shot.max(axis=2) >= 250
+    assert clipped.sum() > 5000
+    want = np.clip(truth * 0.8, 0, 255)
+    plain = np.abs(np.clip(shot * np.float32(0.8), 0, 255) - want)[clipped].mean(axis=0).sum()
+    eased = np.abs(np.clip(unclipped(shot, skin_rgb) * 0.8, 0, 255) - want)[clipped].mean(axis=0).sum()
+    assert plain > before - 1 and eased < after, (plain, eased)
+    assert np.array_equal(unclipped(astronaut[y0:y1, x0:x1] // 2, skin_rgb), astronaut[y0:y1, x0:x1] // 2)
+
+
+def test_only_overexposed_skin_is_continued(astronaut):
+    """A few clipped specular highlights (the astronaut as photographed) are white, not skin-coloured: shading leaves
+    them as they are. Overexposed by 1.15 or more, enough of her skin is clipped (10% of the sampled patches) that
+    shading continues its colour."""
+    assert not photometry(astronaut, analyze_faces(astronaut)[0]).overexposed
+    over = np.clip(astronaut.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)
+    assert photometry(over, analyze_faces(over)[0]).overexposed

@@ -35,6 +35,9 @@ class PhotometryConfig:
     band_min_px: float = 0.5  # ...the smaller at least this (pixels)
     texture_default: float = 0.02  # skin texture contrast when no patch can be measured
     tint_range: tuple[float, float] = (0.6, 1.6)  # bounds of each channel's shading slope against luma
+    clip_level: float = 250.0  # a channel at or above this is clipped: its value is continued from the others...
+    overexposed_share: float = 0.1  # ...where at least this share of the skin patches' pixels is clipped (a few
+    # specular highlights are white, not skin-coloured: continuing them in the skin's colour speckled the shading)
     chroma_weight: float = 0.3  # skin map: weight of log chroma beside hue...
     hue_ridge: float = 1e-4  # ...regularizing the hue-chroma covariance...
     hue_limit: float = 5.5  # ...skin fades out from this Mahalanobis distance...
@@ -57,6 +60,8 @@ class Photometry:
     texture: float  # std of band-passed log luminance on the skin patches (skin texture contrast)
     max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
     tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
+    skin_rgb: np.ndarray  # (3,) float32 median colour of the skin patches' pixels no channel of which is clipped
+    overexposed: bool  # so much of the skin is clipped that shading must continue its colour (``unclipped``)
     skin: np.ndarray  # (h, w) float32 in [0, 1]: how skin-like each pixel of the face box is (hair, frames: 0)
     origin: tuple[int, int]  # (x, y) of skin[0, 0] in the image
 
@@ -74,6 +79,43 @@ class Photometry:
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """(h, w) float32 luma (BT.601) of an RGB uint8 image."""
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) if rgb.ndim == 3 else rgb.astype(np.float32)
+
+
+def unclipped(rgb: np.ndarray, skin_rgb: np.ndarray, level: float = PhotometryConfig.clip_level) -> np.ndarray:
+    """(h, w, 3) float32: ``rgb`` (h, w, 3) with each channel the photo clipped (at ``level`` or above) continued
+    in the skin's own proportions ``skin_rgb`` (3,), as bright as ``skin_brightness`` says the pixel is. Shading
+    darkens the true colour: on an overexposed face, whose skin reads (255, 255, 235), a fold darkened the clipped
+    white into grey where the skin's real colour is warm."""
+    bright = skin_brightness(rgb, skin_rgb, level)
+    return np.stack([unclipped_channel(rgb, c, skin_rgb, bright, level) for c in range(3)], axis=-1)
+
+
+def skin_brightness(rgb: np.ndarray, skin_rgb: np.ndarray,
+                    level: float = PhotometryConfig.clip_level) -> np.ndarray:
+    """(h, w) float32: how bright each pixel of ``rgb`` (h, w, 3) is in units of the skin's colour ``skin_rgb`` (3,):
+    what its dimmest unclipped channel says (a highlight is whiter than the skin, so the others overstate it), and
+    at least what each clipped channel says (it was ``level`` or more)."""
+    skin = np.maximum(np.asarray(skin_rgb, np.float32), 1.0)
+    free = np.full(rgb.shape[:2], np.inf, np.float32)
+    floor = np.zeros(rgb.shape[:2], np.float32)
+    for c in range(3):
+        ch = rgb[..., c]
+        clipped = ch >= level
+        np.minimum(free, np.where(clipped, np.inf, ch / skin[c]), out=free)
+        np.maximum(floor, np.where(clipped, level / skin[c], 0.0), out=floor)
+    free[np.isinf(free)] = 0.0
+    return np.maximum(free, floor)
+
+
+def unclipped_channel(rgb: np.ndarray, c: int, skin_rgb: np.ndarray, bright: np.ndarray,
+                      level: float = PhotometryConfig.clip_level) -> np.ndarray:
+    """(h, w) float32: channel ``c`` of ``unclipped`` (one plane at a time, for photos too large to copy whole);
+    ``bright`` is ``skin_brightness(rgb, skin_rgb)``."""
+    ch = rgb[..., c].astype(np.float32)
+    clipped = ch >= level
+    if clipped.any():
+        ch[clipped] = np.maximum(ch[clipped], bright[clipped] * max(float(skin_rgb[c]), 1.0))
+    return ch
 
 
 def gradient_magnitude(y: np.ndarray) -> np.ndarray:
@@ -108,7 +150,9 @@ def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = Photo
     sel = _patches(y.shape, pts, ipd, cfg)
     return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
                       float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
-                      _tint(patch, y, sel, ipd, cfg), _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
+                      _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg),
+                      bool(np.mean(patch[sel].max(axis=-1) >= cfg.clip_level) >= cfg.overexposed_share)
+                      if sel.any() else False, _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
 
 
 def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig) -> np.ndarray:
@@ -187,6 +231,19 @@ def _texture(y: np.ndarray, pts: np.ndarray, ipd: float, cfg: PhotometryConfig) 
         if len(vals) > 8:
             per_patch.append(1.4826 * float(np.median(np.abs(vals - np.median(vals)))))
     return float(np.median(per_patch)) if per_patch else cfg.texture_default
+
+
+def _skin_rgb(rgb: np.ndarray, sel: np.ndarray, cfg: PhotometryConfig) -> np.ndarray:
+    """(3,) float32 median colour of the pixels of ``rgb`` (h, w, 3) uint8 over ``sel`` (h, w) bool none of whose
+    channels is clipped; where fewer than 16 are not, of the darkest quarter (the least clipped)."""
+    px = rgb[sel].reshape(-1, 3)
+    if not len(px):
+        return np.full(3, 128.0, np.float32)
+    free = px[px.max(axis=1) < cfg.clip_level]
+    if len(free) < 16:
+        luma = px @ np.float32([0.299, 0.587, 0.114])
+        free = px[luma <= np.percentile(luma, 25)]
+    return np.median(free, axis=0).astype(np.float32)
 
 
 def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:
