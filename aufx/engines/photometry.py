@@ -150,9 +150,8 @@ def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = Photo
     sel = _patches(y.shape, pts, ipd, cfg)
     return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
                       float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
-                      _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg),
-                      bool(np.mean(patch[sel].max(axis=-1) >= cfg.clip_level) >= cfg.overexposed_share)
-                      if sel.any() else False, _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
+                      _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg), _overexposed(patch, sel, cfg),
+                      _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
 
 
 def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig) -> np.ndarray:
@@ -244,6 +243,12 @@ def _skin_rgb(rgb: np.ndarray, sel: np.ndarray, cfg: PhotometryConfig) -> np.nda
         luma = px @ np.float32([0.299, 0.587, 0.114])
         free = px[luma <= np.percentile(luma, 25)]
     return np.median(free, axis=0).astype(np.float32)
+
+
+def _overexposed(rgb: np.ndarray, sel: np.ndarray, cfg: PhotometryConfig) -> bool:
+    """Whether at least ``overexposed_share`` of the pixels of ``rgb`` (h, w, 3) uint8 over ``sel`` (h, w) bool
+    have a clipped channel."""
+    return bool(sel.any() and np.mean(rgb[sel].max(axis=-1) >= cfg.clip_level) >= cfg.overexposed_share)
 
 
 def _tint(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, ipd: float, cfg: PhotometryConfig) -> np.ndarray:

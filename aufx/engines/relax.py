@@ -105,14 +105,14 @@ def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: t
     gain = np.empty_like(dg)
     src = image[cy0:cy1, cx0:cx1]
     # on overexposed skin, channels the photo clipped are eased from the skin's true colour
-    bright = skin_brightness(src, pm.skin_rgb) if pm.overexposed else None
+    bright = skin_brightness(src, pm.skin_rgb, photo.clip_level) if pm.overexposed else None
     # shading on skin is redder: gain ** tint per channel, to second order (as the relief's); one channel at a time
     # into preallocated planes, so a photo of 10900^2 px holds no (h, w, 3) float copies
     for c, t in enumerate(pm.tint.astype(np.float32)):
         np.multiply(dg, t, out=gain)
         gain += 0.5 * t * (t - 1.0) * dg2
         gain += 1.0
-        gain *= src[..., c] if bright is None else unclipped_channel(src, c, pm.skin_rgb, bright)
+        gain *= src[..., c] if bright is None else unclipped_channel(src, c, pm.skin_rgb, bright, photo.clip_level)
         gain += 0.5
         out[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0, c] = np.clip(gain, 0, 255, out=gain)
     return out, (rx0, ry0)

@@ -292,7 +292,7 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     wobble, noise = _fields(face, (h, w), cfg)
     gain = _gain(relief, (x0, y0, x1, y1), pts - [x0, y0], skin, wobble[y0:y1, x0:x1], pm, cfg)
     patch = roi[y0:y1, x0:x1]  # a fold on overexposed skin darkens its true colour, not clipped white
-    patch = unclipped(patch, pm.skin_rgb) if pm.overexposed else patch.astype(np.float32)
+    patch = unclipped(patch, pm.skin_rgb, photo.clip_level) if pm.overexposed else patch.astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
     lost = (pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1])[..., None]
     # shadows on skin turn redder, as the skin's own do: gain ** tint per channel, to second order
