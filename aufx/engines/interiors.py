@@ -20,6 +20,8 @@ class MouthConfig:
     colour_strength: float = 0.4  # exponent on the person/exemplar skin-and-lip colour ratio (1 = full match)
     colour_gain_range: tuple[float, float] = (0.55, 1.25)  # bounds of that colour gain, per channel
     chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's (skin and lips), never above its own
+    normal_highlight: float = 215.0  # a normally exposed face's brightest pixels (Photometry.highlight) reach this
+    # luma; a face whose do not is lit that much darker: the teeth, the mouth and white itself with it
     # (a black-and-white photo gets grey teeth and a grey mouth, not the exemplar's warm ones)
     gum_gain: float = 0.7  # gum above the upper teeth = the person's lip colour x this
     tongue_gain: float = 0.6  # tongue = the person's lip colour x this

@@ -166,12 +166,6 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     return out
 
 
-def _white(skin: np.ndarray, ex: Exemplar) -> float:
-    """The 8-bit level of white in the face's light: 255 scaled by how much darker the person's skin is lit than
-    the exemplar's, by their brightest channel (skin tone shifts the others), never above 255."""
-    return 255.0 * min(1.0, float(np.max(skin)) / max(float(np.max(ex.meta["skin_rgb"])), 1.0))
-
-
 def _chroma(rgb: np.ndarray) -> float:
     """Colourfulness of one (3,) RGB colour: its spread about its grey, relative to that grey."""
     rgb = np.asarray(rgb, np.float64)
@@ -263,8 +257,11 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     photo = photometry(image, face, photo_cfg)
     ex = exemplar()
     lip, skin = mouth_colours(image, face, cfg)
+    # the face's light, in full (teeth are as bright as the light on them), then the person's colouring relative
+    # to the exemplar's, in part
+    exposure = min(1.0, photo.highlight / cfg.normal_highlight)
     ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
-    gain = np.clip(ratio ** cfg.colour_strength, *cfg.colour_gain_range).astype(np.float32)
+    gain = (exposure * np.clip((ratio / exposure) ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
     chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / max(
         _chroma(np.asarray(ex.meta["skin_rgb"])) + _chroma(np.asarray(ex.meta["lip_rgb"])), 1e-6))
 
@@ -325,7 +322,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
                        (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, noise,
-                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, _white(skin, ex))
+                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure)
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,

@@ -31,6 +31,7 @@ class PhotometryConfig:
     blur_default_px: float = 0.5  # edge blur when no edge qualifies (pixels)
     blur_range_px: tuple[float, float] = (0.4, 4.0)  # bounds of the measured edge blur (pixels)
     max_edge_percentile: float = 99.5  # the face's steepest edges: this percentile of its gradient magnitude
+    highlight_percentile: float = 99.5  # the face's brightest pixels (sclera, teeth, sheen): this percentile of luma
     band_ipd: tuple[float, float] = (0.008, 0.04)  # skin-texture band-pass: difference of these Gaussian sigmas (IPD)
     band_min_px: float = 0.5  # ...the smaller at least this (pixels)
     texture_default: float = 0.02  # skin texture contrast when no patch can be measured
@@ -59,6 +60,8 @@ class Photometry:
     noise: float  # standard deviation of the photo's pixel noise, 8-bit luminance units
     texture: float  # std of band-passed log luminance on the skin patches (skin texture contrast)
     max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
+    highlight: float  # 99.5th percentile of luma over the face: how bright its brightest things are (exposure, not
+    # skin tone: sclera, teeth and sheen are near white on every face)
     tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
     skin_rgb: np.ndarray  # (3,) float32 median colour of the skin patches' pixels no channel of which is clipped
     overexposed: bool  # so much of the skin is clipped that shading must continue its colour (``unclipped``)
@@ -150,6 +153,7 @@ def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = Photo
     sel = _patches(y.shape, pts, ipd, cfg)
     return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
                       float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
+                      float(np.percentile(y[skin], cfg.highlight_percentile)),
                       _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg), _overexposed(patch, sel, cfg),
                       _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
 
