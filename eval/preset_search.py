@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from aufx.au import AUVector
 from aufx.evaluation.pairing import IMAGE_EXTS
@@ -97,23 +98,14 @@ def load_faces(folder: Path, judges: Judges, progress=print) -> list[Face]:
     return faces
 
 
-def people(faces: list[Face], judges: Judges, same_person: float) -> list[list[int]]:
-    """Groups of face indices whose source photos are one person by dlib (single linkage)."""
-    group = list(range(len(faces)))
-
-    def root(i):
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    for i in range(len(faces)):
-        for j in range(i + 1, len(faces)):
-            if judges.distance(faces[i].descriptor, faces[j].descriptor) < same_person:
-                group[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(faces)):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
+def people(faces: list[Face], same_person: float) -> list[list[int]]:
+    """Groups of face indices whose source photos are one person by dlib (single linkage on the descriptors'
+    Euclidean distance, dlib's own scale)."""
+    if len(faces) < 2:
+        return [list(range(len(faces)))]
+    tree = linkage(np.stack([f.descriptor for f in faces]), method="single", metric="euclidean")
+    labels = fcluster(tree, t=np.nextafter(same_person, 0), criterion="distance")  # closer than same_person
+    return sorted((np.flatnonzero(labels == k).tolist() for k in np.unique(labels)), key=min)  # by first face
 
 
 def score(judges: Judges, faces: list[Face], emotion: str, aus: dict, cfg: SearchConfig) -> dict:
@@ -160,7 +152,7 @@ def search(judges: Judges, faces: list[Face], emotion: str, cfg: SearchConfig, t
 def run(cfg: SearchConfig, progress=print) -> dict:
     judges = Judges()
     faces = load_faces(cfg.faces, judges, progress)
-    groups = people(faces, judges, cfg.same_person)
+    groups = people(faces, cfg.same_person)
     k_folds = min(cfg.folds, len(groups))  # one person: nothing to hold out
     folds = [sorted(i for g in groups[k::k_folds] for i in g) for k in range(k_folds)] if k_folds > 1 else []
     progress(f"{len(faces)} faces, {len(groups)} people, folds: "

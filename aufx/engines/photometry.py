@@ -244,7 +244,7 @@ def _skin_rgb(rgb: np.ndarray, sel: np.ndarray, cfg: PhotometryConfig) -> np.nda
         return np.full(3, 128.0, np.float32)
     free = px[px.max(axis=1) < cfg.clip_level]
     if len(free) < 16:
-        luma = px @ np.float32([0.299, 0.587, 0.114])
+        luma = luminance(px[None])[0]
         free = px[luma <= np.percentile(luma, 25)]
     return np.median(free, axis=0).astype(np.float32)
 
