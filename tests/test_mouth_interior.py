@@ -178,14 +178,66 @@ def test_mouth_rendering_is_deterministic(grace, astronaut):
         assert np.array_equal(first, edit(b, target(b, text)))
 
 
-def test_exemplar_is_public_domain_and_rebuilt_byte_for_byte(tmp_path):
-    from tools.build_mouth_exemplar import main
+def test_exemplar_names_a_public_domain_source_its_builder_knows():
+    """The shipped teeth are cut from a known public-domain photo (tools/mouth_exemplar_sources.json, by the
+    photo's SHA-256), at a resolution that spares most faces an enlargement, and only inside the lips: its alpha
+    is 0 all round its border."""
+    from tools.build_mouth_exemplar import SOURCES
 
     meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
-    assert "public domain" in meta["licence"] and "astronaut" in meta["source"]
-    main(["--out", str(tmp_path / "ex")])
-    assert (tmp_path / "ex.png").read_bytes() == EXEMPLAR.with_suffix(".png").read_bytes()
-    assert json.loads((tmp_path / "ex.json").read_text()) == meta
+    known = json.loads(SOURCES.read_text())[meta["source_sha256"]]
+    assert meta["licence"] == known["licence"] and meta["source"] == known["source"]
+    assert meta["licence"].startswith("public domain")
+    assert meta["ipd_px"] >= 100
+    alpha = exemplar().rgba[..., 3]
+    x0, y0, x1, y1 = meta["crop_box_in_source"]
+    assert alpha.shape == (y1 - y0, x1 - x0)
+    assert alpha[[0, -1]].max() == 0 and alpha[:, [0, -1]].max() == 0 and (alpha > 127).sum() > 1000
+
+
+def test_exemplar_builder_is_deterministic_and_names_every_source(astronaut, tmp_path):
+    """The builder reproduces its output byte for byte from a packaged public-domain photo (scikit-image's
+    astronaut, the first source), and refuses a photo whose source and licence it cannot name."""
+    from tools.build_mouth_exemplar import main
+
+    for name in ("a", "b"):
+        main(["--source", "astronaut", "--out", str(tmp_path / name)])
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    meta = json.loads((tmp_path / "a.json").read_text())
+    assert "astronaut" in meta["source"] and meta["licence"].startswith("public domain")
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    with pytest.raises(SystemExit, match="not a known source"):
+        main(["--source", str(photo), "--out", str(tmp_path / "c")])
+    main(["--source", str(photo), "--out", str(tmp_path / "c"), "--credit", "mine", "--licence", "CC0"])
+    assert json.loads((tmp_path / "c.json").read_text())["licence"] == "CC0"
+
+
+def test_exemplar_stops_at_the_incisal_edge_not_at_the_lip_below(astronaut):
+    """MediaPipe's inner lower-lip contour can run along the lip below the teeth (it does on the shipped
+    portrait); the builder raises it to the upper teeth's incisal edge, so no lower lip comes along with the
+    teeth. On the astronaut, whose lower lip touches her teeth, the contour lowered 3 px comes back to within a
+    pixel of where the builder puts the true one."""
+    from tools.build_mouth_exemplar import PAD, incisal_edge, lip_loop_mask
+
+    face = Editor(astronaut, cache=None).face()
+    topo = topology()
+    lm = face.landmarks[:, :2]
+    loop = lm[topo.loop("lips_inner")]
+    x0, y0 = np.floor(loop.min(0)).astype(int) - PAD - 4
+    x1, y1 = np.ceil(loop.max(0)).astype(int) + PAD + 5
+    crop = astronaut[y0:y1, x0:x1]
+    local = lm - [x0, y0]
+    lower = list(topo.groups["lips_inner_lower"])
+    edges = []
+    for drop in (0.0, 3.0):
+        moved = local.copy()
+        moved[lower, 1] += drop
+        alpha = lip_loop_mask(moved[topo.loop("lips_inner")], crop.shape[:2])
+        edges.append(incisal_edge(crop, alpha, moved[lower]))
+    middle = slice(3, 7)  # the lower contour's points under her front teeth (towards the corners they show dark)
+    assert np.all(np.abs(edges[1][middle, 1] - edges[0][middle, 1]) <= 1.0), (edges[0][middle], edges[1][middle])
+    assert np.all(edges[0][:, 1] <= local[lower, 1] + 1e-9)
 
 
 def test_upper_teeth_stay_put_while_the_jaw_opens_further(grace_editor):

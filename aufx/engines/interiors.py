@@ -17,9 +17,11 @@ class MouthConfig:
     overbite_ipd: float = 0.03  # at rest the lower incisal edge hides this far behind the upper teeth (IPD)
     lower_teeth_scale: float = 0.8  # lower row = the exemplar's upper row mirrored, uniformly this much smaller
     lower_teeth_shade: float = 0.85  # the lower row sits deeper in the mouth, in more shadow
-    colour_strength: float = 0.4  # exponent on the person/exemplar skin-and-lip colour ratio (1 = full match)
-    colour_gain_range: tuple[float, float] = (0.55, 1.25)  # bounds of that colour gain, per channel
-    chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's (skin and lips), never above its own
+    colour_strength: float = 1.0  # exponent on the colour of the face's light relative to the exemplar's
+    colour_gain_range: tuple[float, float] = (0.7, 1.3)  # bounds of that colour gain, per channel
+    chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's photo, never above its own...
+    full_colour: float = 0.35  # ...which is in full colour when its skin's and lips' colourfulness add up to this
+    # (colour faces 0.37-1.24; a black-and-white photo 0)
     normal_highlight: float = 215.0  # a normally exposed face's brightest pixels (Photometry.highlight) reach this
     # luma; a face whose do not is lit that much darker: the teeth, the mouth and white itself with it
     # (a black-and-white photo gets grey teeth and a grey mouth, not the exemplar's warm ones)

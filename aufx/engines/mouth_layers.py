@@ -257,13 +257,13 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     photo = photometry(image, face, photo_cfg)
     ex = exemplar()
     lip, skin = mouth_colours(image, face, cfg)
-    # the face's light, in full (teeth are as bright as the light on them), then the person's colouring relative
-    # to the exemplar's, in part
+    # teeth are white things: as bright as the face's light and of its colour (read from its highlights, not from
+    # the skin, whose colour is the person's as much as the light's); colourless in a black-and-white photo
     exposure = min(1.0, photo.highlight / cfg.normal_highlight)
-    ratio = np.sqrt(skin / np.asarray(ex.meta["skin_rgb"], np.float32) * lip / np.asarray(ex.meta["lip_rgb"]))
-    gain = (exposure * np.clip((ratio / exposure) ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
-    chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / max(
-        _chroma(np.asarray(ex.meta["skin_rgb"])) + _chroma(np.asarray(ex.meta["lip_rgb"])), 1e-6))
+    ex_exposure = min(1.0, float(ex.meta["highlight"]) / cfg.normal_highlight)
+    cast = photo.light_rgb / np.asarray(ex.meta["light_rgb"], np.float32)
+    gain = (exposure / ex_exposure * np.clip(cast ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
+    chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / cfg.full_colour)
 
     dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
     dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())

@@ -62,6 +62,8 @@ class Photometry:
     max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
     highlight: float  # 99.5th percentile of luma over the face: how bright its brightest things are (exposure, not
     # skin tone: sclera, teeth and sheen are near white on every face)
+    light_rgb: np.ndarray  # (3,) float32 mean colour of those brightest pixels, unit mean: the colour of the light
+    # (white things take it; the skin's colour would be the person's as much as the light's)
     tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
     skin_rgb: np.ndarray  # (3,) float32 median colour of the skin patches' pixels no channel of which is clipped
     overexposed: bool  # so much of the skin is clipped that shading must continue its colour (``unclipped``)
@@ -153,9 +155,18 @@ def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = Photo
     sel = _patches(y.shape, pts, ipd, cfg)
     return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
                       float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
-                      float(np.percentile(y[skin], cfg.highlight_percentile)),
+                      *_highlight(patch, y, skin, cfg),
                       _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg), _overexposed(patch, sel, cfg),
                       _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
+
+
+def _highlight(patch: np.ndarray, y: np.ndarray, skin: np.ndarray, cfg: PhotometryConfig) -> tuple[float, np.ndarray]:
+    """(the face's highlight luma, the colour of its light (3,) float32 with unit mean) from ``patch`` (h, w, 3)
+    uint8, its luma ``y`` (h, w) and the face oval ``skin`` (h, w) bool: the ``highlight_percentile`` of luma, and
+    the mean colour of the pixels at or above it."""
+    level = float(np.percentile(y[skin], cfg.highlight_percentile))
+    rgb = patch[skin & (y >= level)].astype(np.float64).mean(axis=0)
+    return level, (rgb / max(rgb.mean(), 1e-6)).astype(np.float32)
 
 
 def _light(y: np.ndarray, skin: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig) -> np.ndarray:
