@@ -55,7 +55,7 @@ class MouthConfig:
     leak_reach_ipd: float = 0.1  # ...looked for this far around the target opening (IPD)
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
-    tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels)
+    tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels), or as soft as the lips' edge
     tongue_back: float = 0.35  # the tongue's dark back (top edge) is lit this much of its front
     skin_ring_ipd: tuple[float, float] = (0.04, 0.12)  # perioral skin colour: a ring this far around the lips (IPD)
     lip_rgb: tuple[int, int, int] = (150, 80, 80)  # lip colour when too few lip pixels show
