@@ -286,6 +286,26 @@ def test_a_new_mouth_is_grained_like_the_photo_and_darker_at_its_corners(grace_e
     assert out[ys, xs][u > 0.6 * u.max()].mean() < 0.8 * out[ys, xs][u < 0.15 * u.max()].mean()
 
 
+def test_parted_lips_show_a_dark_line_under_the_upper_teeth(grace_editor):
+    """Grace Hopper's closed lips parted by AU25 0.8 (the jaw barely drops): down the middle of the mouth, the
+    upper teeth, then the shadow they cast on what lies behind their edge, then the lower lip; not one wall of
+    teeth from lip to lip, which neither looks like parted lips nor reads as them (OpenFace's AU25 on her fell from
+    0.17 to 0.03 of 1 with teeth cut to their edge and no shadow)."""
+    ed = grace_editor
+    face = ed.face()
+    tgt = target(ed, "AU25:0.8")
+    out = luminance(edit(ed, tgt))
+    d = deform(face, tgt)
+    top, bottom = d.target_landmarks[lip_mid(), 1]
+    assert bottom - top > 4
+    cx = d.target_landmarks[lip_mid(), 0].mean()
+    half = int(0.06 * face.pose.scale)
+    profile = out[int(np.ceil(top)):int(bottom) + 1, int(cx) - half:int(cx) + half + 1].mean(axis=1)
+    teeth = profile[:len(profile) // 2].max()
+    assert teeth > 150, profile
+    assert profile[int(np.argmax(profile[:len(profile) // 2])):].min() < 0.55 * teeth, profile
+
+
 @pytest.mark.parametrize("preset", ["neutral", "sad"])
 def test_lips_closed_over_teeth_hide_them(astronaut_editor, preset):
     """A preset that closes the astronaut's open smile (lip-parting AUs to 0) shows lips, not teeth, along the line

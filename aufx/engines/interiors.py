@@ -17,6 +17,8 @@ class MouthConfig:
     overbite_ipd: float = 0.03  # at rest the lower incisal edge hides this far behind the upper teeth (IPD)
     lower_teeth_scale: float = 0.8  # lower row = the exemplar's upper row mirrored, uniformly this much smaller
     lower_teeth_shade: float = 0.85  # the lower row sits deeper in the mouth, in more shadow
+    incisal_shadow: float = 0.7  # the lower row and the mouth behind the upper teeth darken this much towards the
+    incisal_shadow_ipd: float = 0.015  # ...upper incisal edge, over this distance below it (IPD)
     colour_strength: float = 1.0  # exponent on the colour of the face's light relative to the exemplar's
     colour_gain_range: tuple[float, float] = (0.7, 1.3)  # bounds of that colour gain, per channel
     chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's photo, never above its own...
