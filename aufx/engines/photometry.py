@@ -32,6 +32,8 @@ class PhotometryConfig:
     blur_range_px: tuple[float, float] = (0.4, 4.0)  # bounds of the measured edge blur (pixels)
     max_edge_percentile: float = 99.5  # the face's steepest edges: this percentile of its gradient magnitude
     highlight_percentile: float = 99.5  # the face's brightest pixels (sclera, teeth, sheen): this percentile of luma
+    highlight_inset_ipd: float = 0.1  # ...inside the face oval shrunk by this (IPD): its rim takes in hair and
+    # background beside the face (a bright wall set Joe Biden's highlight at 192, his face's own is 158)
     band_ipd: tuple[float, float] = (0.008, 0.04)  # skin-texture band-pass: difference of these Gaussian sigmas (IPD)
     band_min_px: float = 0.5  # ...the smaller at least this (pixels)
     texture_default: float = 0.02  # skin texture contrast when no patch can be measured
@@ -60,8 +62,8 @@ class Photometry:
     noise: float  # standard deviation of the photo's pixel noise, 8-bit luminance units
     texture: float  # std of band-passed log luminance on the skin patches (skin texture contrast)
     max_edge: float  # 99.5th percentile of the luminance gradient magnitude over the face (8-bit units / px)
-    highlight: float  # 99.5th percentile of luma over the face: how bright its brightest things are (exposure, not
-    # skin tone: sclera, teeth and sheen are near white on every face)
+    highlight: float  # 99.5th percentile of luma over the face inside its rim: how bright its brightest things are
+    # (exposure, not skin tone: sclera, teeth and sheen are near white on every face)
     light_rgb: np.ndarray  # (3,) float32 mean colour of those brightest pixels, unit mean: the colour of the light
     # (white things take it; the skin's colour would be the person's as much as the light's)
     tint: np.ndarray  # (3,) d log(channel) / d log(luma) of the skin's own shading: shadows on skin are redder
@@ -155,17 +157,24 @@ def measure(image: np.ndarray, face: FaceAnalysis, cfg: PhotometryConfig = Photo
     sel = _patches(y.shape, pts, ipd, cfg)
     return Photometry(_light(y, skin, face, cfg), _blur(y, skin, cfg), _noise(y, skin), _texture(y, pts, ipd, cfg),
                       float(np.percentile(gradient_magnitude(y)[skin], cfg.max_edge_percentile)),
-                      *_highlight(patch, y, skin, cfg),
+                      *_highlight(patch, y, _inset(mask, cfg.highlight_inset_ipd * ipd), cfg),
                       _tint(patch, y, sel, ipd, cfg), _skin_rgb(patch, sel, cfg), _overexposed(patch, sel, cfg),
                       _skin_map(patch, sel, skin, ipd, cfg), (x0, y0))
 
 
-def _highlight(patch: np.ndarray, y: np.ndarray, skin: np.ndarray, cfg: PhotometryConfig) -> tuple[float, np.ndarray]:
+def _inset(mask: np.ndarray, px: float) -> np.ndarray:
+    """(h, w) bool: the uint8 ``mask`` shrunk by ``px`` pixels (as it is if that leaves nothing)."""
+    k = 2 * int(round(px)) + 1
+    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    return inner if inner.any() else mask > 0
+
+
+def _highlight(patch: np.ndarray, y: np.ndarray, face: np.ndarray, cfg: PhotometryConfig) -> tuple[float, np.ndarray]:
     """(the face's highlight luma, the colour of its light (3,) float32 with unit mean) from ``patch`` (h, w, 3)
-    uint8, its luma ``y`` (h, w) and the face oval ``skin`` (h, w) bool: the ``highlight_percentile`` of luma, and
-    the mean colour of the pixels at or above it."""
-    level = float(np.percentile(y[skin], cfg.highlight_percentile))
-    rgb = patch[skin & (y >= level)].astype(np.float64).mean(axis=0)
+    uint8, its luma ``y`` (h, w) and the face inside its rim ``face`` (h, w) bool: the ``highlight_percentile`` of
+    luma, and the mean colour of the pixels at or above it."""
+    level = float(np.percentile(y[face], cfg.highlight_percentile))
+    rgb = patch[face & (y >= level)].astype(np.float64).mean(axis=0)
     return level, (rgb / max(rgb.mean(), 1e-6)).astype(np.float32)
 
 
