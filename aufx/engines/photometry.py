@@ -33,7 +33,7 @@ class PhotometryConfig:
     max_edge_percentile: float = 99.5  # the face's steepest edges: this percentile of its gradient magnitude
     highlight_percentile: float = 99.5  # the face's brightest pixels (sclera, teeth, sheen): this percentile of luma
     highlight_inset_ipd: float = 0.1  # ...inside the face oval shrunk by this (IPD): its rim takes in hair and
-    # background beside the face (a bright wall set Joe Biden's highlight at 192, his face's own is 158)
+    # background beside the face (on a dimly lit face before a lit wall, the wall read 192, the face's own 158)
     band_ipd: tuple[float, float] = (0.008, 0.04)  # skin-texture band-pass: difference of these Gaussian sigmas (IPD)
     band_min_px: float = 0.5  # ...the smaller at least this (pixels)
     texture_default: float = 0.02  # skin texture contrast when no patch can be measured
