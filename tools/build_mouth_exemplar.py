@@ -38,11 +38,12 @@ from aufx.face.topology import topology  # noqa: E402
 from aufx.io.digest import sha256_file  # noqa: E402
 from aufx.io.images import load_image  # noqa: E402
 
+SOURCES = Path(__file__).with_name("mouth_exemplar_sources.json")  # known photos, their sources and licences
 PAD = 3  # pixels of context around the inner lip contour
 SUPERSAMPLE = 8
 ERODE_PX = 0.5  # the alpha stops this far inside the lip contour, so no lip pixels come along
 DARKEST_PCT = 15  # the cavity colour: median of the darkest this-many percent of the interior, the mouth's shadow
-# (luma 38 on the portrait shipped, as the astronaut's darkest 3% were; the darkest 3% of a sharp portrait are its
+# (luma 35 on the portrait shipped, the astronaut's darkest 3% were 38; the darkest 3% of a sharp portrait are its
 # black corners, which the engine darkens towards on its own)
 EDGE_HALF_PX = 2  # the incisal edge under a lower-lip landmark: the median over columns this far either side
 RUN_GAP_PX = 1  # a column's teeth run on over gaps this high (a glint's edge); a wider gap ends them (lip below)
@@ -92,8 +93,6 @@ def incisal_edge(crop: np.ndarray, alpha: np.ndarray, lower: np.ndarray) -> np.n
             out[i, 1] = min(v, float(np.median(rows)))
     return out
 
-
-SOURCES = Path(__file__).with_name("mouth_exemplar_sources.json")
 
 
 def load_source(source: str, credit: str | None, licence: str | None) -> tuple[np.ndarray, str, dict]:
