@@ -4,8 +4,9 @@ Two layers in the face's own mouth frame: the upper one is fixed to the skull (u
 are in the photo), the lower one rides on the mandible (lower teeth; render_mouth shifts it with the chin). Each is
 the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
 (aufx/assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
-landmarks, scaled uniformly by the IPD (teeth are never stretched), matched in colour to the person's skin and lips,
-blurred to the photo's sharpness. Layers are premultiplied RGBA, float32, over a box around the mouth.
+landmarks, scaled uniformly by the IPD (teeth are never stretched), matched to the level and colour of the face's
+light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Layers are premultiplied RGBA,
+float32, over a box around the mouth.
 """
 from __future__ import annotations
 
