@@ -2,7 +2,9 @@
 
 Per face (once): a region of interest, a ring of zero-motion anchors around the face, the mesh rasterised into a
 low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
-forward displacement field, a few Newton steps invert it (solve q + d(q) = p for q), and one remap moves the pixels.
+forward displacement field, a few Newton steps invert it (solve q + d(q) = p for q; each step only where the
+residual is still above a tolerance: on a smile 4 in 10 of the field's pixels take the first, 1 in 10 the second),
+and one remap moves the pixels.
 Motion is exactly zero outside the ring, so hair, clothes and background are untouched.
 
 Newton, not the plain fixed point q = p - d(q): the fixed point only converges where the field's gradient stays below
@@ -37,11 +39,12 @@ class FieldConfig:
     ring_scale: float = 1.30  # anchors sit this many face-radii from the face centre: motion fades out by there
     ring_scale_below: float = 1.75  # ...and further below the chin, so a dropped jaw has room to move
     field_max_side: int = 256  # the field is smooth: compute it at low resolution, upsample the final map
-    inverse_iterations: int = 3  # Newton steps that invert the forward field (solve q + d(q) = p)
+    inverse_iterations: int = 3  # at most this many Newton steps that invert the forward field (solve q + d(q) = p)
     min_jacobian: float = 0.05  # where the forward map's Jacobian determinant falls below this (a fold), the step is
     # the plain fixed-point one
     max_step_ratio: float = 4.0  # a Newton step is at most this many times the residual (no jumps across a fold)
     backtracks: int = 3  # halvings of a Newton step that would leave a larger residual
+    tolerance: float = 0.01  # low-res px: a pixel whose residual is smaller takes no more steps
 
 
 class WarpField:
@@ -98,7 +101,8 @@ class WarpField:
         self.region_mask = self.region.astype(bool)[..., None]
         self._grid = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
         lw, lh = self.low_size
-        self._low_grid = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
+        gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
+        self._low_map = np.dstack([gx, gy])  # (lh, lw, 2) each low-res pixel's own position
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
         rx0, ry0 = self.roi[:2]
@@ -171,50 +175,60 @@ class WarpField:
             down = self._down.astype(np.float32)
             lift = np.clip(-(fwd @ down) / (cv2.magnitude(fwd[..., 0], fwd[..., 1]) + 1e-3), 0.0, 1.0)
             fwd *= (1.0 - (1.0 - motion) * lift)[..., None]
-        gx, gy = self._low_grid
         dxx, dxy = np.gradient(fwd[..., 0], axis=(1, 0))  # d(dx)/dx, d(dx)/dy
         dyx, dyy = np.gradient(fwd[..., 1], axis=(1, 0))
         jac = cv2.merge([1 + dxx, dxy, dyx, 1 + dyy])  # Jacobian of q -> q + d(q), row-major 2x2 per pixel
-        def residual(off: np.ndarray) -> np.ndarray:
-            """(lh, lw, 2) q + d(q) - p at the guess q = p - off."""
-            return cv2.remap(fwd, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) - off
-
         off = fwd.copy()  # d(q) at the current guess q = p - off
-        r = residual(off)
+        r = cv2.remap(fwd, self._low_map - off, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - off
+        size = cv2.magnitude(r[..., 0], r[..., 1]).ravel()
+        # Only pixels whose residual exceeds the tolerance take a step (where d(p) = 0 the guess q = p is exact):
+        # after the first step most of the face has converged, so the later ones touch a few pixels each.
+        act = np.flatnonzero(size > self.cfg.tolerance)
+        flat = off.reshape(-1, 2)
+        p, r, size = self._low_map.reshape(-1, 2)[act], r.reshape(-1, 2)[act], size[act]
         for _ in range(self.cfg.inverse_iterations):
-            a, b, c, e = cv2.split(cv2.remap(jac, gx - off[..., 0], gy - off[..., 1], cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_REPLICATE))
-            rx, ry = r[..., 0], r[..., 1]
+            if act.size == 0:
+                break
+            cur = flat[act]
+            a, b, c, e = _sample(jac, p - cur, cv2.BORDER_REPLICATE).T
             det = a * e - b * c
             fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
             det[fold] = 1.0
             a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
-            step = cv2.merge([(e * rx - b * ry) / det, (a * ry - c * rx) / det])
+            rx, ry = r[:, 0], r[:, 1]
+            step = np.stack([(e * rx - b * ry) / det, (a * ry - c * rx) / det], axis=1)
             # A step far longer than the residual jumps across a fold: cap it (damped Newton).
-            size = cv2.magnitude(rx, ry)
-            ratio = cv2.magnitude(step[..., 0], step[..., 1]) / (self.cfg.max_step_ratio * size + 1e-6)
-            np.maximum(ratio, 1.0, out=ratio)
-            step /= ratio[..., None]
+            step /= np.maximum(np.hypot(step[:, 0], step[:, 1]) / (self.cfg.max_step_ratio * size + 1e-6),
+                               1.0)[:, None]
             # Where a pinned band meets stretched skin the field has a kink, and a full step can overshoot across
             # it and back: halve the step wherever it would leave a larger residual (backtracking).
-            new = off + step
-            r_new = residual(new)
-            worse = np.flatnonzero(cv2.magnitude(r_new[..., 0], r_new[..., 1]) > size)
-            flat_new, flat_r, flat_step = new.reshape(-1, 2), r_new.reshape(-1, 2), step.reshape(-1, 2)
+            new = cur + step
+            r = _sample(fwd, p - new) - new
+            new_size = np.hypot(r[:, 0], r[:, 1])
+            worse = np.flatnonzero(new_size > size)
             for _ in range(self.cfg.backtracks):
                 if worse.size == 0:
                     break
-                flat_step[worse] *= 0.5
-                cand = off.reshape(-1, 2)[worse] + flat_step[worse]
-                qx = (gx.ravel()[worse] - cand[:, 0]).astype(np.float32)[None]
-                qy = (gy.ravel()[worse] - cand[:, 1]).astype(np.float32)[None]
-                rc = cv2.remap(fwd, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0] - cand
-                flat_new[worse], flat_r[worse] = cand, rc
-                worse = worse[np.hypot(rc[:, 0], rc[:, 1]) > size.ravel()[worse]]
-            off, r = new, r_new
+                step[worse] *= 0.5
+                cand = cur[worse] + step[worse]
+                rc = _sample(fwd, p[worse] - cand) - cand
+                new[worse], r[worse] = cand, rc
+                new_size[worse] = np.hypot(rc[:, 0], rc[:, 1])
+                worse = worse[new_size[worse] > size[worse]]
+            flat[act] = new
+            keep = new_size > self.cfg.tolerance
+            act, p, r, size = act[keep], p[keep], r[keep], new_size[keep]
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / np.float32(self.scale)
         fx, fy = self._grid
         return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
 
+
+def _sample(img: np.ndarray, q: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """(n, c) float32: ``img`` (h, w, c) float32 sampled bilinearly at the points ``q`` (n, 2) px, 0 outside (or the
+    edge replicated). The points go to cv2.remap as the rows of a block: each side of its maps must stay under 32767."""
+    n, cols = len(q), 256
+    maps = np.zeros((-(-n // cols) * cols, 2), np.float32)
+    maps[:n] = q
+    out = cv2.remap(img, maps.reshape(-1, cols, 2), None, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    return out.reshape(len(maps), -1)[:n]
