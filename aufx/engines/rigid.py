@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
@@ -156,10 +155,11 @@ def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
     score = rows[0].copy()
     back = np.zeros(rows.shape, np.int32)
     idx = np.arange(edge.shape[1])
+    reachable = idx[:, None] + np.arange(2 * k + 1)  # (radii, 2k + 1): each radius' predecessors in ``padded``
     padded = np.full(edge.shape[1] + 2 * k, -np.inf, np.float32)
     for a in range(1, len(rows)):
         padded[k:-k] = score
-        windows = sliding_window_view(padded, 2 * k + 1)  # (radii, 2k + 1): the reachable predecessors
+        windows = padded[reachable]
         step = np.argmax(windows, axis=1)
         back[a] = idx + step - k
         score = windows[idx, step] + rows[a]
