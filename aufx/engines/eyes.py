@@ -8,7 +8,9 @@ eye's mask, drew a pale outline round the eye). A lower lid that rises over the 
 moved up (the warp's inversion leaves jagged iris there). A closing upper lid is the person's own lid skin: the
 visible band between the skin ring above the lid and the lash line, stretched from that ring down to the new margin
 (along the lid, so nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by
-the IPD along the new margin.
+the IPD along the new margin. What in that band is not lid skin (lashes that curl up over the lid, the crease's
+shadow, eyeball where MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: the
+closed lid is the smoothed colour of its clear skin with the sample's own texture, no lashes stretched into streaks.
 """
 from __future__ import annotations
 
@@ -196,12 +198,6 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     sy = fs[0][1] + u * fs[3] * fs[1][1] + s_y * fs[2][1] + box[1]
     skin = cv2.remap(image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-    # stretching smooths the grain: add back what it lost, at the photo's own level
-    stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)
-    lost = pm.noise * np.sqrt(np.clip(1.0 - 1.0 / np.maximum(stretch, 1.0) ** 2, 0.0, 1.0))
-    skin += (lost * grain(max(roi.shape[:2]), 11)[y0:y1, x0:x1])[..., None]
-    skin *= (1.0 - cfg.lid_turn_under * v * v)[..., None]  # the lid turns under towards its margin
-
     ring_u = (tgt[ring] - ft[0]) @ ft[1] / ft[3]
     ends = np.clip((u - ring_u.min()) / cfg.lid_end_fade, 0, 1) * np.clip((ring_u.max() - u) / cfg.lid_end_fade, 0, 1)
     # a shut eye (the lower margin within a pixel of the upper) keeps no sliver of eyeball: the lid covers it
@@ -209,8 +205,24 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     floor = np.where(lower - bottom < cfg.shut_px, np.maximum(bottom, lower) + cfg.shut_cover_px, bottom)
     a = np.clip((y - top) / cfg.lid_top_px + 0.5, 0, 1) * np.clip((floor - y) / cfg.lid_margin_px + 0.5, 0, 1) * ends
     inside = (u > 0) & (u < 1)
+    # the brow-bone skin above the lid ring (its lighter half: brow hairs are darker), which a closed lid continues
+    above = _samples(image, src[ring] + box[:2] - down * cfg.brow_bone_ipd * ipd, rows=2)
+    bone = pm.skin_rgb
+    if len(above) >= 8:
+        bone_luma = luminance(above[None])[0]
+        bone = np.median(above[bone_luma >= np.median(bone_luma)], axis=0).astype(np.float32)
+    cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm.noise, pm.texture, cfg)
+    # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam
+    t = np.clip(v / cfg.lid_seam, 0.0, 1.0)
+    t = (t * t * (3.0 - 2.0 * t))[..., None]
+    skin = skin * (1.0 - t) + cleaned * t
+    filled = filled * t[..., 0]
+    # stretching smooths the grain, and the filled pixels have none: add back what they lost, at the photo's level
+    stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)
+    lost = pm.noise * np.sqrt(np.clip(np.maximum(1.0 - 1.0 / np.maximum(stretch, 1.0) ** 2, filled ** 2), 0.0, 1.0))
+    skin += (lost * grain(max(roi.shape[:2]), 11)[y0:y1, x0:x1])[..., None]
+    skin *= (1.0 - cfg.lid_turn_under * v * v)[..., None]  # the lid turns under towards its margin
     # a shut lid comes forward out of the socket's shadow: lift it part way towards the brow-bone skin above it
-    above = _samples(image, src[ring] + box[:2] - down * cfg.brow_bone_ipd * ipd)
     lid = a > 0.5
     if lid.any() and len(above):
         lid_luma = float(np.median(luminance(np.clip(skin[lid], 0, 255)[None].astype(np.uint8))))
@@ -228,6 +240,40 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, noise: float, texture: float,
+                   cfg: InteriorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled lid ``skin`` (h, w, 3) float32 with what is not lid skin inside ``lid`` (h, w) bool filled, and
+    how much each pixel was filled (h, w) float32 0..1. The band between the lid ring and the photo's margin holds
+    more than lid skin: lashes that curl up over the lid, the crease's shadow and, where MediaPipe's margin lies on
+    the eyeball (wide-open eyes), sclera and iris; stretched over a closed lid they drew it as streaks. Lid skin is
+    judged against the brow-bone skin ``bone`` (3,) RGB that the closed lid continues: its hue (CIELAB a*b* within
+    ``lid_hue``) and about its lightness (``lid_luma_range``). The lid becomes the colour of its clear skin, smoothed
+    (the brow bone's, a little darker, where little is clear), with the sample's own texture where it is skin, as
+    strong as the skin's texture (``texture``, Photometry's) or the photo's grain (``noise``, luma levels)."""
+    none = np.zeros(lid.shape, np.float32)
+    if lid.sum() < 8:
+        return skin, none
+    lab = cv2.cvtColor(np.clip(skin, 0, 255) / np.float32(255), cv2.COLOR_RGB2LAB)
+    ref = cv2.cvtColor(np.float32(bone).reshape(1, 1, 3) / 255, cv2.COLOR_RGB2LAB)[0, 0]
+    hue = (np.hypot(lab[..., 1] - ref[1], lab[..., 2] - ref[2]) - cfg.lid_hue) / cfg.lid_hue_soft
+    lo, hi = cfg.lid_luma_range
+    ratio = lab[..., 0] / max(float(ref[0]), 1.0)
+    off = np.maximum(hue, np.maximum(lo - ratio, ratio - hi) / cfg.lid_luma_soft)  # 0 at the limits, 1 past
+    keep = (1.0 - np.clip(off, 0.0, 1.0)) * lid
+    typical = np.float32(bone) * cfg.lid_shade
+    sigma = max(cfg.lid_fill_ipd * ipd, 1.0)
+    sure = keep ** 4  # the colour is taken from clear lid skin only, not from the soft edges of what is not
+    weight = cv2.GaussianBlur(sure, (0, 0), sigma)[..., None]
+    base = (cv2.GaussianBlur(skin * sure[..., None], (0, 0), sigma) + 0.05 * typical) / (weight + 0.05)
+    # over the smooth lid colour, the sample's own fine texture where it is lid skin, no stronger than the skin's
+    # texture (an aged lid keeps its wrinkles; a lash or a glint is a line, not texture)
+    fine = skin - cv2.GaussianBlur(skin, (0, 0), max(cfg.lid_texture_ipd * ipd, 1.0))
+    limit = cfg.lid_texture_limit * np.maximum(noise, texture * base.mean(axis=2, keepdims=True))
+    out = base + np.clip(fine, -limit, limit) * keep[..., None]
+    filled = (1.0 - keep) * lid
+    return np.where(lid[..., None], out, skin), filled.astype(np.float32)
 
 
 def _samples(image: np.ndarray, poly: np.ndarray, rows: int = 1) -> np.ndarray:

@@ -107,6 +107,17 @@ class InteriorConfig:
     lash_width_ipd: float = 0.022  # closing lids: width of the dark lash line along the new margin (IPD)
     lash_strength: float = 0.95  # ...its opacity at the centre of the lid (it thins out towards the corners)
     lid_lash_gap_ipd: float = 0.03  # the lid skin is sampled this far above the photo's own lash line (IPD)
+    lid_hue: float = 12.0  # closing lids: sampled pixels whose CIELAB a*b* lie further than this from the brow-bone
+    # skin's (sclera, iris) are not lid skin...
+    lid_hue_soft: float = 6.0  # ...by more than this (they fade out of the lid skin over it)...
+    lid_luma_range: tuple[float, float] = (0.7, 1.1)  # ...nor those whose L* is outside this x the brow bone's (lashes
+    # and the crease's shadow below it, glints above)...
+    lid_luma_soft: float = 0.15  # ...by more than this
+    lid_shade: float = 0.92  # lid skin with little lid skin around it is the brow bone's colour times this
+    lid_fill_ipd: float = 0.06  # the closed lid's colour: its clear skin averaged over this (IPD)...
+    lid_texture_ipd: float = 0.02  # ...with the sample's texture finer than this (IPD) on top where it is skin...
+    lid_texture_limit: float = 2.5  # ...at most this x the skin's texture contrast or the photo's grain
+    lid_seam: float = 0.3  # from the ring down over this share of the lid, the photo's own skin gives way to it
     lash_min_px: float = 1.0  # the lash line is at least this wide (pixels)
     lash_sigma: float = 0.5  # its profile's sigma: this x its width, combined with the photo's blur
     lash_drop: float = 0.25  # it hangs this x its width below the margin
