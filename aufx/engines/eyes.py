@@ -9,8 +9,9 @@ moved up (the warp's inversion leaves jagged iris there). A closing upper lid is
 visible band between the skin ring above the lid and the lash line, stretched from that ring down to the new margin
 (along the lid, so nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by
 the IPD along the new margin. What in that band is not lid skin (lashes that curl up over the lid, the crease's
-shadow, eyeball where MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: the
-closed lid is the smoothed colour of its clear skin with the sample's own texture, no lashes stretched into streaks.
+shadow, eyeball where MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: a
+lid that closes is the smoothed colour of its clear skin with the sample's own texture, no lashes stretched into
+streaks; a lid lowered only a little (a squint) keeps its own band.
 """
 from __future__ import annotations
 
@@ -212,8 +213,14 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
         bone_luma = luminance(above[None])[0]
         bone = np.median(above[bone_luma >= np.median(bone_luma)], axis=0).astype(np.float32)
     cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm.noise, pm.texture, cfg)
-    # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam
-    t = np.clip(v / cfg.lid_seam, 0.0, 1.0)
+    # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam; and a lid
+    # lowered part of the way (a squint, AU07) keeps its own band, lashes and crease shadow and all: only a lid that
+    # closes turns its lashes down and shows skin where the band held them
+    lower_y = src[np.array(topo.groups[f"{eye}_lower"])[1:-1]] @ down
+    opening = max(float(np.mean(lower_y) - np.mean(src[margin[1:-1]] @ down)), 1.0)
+    closure = float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) / opening
+    c0, c1 = cfg.lid_clean_closure
+    t = np.clip(v / cfg.lid_seam, 0.0, 1.0) * float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0))
     t = (t * t * (3.0 - 2.0 * t))[..., None]
     skin = skin * (1.0 - t) + cleaned * t
     filled = filled * t[..., 0]
@@ -258,11 +265,18 @@ def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: flo
     lab = cv2.cvtColor(np.clip(skin, 0, 255) / np.float32(255), cv2.COLOR_RGB2LAB)
     ref = cv2.cvtColor(np.float32(bone).reshape(1, 1, 3) / 255, cv2.COLOR_RGB2LAB)[0, 0]
     hue = (np.hypot(lab[..., 1] - ref[1], lab[..., 2] - ref[2]) - cfg.lid_hue) / cfg.lid_hue_soft
+    # lightness about the brow bone's, or the lid's own lighter skin where the lid lies in shadow (deep-set eyes,
+    # behind tinted lenses): a closed lid judged by the brow bone alone was filled flat there
+    skin_hued = lid & (hue <= 0)
+    light = float(ref[0])
+    if skin_hued.sum() >= 8:
+        light = min(light, float(np.percentile(lab[..., 0][skin_hued], cfg.lid_light_percentile)))
     lo, hi = cfg.lid_luma_range
-    ratio = lab[..., 0] / max(float(ref[0]), 1.0)
+    ratio = lab[..., 0] / max(light, 1.0)
     off = np.maximum(hue, np.maximum(lo - ratio, ratio - hi) / cfg.lid_luma_soft)  # 0 at the limits, 1 past
     keep = (1.0 - np.clip(off, 0.0, 1.0)) * lid
-    typical = np.float32(bone) * cfg.lid_shade
+    clear = keep > 0.9
+    typical = np.median(skin[clear], axis=0) if clear.sum() >= 8 else np.float32(bone) * cfg.lid_shade
     sigma = max(cfg.lid_fill_ipd * ipd, 1.0)
     sure = keep ** 4  # the colour is taken from clear lid skin only, not from the soft edges of what is not
     weight = cv2.GaussianBlur(sure, (0, 0), sigma)[..., None]
