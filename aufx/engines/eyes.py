@@ -208,22 +208,25 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     inside = (u > 0) & (u < 1)
     # the brow-bone skin above the lid ring (its lighter half: brow hairs are darker), which a closed lid continues
     above = _samples(image, src[ring] + box[:2] - down * cfg.brow_bone_ipd * ipd, rows=2)
-    bone = pm.skin_rgb
-    if len(above) >= 8:
-        bone_luma = luminance(above[None])[0]
-        bone = np.median(above[bone_luma >= np.median(bone_luma)], axis=0).astype(np.float32)
-    cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm.noise, pm.texture, cfg)
-    # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam; and a lid
-    # lowered part of the way (a squint, AU07) keeps its own band, lashes and crease shadow and all: only a lid that
-    # closes turns its lashes down and shows skin where the band held them
+    # only a lid that closes turns its lashes down and shows skin where its band held them; a lid lowered part of
+    # the way (a squint, AU07) keeps its own band, lashes and crease shadow and all
     lower_y = src[np.array(topo.groups[f"{eye}_lower"])[1:-1]] @ down
     opening = max(float(np.mean(lower_y) - np.mean(src[margin[1:-1]] @ down)), 1.0)
     closure = float(np.mean((tgt[margin[1:-1]] - src[margin[1:-1]]) @ down)) / opening
     c0, c1 = cfg.lid_clean_closure
-    t = np.clip(v / cfg.lid_seam, 0.0, 1.0) * float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0))
-    t = (t * t * (3.0 - 2.0 * t))[..., None]
-    skin = skin * (1.0 - t) + cleaned * t
-    filled = filled * t[..., 0]
+    closing = float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0))
+    filled = np.zeros(a.shape, np.float32)
+    if closing > 0:
+        bone = pm.skin_rgb
+        if len(above) >= 8:
+            bone_luma = luminance(above[None])[0]
+            bone = np.median(above[bone_luma >= np.median(bone_luma)], axis=0).astype(np.float32)
+        cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm.noise, pm.texture, cfg)
+        # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam
+        t = np.clip(v / cfg.lid_seam, 0.0, 1.0) * closing
+        t = (t * t * (3.0 - 2.0 * t))[..., None]
+        skin = skin * (1.0 - t) + cleaned * t
+        filled = filled * t[..., 0]
     # stretching smooths the grain, and the filled pixels have none: add back what they lost, at the photo's level
     stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)
     lost = pm.noise * np.sqrt(np.clip(np.maximum(1.0 - 1.0 / np.maximum(stretch, 1.0) ** 2, filled ** 2), 0.0, 1.0))
