@@ -69,6 +69,19 @@ def test_frames_found_on_real_glasses_and_not_on_a_bare_face(grace_editor, astro
     assert np.abs(out[y0:y1, x0:x1].astype(int) - grace_editor.image[y0:y1, x0:x1]).max(axis=2)[kept].mean() < 1.0
 
 
+def closed_lid_mask(shape: tuple[int, int], d, face: FaceAnalysis, eye: str) -> np.ndarray:
+    """(h, w) bool: an edit's closed upper lid of ``eye``, from its ring down to twice the lash line's width above
+    its new margin (the lid skin, not the lash line), shrunk by a pixel."""
+    topo = topology()
+    down = face.pose.image_axes()[1]
+    lash_px = InteriorConfig().lash_width_ipd * face.pose.scale
+    ring = d.target_landmarks[list(topo.groups[f"{eye}_lid_ring"])]
+    above_lashes = d.target_landmarks[list(topo.groups[f"{eye}_upper"])] - down * 2.0 * lash_px
+    inner = np.zeros(shape, np.uint8)
+    cv2.fillPoly(inner, [np.round(np.vstack([ring, above_lashes[::-1]])).astype(np.int32)], 1)
+    return cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
+
+
 def lid_samples(editor: Editor, text: str):
     """For the right eye: lash-line luma, lid luma, lid RGB pixels, and the photo's iris luma, cheek RGB, lid RGB."""
     face = editor.face()
@@ -84,12 +97,7 @@ def lid_samples(editor: Editor, text: str):
     y = luminance(out)
     mid = [3, 4, 5]  # the middle of the lid
     lash = [y[tuple(np.round(d.target_landmarks[margin[i]] + down * 0.25 * lash_px).astype(int)[::-1])] for i in mid]
-    ring_pts, margin_pts = d.target_landmarks[ring], d.target_landmarks[margin]
-    above_lashes = margin_pts - down * 2.0 * lash_px  # the lid skin, not the lash line
-    lid_poly = np.vstack([ring_pts, above_lashes[::-1]])
-    inner = np.zeros(y.shape, np.uint8)
-    cv2.fillPoly(inner, [np.round(lid_poly).astype(np.int32)], 1)
-    shrunk = cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
+    shrunk = closed_lid_mask(y.shape, d, face, "eye_R")
     cheeks = np.zeros(y.shape, np.uint8)
     for i in topo.groups["skin_patches"][:2]:  # both cheeks
         cv2.circle(cheeks, tuple(np.round(face.landmarks[i, :2]).astype(int)), int(0.1 * ipd), 1, -1)
@@ -155,17 +163,8 @@ def test_a_closing_lid_does_not_carry_the_lashes_over_it(astronaut):
     target = EditRequest(au_text="AU45:1.0").target(ed.measured())
     d = deform(face, target)
     out = ed.edit(target, measure_output=False).image
-    topo, y = topology(), luminance(out)
-    down = face.pose.image_axes()[1]
-    lash_px = InteriorConfig().lash_width_ipd * face.pose.scale
-    lids = []
-    for eye in ("eye_R", "eye_L"):  # the closed lid above its new lash line
-        ring = d.target_landmarks[list(topo.groups[f"{eye}_lid_ring"])]
-        margin = d.target_landmarks[list(topo.groups[f"{eye}_upper"])] - down * 2.0 * lash_px
-        m = np.zeros(y.shape, np.uint8)
-        cv2.fillPoly(m, [np.round(np.vstack([ring, margin[::-1]])).astype(np.int32)], 1)
-        lids.append(y[cv2.erode(m, np.ones((3, 3), np.uint8)).astype(bool)])
-    lid = np.concatenate(lids)
+    y = luminance(out)
+    lid = np.concatenate([y[closed_lid_mask(y.shape, d, face, eye)] for eye in ("eye_R", "eye_L")])
     assert len(lid) > 0.05 * face.pose.scale ** 2
     assert np.mean(lid < 0.75 * np.median(lid)) < 0.03, np.mean(lid < 0.75 * np.median(lid))
     assert np.percentile(lid, 5) > 0.65 * np.median(lid)

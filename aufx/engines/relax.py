@@ -22,6 +22,7 @@ import numpy as np
 
 from aufx.model.basis import basis
 from aufx.model.deform import Deformation
+from aufx.engines.interiors import bbox
 from aufx.engines.photometry import PhotometryConfig, luminance, photometry, skin_brightness, unclipped_channel
 from aufx.engines.shading import appearance, draw_tapered, stroke_polyline
 from aufx.face.analysis import FaceAnalysis
@@ -157,7 +158,6 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
     fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
     texture = cv2.GaussianBlur(y, (0, 0), max(cfg.texture_ipd * ipd, 0.5))
     wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
-    gh, gw = y.shape
     channels = {}
     for ch, items in polys.items():
         # each stroke is drawn and blurred in its own box, as wide as its blur reaches (OpenCV's float kernels end at
@@ -166,11 +166,9 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
         strokes = []
         for poly, wd in items:
             cells = (poly - (x0, y0) + 0.5) / k - 0.5
-            reach = int(np.ceil(4 * max(cfg.reach * wd / k, 1.0))) + 3
-            bx0, by0 = max(int(cells[:, 0].min()) - reach, 0), max(int(cells[:, 1].min()) - reach, 0)
-            bx1, by1 = min(int(cells[:, 0].max()) + reach + 2, gw), min(int(cells[:, 1].max()) + reach + 2, gh)
-            if bx1 > bx0 and by1 > by0:
-                strokes.append((cells, wd, (bx0, by0, bx1, by1)))
+            box = bbox(cells, int(np.ceil(4 * max(cfg.reach * wd / k, 1.0))) + 5, y.shape)
+            if box[2] > box[0] and box[3] > box[1]:
+                strokes.append((cells, wd, box))
         if not strokes:
             continue
         ux0, uy0 = min(st[2][0] for st in strokes), min(st[2][1] for st in strokes)
