@@ -11,7 +11,7 @@ import pytest
 import aufx.engines.warp as warp_module
 from aufx.model.deform import deform
 from aufx.engines.interiors import MouthConfig, poly_mask
-from aufx.engines.mouth_layers import EXEMPLAR, exemplar, layers
+from aufx.engines.mouth_layers import EXEMPLAR, exemplar, layers, mouth_colours
 from aufx.engines.photometry import gradient_magnitude, luminance
 from aufx.face.topology import topology
 from aufx.pipeline import Editor
@@ -451,3 +451,46 @@ def test_a_bright_wall_beside_the_face_does_not_light_its_teeth(grace):
     wall[cv2.erode(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) == 0] = 245
     plain, walled = (layers(image, face, MouthConfig()).gain for image, face in zip((dim, wall), faces))
     assert np.allclose(walled, plain, rtol=0.05), (walled, plain)
+
+
+def test_a_lip_raised_off_her_own_teeth_shows_more_crown_not_a_band_of_gum(astronaut):
+    """AU10 + AU12 at 1.0 raise the astronaut's upper lip off her own upper teeth (her face at twice the size, so
+    the band it uncovers is several pixels tall). In the middle of the mouth the uncovered band is more of her
+    crowns, brighter than her lips: it was a flat band of gum (lip colour x 0.7: median luma 116 against lips 177,
+    now 183)."""
+    image = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    ed = Editor(image, name="astronaut_x2")
+    face = ed.face()
+    tgt = target(ed, "AU10:1.0,AU12:1.0")
+    d = deform(face, tgt)
+    out = edit(ed, tgt)
+    loop = topology().loop("lips_inner")
+    now = inner_mask(out.shape[:2], d.target_landmarks, 1)
+    before = cv2.dilate((poly_mask(out.shape[:2], face.landmarks[loop, :2]) > 0.01).astype(np.uint8),
+                        np.ones((3, 3), np.uint8)) > 0
+    corners = face.landmarks[[loop[0], loop[len(loop) // 2]], 0]
+    cols = np.arange(out.shape[1])[None, :]
+    middle = (cols > corners.min() + 0.25 * np.ptp(corners)) & (cols < corners.max() - 0.25 * np.ptp(corners))
+    above = np.arange(out.shape[0])[:, None] < face.landmarks[lip_mid()[1], 1]
+    band = now & ~before & above & middle
+    assert band.sum() >= 8, band.sum()
+    lip, _ = mouth_colours(image, face)
+    assert np.median(luminance(out)[band]) > float(lip @ [0.299, 0.587, 0.114])
+
+
+def test_new_teeth_are_no_brighter_than_the_mouths_own_interior(astronaut):
+    """Teeth a narrow opening shows lie in the mouth's shadow (of_sample6's, darker than his lips): lit by the
+    face's highlight, the exemplar rows an opening added glared above them. The astronaut with her open mouth's
+    inside darkened to 35% (teeth in shadow): opened wide, its 90th-percentile luma stays within 10% of her own
+    darkened interior's 95th (it was lit by the face's highlight: 129 against 86)."""
+    ed0 = Editor(astronaut, name="astronaut")
+    pts = ed0.face().landmarks[:, :2]
+    inside = poly_mask(astronaut.shape[:2], pts[topology().loop("lips_inner")])[..., None]
+    shaded = (astronaut * (1 - 0.65 * inside)).astype(np.uint8)
+    ed = Editor(shaded, name="astronaut_shaded_mouth")
+    own = np.percentile(luminance(shaded)[inner_mask(shaded.shape[:2], ed.face().landmarks[:, :2], 1)], 95)
+    tgt = target(ed, "AU27:1.0")
+    out = edit(ed, tgt)
+    opened = inner_mask(out.shape[:2], deform(ed.face(), tgt).target_landmarks, 2)
+    assert opened.sum() > 200
+    assert np.percentile(luminance(out)[opened], 90) < 1.1 * own, (np.percentile(luminance(out)[opened], 90), own)

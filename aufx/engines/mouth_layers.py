@@ -5,8 +5,9 @@ are in the photo), the lower one rides on the mandible (lower teeth; render_mout
 the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
 (aufx/assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
 landmarks, scaled uniformly by the IPD (teeth are never stretched), matched to the level and colour of the face's
-light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Layers are premultiplied RGBA,
-float32, over a box around the mouth.
+light (its brightest pixels; in an open mouth no brighter than its own interior), as colourful as the photo, blurred
+to its sharpness. Own upper teeth go on above the resting lip (a raised lip shows more of their crowns). Layers are
+premultiplied RGBA, float32, over a box around the mouth.
 """
 from __future__ import annotations
 
@@ -167,6 +168,28 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     return out
 
 
+def _opaque(rgba: np.ndarray) -> np.ndarray:
+    """(n, 3) float32 RGB of the opaque pixels (alpha > 1/2) of ``rgba`` (h, w, 4) uint8."""
+    return rgba[rgba[..., 3] > 127][:, :3].astype(np.float32)
+
+
+def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, up0: np.ndarray, end: np.ndarray,
+           in_width: np.ndarray, ipd: float, cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's own upper teeth continued above the resting upper lip ``up0`` (h, w) frame v: what a lip raised
+    off them shows is more of the same crowns, the rows below the lip line (from ``crown_skip_px`` under it, never
+    past the own teeth's end ``end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a flat band of gum there
+    read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers' box and the frame v
+    (h, w) where the gum starts above it."""
+    skip = cfg.crown_skip_px / ipd
+    height = np.clip(end - up0 - skip, 0.0, cfg.crown_reveal_ipd)  # per column: no more crown than the photo shows
+    top = up0 - height
+    mirrored = frame.to_xy(np.stack([u, 2 * up0 + skip - v], -1)).astype(np.float32)
+    rgb = cv2.remap(image, mirrored[..., 0], mirrored[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    band = np.minimum(v - top, up0 + 1.0 / ipd - v)  # down to where the own teeth are fully shown (build_layers)
+    alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)[..., None]
+    return np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1), top
+
+
 def _chroma(rgb: np.ndarray) -> float:
     """Colourfulness of one (3,) RGB colour: its spread about its grey, relative to that grey."""
     rgb = np.asarray(rgb, np.float64)
@@ -266,18 +289,21 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     gain = (exposure / ex_exposure * np.clip(cast ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
     chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / cfg.full_colour)
 
-    dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
-    dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
-
     # The photo's own interior, if its lips are apart: split into skull-fixed (upper) and jaw-carried (lower) parts.
     src = src_up = image[y0:y1, x0:x1].astype(np.float32)
     inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
-    if (inside > 0.5).sum() >= 6:
+    open_mouth = (inside > 0.5).sum() >= 6
+    if open_mouth:  # teeth in this mouth are no brighter than its own brightest things: it is their light
         y = luminance(image[y0:y1, x0:x1])
         sel = inside > 0.5
+        ex_level = _luma(np.percentile(_opaque(ex.rgba), cfg.teeth_percentile, axis=0) * gain)
+        gain = gain * min(1.0, float(np.percentile(y[sel], cfg.teeth_percentile)) / max(ex_level, 1.0))
+    dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
+    dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
+    if open_mouth:
         thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         lip_y = _luma(lip)
         tooth = sel & (y > max(thr, lip_y))
@@ -306,8 +332,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
         upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain, chroma, cfg)
         top = contour_fn(ex.upper)(u) - inc_e + incisal
-    else:
-        top = up0
+    else:  # the photo's own upper teeth go on under the resting lip: a raised lip shows more crown, then gum
+        upper, top = _crown(image, frame, u, v, up0, end, in_width, ipd, cfg)
     if not teeth_lo:  # its mirror image, smaller, as the lower row
         lower = _place(ex, frame, box, lambda t: np.stack([t[:, 0] / k, inc_e - (t[:, 1] - lower_incisal) / k], 1),
                        size, photo.blur_px, gain, chroma, cfg)
