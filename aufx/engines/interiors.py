@@ -32,9 +32,6 @@ class MouthConfig:
     # their crowns (IPD) before the gum: the crown's part under the lip is the visible part mirrored about the lip
     # line (a central incisor's crown is about 0.17 IPD tall; a smile shows 0.1-0.15 of it)
     crown_skip_px: float = 2.0  # ...skipping this many pixels of the lip's edge and shadow on the teeth
-    teeth_percentile: float = 95.0  # the brightest things of a mouth (its teeth, in its light): this percentile of
-    # luma inside its opening; exemplar teeth are no brighter than an open mouth's own (teeth in a narrow gap are
-    # in shadow: the face's highlight lit them twice as bright as the person's own, of_sample6)
     tongue_gain: float = 0.6  # tongue = the person's lip colour x this
     tongue_rise_ipd: float = 0.07  # tongue top above the lower incisal edge at the mouth centre (IPD)
     tongue_share: float = 0.3  # ...and at least this share of the open gap, from the lower lip up

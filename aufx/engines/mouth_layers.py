@@ -5,9 +5,9 @@ are in the photo), the lower one rides on the mandible (lower teeth; render_mout
 the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
 (aufx/assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
 landmarks, scaled uniformly by the IPD (teeth are never stretched), matched to the level and colour of the face's
-light (its brightest pixels; in an open mouth no brighter than its own interior), as colourful as the photo, blurred
-to its sharpness. Own upper teeth go on above the resting lip (a raised lip shows more of their crowns). Layers are
-premultiplied RGBA, float32, over a box around the mouth.
+light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Own upper teeth go on above the
+resting lip (a raised lip shows more of their crowns). Layers are premultiplied RGBA, float32, over a box around the
+mouth.
 """
 from __future__ import annotations
 
@@ -168,11 +168,6 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     return out
 
 
-def _opaque(rgba: np.ndarray) -> np.ndarray:
-    """(n, 3) float32 RGB of the opaque pixels (alpha > 1/2) of ``rgba`` (h, w, 4) uint8."""
-    return rgba[rgba[..., 3] > 127][:, :3].astype(np.float32)
-
-
 def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, up0: np.ndarray, end: np.ndarray,
            in_width: np.ndarray, ipd: float, cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
     """The photo's own upper teeth continued above the resting upper lip ``up0`` (h, w) frame v: what a lip raised
@@ -289,21 +284,18 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     gain = (exposure / ex_exposure * np.clip(cast ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
     chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / cfg.full_colour)
 
+    dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
+    dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
+
     # The photo's own interior, if its lips are apart: split into skull-fixed (upper) and jaw-carried (lower) parts.
     src = src_up = image[y0:y1, x0:x1].astype(np.float32)
     inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
-    open_mouth = (inside > 0.5).sum() >= 6
-    if open_mouth:  # teeth in this mouth are no brighter than its own brightest things: it is their light
+    if (inside > 0.5).sum() >= 6:
         y = luminance(image[y0:y1, x0:x1])
         sel = inside > 0.5
-        ex_level = _luma(np.percentile(_opaque(ex.rgba), cfg.teeth_percentile, axis=0) * gain)
-        gain = gain * min(1.0, float(np.percentile(y[sel], cfg.teeth_percentile)) / max(ex_level, 1.0))
-    dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
-    dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
-    if open_mouth:
         thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         lip_y = _luma(lip)
         tooth = sel & (y > max(thr, lip_y))
