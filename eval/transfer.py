@@ -1,13 +1,14 @@
 """Where a real expression's reading comes from: its geometry or its texture, region by region.
 
-Given a neutral and an expressive photo of one person (two frames of a video, say), the neutral photo is warped to
-the expression's landmarks (piecewise affine over the MediaPipe mesh, the image border fixed): what an AU reader reads
-from that is what the expression's geometry alone shows. Pasting the expression's own pixels back into one region at
-a time (mouth, cheeks, eyes) says how much that region's texture adds, and AUFX's own edit of the neutral photo to the
-AUs AUFX reads on the expression says how near the engine comes. Read with OpenFace 2.x when ``OPENFACE_BIN`` is set,
-else with AUFX's estimator (the report says which). It also prints the luminance change across the nasolabial crease
-(AU12's crease stroke in aufx/assets/au_appearance.yaml) of the real expression and of AUFX's edit, each against the
-geometry-only warp: that is how the smile's broad shadow was measured.
+Given a neutral and an expressive photo of one person (two frames of a video, say), the neutral photo is warped to the
+expression's landmarks (piecewise affine over the MediaPipe mesh, the image border fixed): what an AU reader reads
+from that is what the expression's geometry alone shows. Pasting the expression's own pixels back into one region at a
+time (mouth, cheeks, eyes) says how much that region's texture adds, and AUFX's own edit of the neutral photo to the
+expression as the reader reads it (each AU moved by the change the reader saw between the two photos) says how near
+the engine comes. Read with OpenFace 2.x when ``OPENFACE_BIN`` is set, else with AUFX's estimator (the report says
+which). It also prints the luminance change across the nasolabial crease (AU12's crease stroke in
+aufx/assets/au_appearance.yaml) of the real expression and of AUFX's edit, each against the geometry-only warp: that
+is how the smile's broad shadow was measured.
 
     python -m eval.transfer --neutral neutral.png --expression smile.png --out results/transfer
 """
@@ -29,6 +30,8 @@ from aufx.face.topology import topology
 from aufx.io.images import load_image, save_image
 from aufx.model.estimate import estimate_aus
 from aufx.pipeline import Editor
+from aufx.au import AUVector
+from aufx.openface_runner import engine_target
 from eval.fidelity import OPENFACE_AUS, face_crop, labelled, reader_for
 
 
@@ -118,13 +121,33 @@ def _exposure_matched(a: np.ndarray, b: np.ndarray, box) -> np.ndarray:
     return d - np.float32(np.median(d[y0:y1, x0:x1]))
 
 
-def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = TransferConfig()) -> dict:
-    """The variants (name -> (H, W, 3) uint8 image) and the crease profiles; images must be the same size."""
+def reader_target(editor: Editor, read_neutral: dict[str, float] | None,
+                  read_expression: dict[str, float] | None, fallback: AUVector) -> tuple[AUVector, AUVector]:
+    """The edit that asks AUFX for the expression as the AU reader read it: (the target on the reader's scale, the
+    engine's target). Started from the reader's reading of the neutral photo, each AU the reader saw change moves by
+    that change from AUFX's own estimate of the photo (aufx.openface_runner.engine_target, as the app does in its
+    OpenFace mode); ``fallback`` (AUFX's estimate of the expression) where the reader found no face in either."""
+    measured = editor.measured()
+    if read_neutral is None or read_expression is None:
+        return fallback, fallback
+    shown = measured.updated(read_neutral)
+    target = shown.updated(read_expression)
+    return target, engine_target(target, shown, measured)
+
+
+def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = TransferConfig(),
+             reader=None) -> dict:
+    """The variants (name -> (H, W, 3) uint8 image), the crease profiles and the AUFX edit's target; images must be
+    the same size. ``reader`` (eval.fidelity's readers; None: AUFX's estimator) reads the two photos first: the AUFX
+    edit asks for the expression as it reads it."""
     if neutral.shape != expression.shape:
         raise ValueError(f"the two photos differ in size: {neutral.shape[:2]} and {expression.shape[:2]}")
     fn, fe = _face(neutral, "neutral"), _face(expression, "expression")
     ipd = fe.pose.scale
+    reader = reader or reader_for(None)
+    first = reader.read([face_crop(im, fe.box, cfg.crop_size, cfg.crop_margin) for im in (neutral, expression)])
     geom = geometry_warp(neutral, fn.landmarks[:, :2], fe.landmarks[:, :2])
+    names = ("neutral", "expression")
     variants = {"neutral": neutral, "expression": expression, "geometry": geom}
     masks = {k: region_mask(neutral.shape[:2], fe.landmarks[:, :2], r, ipd, cfg.feather)
              for k, r in cfg.regions.items()}
@@ -133,8 +156,8 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
     everything = np.clip(sum(masks.values()), 0, 1)
     variants["geometry + all regions"] = (geom * (1 - everything) + expression * everything + 0.5).astype(np.uint8)
     editor = Editor(neutral, cache=None)
-    aus = estimate_aus(fe)
-    variants["AUFX edit"] = editor.edit(aus, measure_output=False).image
+    target, engine = reader_target(editor, *first, estimate_aus(fe))
+    variants["AUFX edit"] = editor.edit(engine, measure_output=False).image
     aufx_face = _face(variants["AUFX edit"], "AUFX edit")
     # each against the neutral photo warped to its own landmarks: what is left is its texture
     real_diff = _exposure_matched(expression, geom, fe.box)
@@ -146,8 +169,8 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
         _, ours = crease_profile(aufx_diff, aufx_face.landmarks[:, :2], aufx_face.pose.scale, ch, cfg.profile_ipd)
         profiles[ch] = {"offset_ipd": offsets.round(3).tolist(), "expression": real.round(1).tolist(),
                         "aufx": ours.round(1).tolist()}
-    return {"variants": variants, "box": fe.box, "profiles": profiles,
-            "aufx_target": aus.per_au(OPENFACE_AUS, ndigits=3)}
+    return {"variants": variants, "box": fe.box, "profiles": profiles, "first_readings": dict(zip(names, first)),
+            "aufx_target": target.per_au(OPENFACE_AUS, ndigits=3)}
 
 
 def _sheet(variants: dict[str, np.ndarray], box, size: int = 240) -> np.ndarray:
@@ -162,11 +185,11 @@ def main(argv=None) -> int:
     p.add_argument("--openface_bin", help="OpenFace 2.x FeatureExtraction (default: $OPENFACE_BIN)")
     a = p.parse_args(argv)
     cfg = TransferConfig(openface_bin=a.openface_bin)
-    result = transfer(load_image(a.neutral), load_image(a.expression), cfg)
     reader = reader_for(cfg.openface_bin)
-    names = list(result["variants"])
-    crops = [face_crop(im, result["box"], cfg.crop_size, cfg.crop_margin) for im in result["variants"].values()]
-    readings = dict(zip(names, reader.read(crops)))
+    result = transfer(load_image(a.neutral), load_image(a.expression), cfg, reader)
+    rest = {k: v for k, v in result["variants"].items() if k not in result["first_readings"]}
+    crops = [face_crop(im, result["box"], cfg.crop_size, cfg.crop_margin) for im in rest.values()]
+    readings = {**result["first_readings"], **dict(zip(rest, reader.read(crops)))}
     a.out.mkdir(parents=True, exist_ok=True)
     save_image(a.out / "transfer.png", _sheet(result["variants"], result["box"]))
     report = {"reader": reader.source, "readings": readings, "aufx_target": result["aufx_target"],
