@@ -23,15 +23,15 @@ import cv2
 import numpy as np
 from skimage.transform import PiecewiseAffineTransform, warp
 
+from aufx.au import AUVector
 from aufx.engines.photometry import luminance
 from aufx.engines.shading import appearance, stroke_polyline
 from aufx.face.analysis import FaceAnalysis, FaceNotFoundError, analyze_faces
 from aufx.face.topology import topology
 from aufx.io.images import load_image, save_image
 from aufx.model.estimate import estimate_aus
-from aufx.pipeline import Editor
-from aufx.au import AUVector
 from aufx.openface_runner import engine_target
+from aufx.pipeline import Editor
 from eval.fidelity import OPENFACE_AUS, face_crop, labelled, reader_for
 
 

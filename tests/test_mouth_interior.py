@@ -476,4 +476,3 @@ def test_a_lip_raised_off_her_own_teeth_shows_more_crown_not_a_band_of_gum(astro
     assert band.sum() >= 8, band.sum()
     lip, _ = mouth_colours(image, face)
     assert np.median(luminance(out)[band]) > float(lip @ [0.299, 0.587, 0.114])
-
