@@ -138,16 +138,17 @@ def reader_target(editor: Editor, read_neutral: dict[str, float] | None,
 def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = TransferConfig(),
              reader=None) -> dict:
     """The variants (name -> (H, W, 3) uint8 image), the crease profiles and the AUFX edit's target; images must be
-    the same size. ``reader`` (eval.fidelity's readers; None: AUFX's estimator) reads the two photos first: the AUFX
-    edit asks for the expression as it reads it."""
+    the same size. ``reader`` (eval.fidelity's readers; None: ``reader_for``'s default, OpenFace where $OPENFACE_BIN
+    names one, else AUFX's estimator) reads the two photos first: the AUFX edit asks for the expression as it reads
+    it."""
     if neutral.shape != expression.shape:
         raise ValueError(f"the two photos differ in size: {neutral.shape[:2]} and {expression.shape[:2]}")
     fn, fe = _face(neutral, "neutral"), _face(expression, "expression")
     ipd = fe.pose.scale
     reader = reader or reader_for(None)
-    first = reader.read([face_crop(im, fe.box, cfg.crop_size, cfg.crop_margin) for im in (neutral, expression)])
+    crops = [face_crop(im, fe.box, cfg.crop_size, cfg.crop_margin) for im in (neutral, expression)]
+    first = dict(zip(("neutral", "expression"), reader.read(crops)))
     geom = geometry_warp(neutral, fn.landmarks[:, :2], fe.landmarks[:, :2])
-    names = ("neutral", "expression")
     variants = {"neutral": neutral, "expression": expression, "geometry": geom}
     masks = {k: region_mask(neutral.shape[:2], fe.landmarks[:, :2], r, ipd, cfg.feather)
              for k, r in cfg.regions.items()}
@@ -156,7 +157,7 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
     everything = np.clip(sum(masks.values()), 0, 1)
     variants["geometry + all regions"] = (geom * (1 - everything) + expression * everything + 0.5).astype(np.uint8)
     editor = Editor(neutral, cache=None)
-    target, engine = reader_target(editor, *first, estimate_aus(fe))
+    target, engine = reader_target(editor, first["neutral"], first["expression"], estimate_aus(fe))
     variants["AUFX edit"] = editor.edit(engine, measure_output=False).image
     aufx_face = _face(variants["AUFX edit"], "AUFX edit")
     # each against the neutral photo warped to its own landmarks: what is left is its texture
@@ -169,7 +170,7 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
         _, ours = crease_profile(aufx_diff, aufx_face.landmarks[:, :2], aufx_face.pose.scale, ch, cfg.profile_ipd)
         profiles[ch] = {"offset_ipd": offsets.round(3).tolist(), "expression": real.round(1).tolist(),
                         "aufx": ours.round(1).tolist()}
-    return {"variants": variants, "box": fe.box, "profiles": profiles, "first_readings": dict(zip(names, first)),
+    return {"variants": variants, "box": fe.box, "profiles": profiles, "first_readings": first,
             "aufx_target": target.per_au(OPENFACE_AUS, ndigits=3)}
 
 
