@@ -67,7 +67,7 @@ def bench_warp(size: int, repeats: int) -> dict[str, float]:
 
     def composite():  # the same paste-back the engine does
         res = img.copy()
-        np.copyto(res[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
+        cv2.copyTo(roi, wf.region, res[ry0:ry1, rx0:rx1])
 
     tmp = Path(tempfile.mkdtemp())
     src = tmp / "in.png"

@@ -98,7 +98,6 @@ class WarpField:
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
         self.region = np.zeros((rh, rw), np.uint8)
         cv2.fillPoly(self.region, [ring_roi], 1, lineType=cv2.LINE_8, shift=3)
-        self.region_mask = self.region.astype(bool)[..., None]
         self._grid = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
         lw, lh = self.low_size
         gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
@@ -182,53 +181,60 @@ class WarpField:
         r = cv2.remap(fwd, self._low_map - off, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - off
         size = cv2.magnitude(r[..., 0], r[..., 1]).ravel()
         # Only pixels whose residual exceeds the tolerance take a step (where d(p) = 0 the guess q = p is exact):
-        # after the first step most of the face has converged, so the later ones touch a few pixels each.
+        # after the first step most of the face has converged, so the later ones touch a few pixels each. The
+        # active pixels are kept as flat x and y arrays: gathering single floats is far cheaper than (n, 2) rows.
         act = np.flatnonzero(size > self.cfg.tolerance)
-        flat = off.reshape(-1, 2)
-        p, r, size = self._low_map.reshape(-1, 2)[act], r.reshape(-1, 2)[act], size[act]
+        ox_all, oy_all = (np.ascontiguousarray(off[..., i]).ravel() for i in (0, 1))
+        px, py = (self._low_map[..., i].ravel()[act] for i in (0, 1))
+        rx, ry, size = r[..., 0].ravel()[act], r[..., 1].ravel()[act], size[act]
+        ox, oy = ox_all[act], oy_all[act]
         for _ in range(self.cfg.inverse_iterations):
             if act.size == 0:
                 break
-            cur = flat[act]
-            a, b, c, e = _sample(jac, p - cur, cv2.BORDER_REPLICATE).T
+            a, b, c, e = _sample(jac, px - ox, py - oy, cv2.BORDER_REPLICATE).T
             det = a * e - b * c
             fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
-            det[fold] = 1.0
-            a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
-            rx, ry = r[:, 0], r[:, 1]
-            step = np.stack([(e * rx - b * ry) / det, (a * ry - c * rx) / det], axis=1)
+            if fold.any():
+                det[fold] = 1.0
+                a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
+            sx, sy = (e * rx - b * ry) / det, (a * ry - c * rx) / det
             # A step far longer than the residual jumps across a fold: cap it (damped Newton).
-            step /= np.maximum(np.hypot(step[:, 0], step[:, 1]) / (self.cfg.max_step_ratio * size + 1e-6),
-                               1.0)[:, None]
+            cap = np.maximum(np.hypot(sx, sy) / (self.cfg.max_step_ratio * size + 1e-6), 1.0)
+            sx /= cap
+            sy /= cap
             # Where a pinned band meets stretched skin the field has a kink, and a full step can overshoot across
             # it and back: halve the step wherever it would leave a larger residual (backtracking).
-            new = cur + step
-            r = _sample(fwd, p - new) - new
-            new_size = np.hypot(r[:, 0], r[:, 1])
+            nx, ny = ox + sx, oy + sy
+            rx, ry = _sample(fwd, px - nx, py - ny).T
+            rx, ry = rx - nx, ry - ny
+            new_size = np.hypot(rx, ry)
             worse = np.flatnonzero(new_size > size)
             for _ in range(self.cfg.backtracks):
                 if worse.size == 0:
                     break
-                step[worse] *= 0.5
-                cand = cur[worse] + step[worse]
-                rc = _sample(fwd, p[worse] - cand) - cand
-                new[worse], r[worse] = cand, rc
-                new_size[worse] = np.hypot(rc[:, 0], rc[:, 1])
+                sx[worse] *= 0.5
+                sy[worse] *= 0.5
+                cx, cy = ox[worse] + sx[worse], oy[worse] + sy[worse]
+                wx, wy = _sample(fwd, px[worse] - cx, py[worse] - cy).T
+                nx[worse], ny[worse], rx[worse], ry[worse] = cx, cy, wx - cx, wy - cy
+                new_size[worse] = np.hypot(rx[worse], ry[worse])
                 worse = worse[new_size[worse] > size[worse]]
-            flat[act] = new
+            ox_all[act], oy_all[act] = nx, ny
             keep = new_size > self.cfg.tolerance
-            act, p, r, size = act[keep], p[keep], r[keep], new_size[keep]
+            act, px, py, ox, oy, rx, ry, size = (v[keep] for v in (act, px, py, nx, ny, rx, ry, new_size))
+        off = cv2.merge([ox_all.reshape(off.shape[:2]), oy_all.reshape(off.shape[:2])])
         rx0, ry0, rx1, ry1 = self.roi
-        full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR) / np.float32(self.scale)
-        fx, fy = self._grid
-        return (fx - full[..., 0]).astype(np.float32), (fy - full[..., 1]).astype(np.float32)
+        full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
+        return tuple(cv2.scaleAdd(f, -1.0 / self.scale, g) for f, g in zip(cv2.split(full), self._grid))
 
 
-def _sample(img: np.ndarray, q: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
-    """(n, c) float32: ``img`` (h, w, c) float32 sampled bilinearly at the points ``q`` (n, 2) px, 0 outside (or the
-    edge replicated). The points go to cv2.remap as the rows of a block: each side of its maps must stay under 32767."""
-    n, cols = len(q), 256
-    maps = np.zeros((-(-n // cols) * cols, 2), np.float32)
-    maps[:n] = q
-    out = cv2.remap(img, maps.reshape(-1, cols, 2), None, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
-    return out.reshape(len(maps), -1)[:n]
+def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """(n, c) float32: ``img`` (h, w, c) float32 sampled bilinearly at the points (``qx``, ``qy``), each (n,) px, 0
+    outside (or the edge replicated). The points go to cv2.remap as the rows of a block: each side of its maps must
+    stay under 32767."""
+    n, cols = len(qx), 256
+    maps = np.zeros((2, -(-n // cols) * cols), np.float32)
+    maps[0, :n], maps[1, :n] = qx, qy
+    out = cv2.remap(img, maps[0].reshape(-1, cols), maps[1].reshape(-1, cols), cv2.INTER_LINEAR, borderMode=border,
+                    borderValue=0)
+    return out.reshape(maps.shape[1], -1)[:n]

@@ -101,5 +101,5 @@ class WarpEngine:
         roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
         roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
         out = image.copy()
-        np.copyto(out[ry0:ry1, rx0:rx1], roi, where=wf.region_mask)
+        cv2.copyTo(roi, wf.region, out[ry0:ry1, rx0:rx1])  # into the view: only the pixels inside the ring
         return out
