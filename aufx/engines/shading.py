@@ -216,13 +216,16 @@ def draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = 
     """Draw the polyline ``poly`` (k, 2) layer pixels into ``layer`` (h, w) as a 1 px line that fades out at its
     ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases are deepest in their
     middle and die out; a stroke of even depth with round ends reads as stamped."""
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))])
+    step = poly[1:] - poly[:-1]  # a stroke has a handful of points: few numpy calls, no helpers
+    arc = np.zeros(len(poly))
+    np.cumsum(np.hypot(step[:, 0], step[:, 1]), out=arc[1:])
     if arc[-1] <= 0:
         return
     u, values = _taper_profile(taper, fade, pieces)
     s = u * arc[-1]
-    ends = (np.column_stack([np.interp(s, arc, poly[:, 0]), np.interp(s, arc, poly[:, 1])]) * 16 + 0.5)
-    ends = ends.astype(np.int32).tolist()
+    ends = np.empty((len(s), 2))
+    ends[:, 0], ends[:, 1] = np.interp(s, arc, poly[:, 0]), np.interp(s, arc, poly[:, 1])
+    ends = (ends * 16 + 0.5).astype(np.int32).tolist()
     for a, b, v in zip(ends[:-1], ends[1:], values):
         cv2.line(layer, a, b, v, 1, cv2.LINE_AA, shift=4)
 
