@@ -80,6 +80,33 @@ def test_fold_repair_opens_every_fold_of_a_real_edit(request, who, request_text)
     assert np.abs(fixed).max() > 0.9 * np.abs(motion).max()  # the request's motion survives
 
 
+@pytest.mark.parametrize("who, request_text, times", [("astronaut_editor", "AU05:1", 2.5),
+                                                      ("grace_editor", "AU05:1", 3.0),
+                                                      ("astronaut_editor", "AU26:1", 2.0)])
+def test_folds_smoothing_gives_up_on_are_squeezed_thin_not_turned_over(request, who, request_text, times):
+    """Upper lids retracted past their crease (AU05 at 2.5-3x its shipped motion) and a jaw dropped at 2x leave
+    triangles turned over that smoothing does not open (it stops without progress); hold_orientation leaves every
+    wall triangle at least 5% of its rest area the right way round, by moving a few vertices by a fraction of the
+    motion, and the largest motion (the lid's, the jaw's) stays."""
+    ed = request.getfixturevalue(who)
+    face, b = ed.face(), basis()
+    delta = channel_deltas(face, EditRequest(au_text=request_text).target(ed.measured()))
+    motion = b.displacement(delta * gain_vector(b.channels, "geometry") * times)
+    cur = face.canonical
+    smoothed = mesh.unfold(cur, motion, mesh.lagging_corners, patience=4)
+    assert mesh.folded_triangles(cur, cur + smoothed)[0] > 0
+    held = mesh.hold_orientation(cur, smoothed)
+    assert mesh.folded_triangles(cur, cur + held) == (0, 0)
+    tris = mesh.wall_triangles()
+    a0, a1 = mesh.signed_areas(cur, tris), mesh.signed_areas(cur + held, tris)
+    real = np.abs(a0) > 1e-6
+    assert (a1[real] / a0[real]).min() >= 0.05 - 1e-3
+    moved = np.abs(held - smoothed).max(axis=1)
+    assert 0 < np.count_nonzero(moved) < 40
+    assert moved.max() < 0.5 * np.abs(motion).max()
+    assert np.abs(held).max() > 0.95 * np.abs(smoothed).max()
+
+
 def test_signed_areas_are_twice_the_triangle_area_with_its_orientation():
     pts = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
     assert mesh.signed_areas(pts, np.array([[0, 1, 2], [0, 2, 1]])).tolist() == [6.0, -6.0]

@@ -139,6 +139,54 @@ def unfold(rest: np.ndarray, motion: np.ndarray, movable: Callable[[np.ndarray, 
     return motion
 
 
+def hold_orientation(rest: np.ndarray, motion: np.ndarray, *, min_share: float = 0.05, min_area: float = 1e-6,
+                     rounds: int = 20, patience: int = 3) -> np.ndarray:
+    """``motion`` (478, k >= 2) changed so that no wall triangle of ``rest + motion`` is turned over or squeezed
+    below ``min_share`` of its area in ``rest`` (478, 2 or 3): the folds smoothing leaves (unfold gives up on them)
+    become skin compressed to a thin band, as a lid retracting under its crease or a cheek bunching beside a pulled
+    lip corner does, instead of a tear. Each round projects every such triangle's area onto the bound (position-based
+    constraints: the corners move along the area's gradient in the x-y plane, the one moving most keeps its motion,
+    as in lagging_corners), the corrections of a vertex shared by several triangles averaged; it stops when none is
+    left, after ``rounds``, or after ``patience`` rounds that do not win back a tenth of the missing area (slivers
+    pinned between a lip corner's lead motion and its neighbours). Returns a new array."""
+    tris = wall_triangles()
+    a0 = signed_areas(rest, tris)
+    valid = np.abs(a0) > min_area
+    sign, floor = np.sign(a0), min_share * np.abs(a0)
+    motion = motion.copy()
+    best, stalled = np.inf, 0
+    for _ in range(rounds):
+        pts = rest[:, :2] + motion[:, :2]
+        short = floor - sign * signed_areas(pts, tris)  # > 0: the area is below its bound
+        bad = np.flatnonzero(valid & (short > 0))
+        if bad.size == 0:
+            break
+        left = float(short[bad].sum())  # the area still missing: progress even while the count stays
+        stalled = 0 if left < 0.9 * best else stalled + 1
+        best = min(best, left)
+        if stalled >= patience:
+            break
+        t = tris[bad]
+        a, b, c = pts[t[:, 0]], pts[t[:, 1]], pts[t[:, 2]]
+        # gradient of twice the signed area with respect to each corner, oriented so that it grows the area
+        grad = np.stack([np.column_stack([b[:, 1] - c[:, 1], c[:, 0] - b[:, 0]]),
+                         np.column_stack([c[:, 1] - a[:, 1], a[:, 0] - c[:, 0]]),
+                         np.column_stack([a[:, 1] - b[:, 1], b[:, 0] - a[:, 0]])], axis=1) * sign[bad, None, None]
+        lead = np.argmax(np.linalg.norm(motion[t, :2], axis=2), axis=1)
+        w = np.ones(t.shape)
+        w[np.arange(len(t)), lead] = 0.0
+        norm = (w * (grad ** 2).sum(axis=2)).sum(axis=1)
+        ok = norm > 1e-12
+        step = np.where(ok, short[bad] / np.where(ok, norm, 1.0), 0.0)
+        fix = (w * step[:, None])[..., None] * grad  # (n, 3, 2)
+        total = np.zeros((len(motion), 2))
+        count = np.zeros(len(motion))
+        np.add.at(total, t.ravel(), fix.reshape(-1, 2))
+        np.add.at(count, t.ravel(), w.ravel())
+        motion[:, :2] += total / np.maximum(count, 1.0)[:, None]
+    return motion
+
+
 def lips_closing(before: np.ndarray, after: np.ndarray, down: np.ndarray) -> tuple[float, float]:
     """How far the lips close from ``before`` to ``after`` (landmarks (>= 468, 2), px, ``down`` (2,) the face's
     down in the image): (share 0..1 of the inner-lip gap that closes, mean gap of ``before`` in px); (0, 0) for a

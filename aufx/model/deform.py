@@ -13,7 +13,7 @@ from aufx.model.basis import Basis, basis
 from aufx.model.gains import gain_vector
 from aufx.model.estimate import channel_vector, estimate_raw
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.mesh import lagging_corners, unfold
+from aufx.face.mesh import hold_orientation, lagging_corners, unfold
 from aufx.face.topology import topology
 
 
@@ -30,6 +30,7 @@ class DeformConfig:
     lid_upper_share: float = 0.85  # lids that would cross: the upper lid moves, the lower lid barely can
     unfold_rounds: int = 30  # at most this many smoothing rounds to open folded triangles...
     unfold_patience: int = 4  # ...stopping after this many without fewer folds (slivers that will not open)
+    squeeze_floor: float = 0.05  # what smoothing leaves folded is squeezed to at least this share of its rest area
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,19 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
-    # The no-crossing rule has the last word; a request that opens the mouth less than it is closes the lip gap.
-    _keep_apart(cur, new, topo.pairs["lip"], _lip_closure(face, target, b, start), cfg.lip_upper_share)
-    for eye in ("eye_R", "eye_L"):
-        _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
+    shut = _lip_closure(face, target, b, start)  # a request that opens the mouth less than it is closes the gap
+
+    def keep_apart() -> None:
+        _keep_apart(cur, new, topo.pairs["lip"], shut, cfg.lip_upper_share)
+        for eye in ("eye_R", "eye_L"):
+            _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
+
+    # What smoothing left folded is squeezed thin instead, and so is what keeping lips and lids apart folds (twice
+    # over); the no-crossing rule has the last word.
+    for _ in range(2):
+        keep_apart()
+        new = cur + hold_orientation(cur, new - cur, min_share=cfg.squeeze_floor)
+    keep_apart()
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
     look = np.clip(delta, 0.0, 1.0) * gain_vector(b.channels, "appearance")
     return Deformation(delta, look, new, disp, face.landmarks[:, :2] + disp)
