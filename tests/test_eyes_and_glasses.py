@@ -246,6 +246,25 @@ def test_a_widening_eye_keeps_its_lid_margins(request, editor_name):
         assert abs(after[new].mean() - before[old].mean()) < 15
 
 
+def test_a_raised_upper_lid_keeps_a_round_arch(astronaut_editor):
+    """AU05 retracts the central upper lid as one piece: its three middle margin landmarks rise together (7.1% of
+    the IPD at 0.8) and furthest, and the margin bends at most 35 degrees at any landmark (the photo's: 19-21). A
+    single tapering handle peaked the arch at its middle landmark (38 degrees at this gain)."""
+    ed = astronaut_editor
+    face = ed.face()
+    d = deform(face, EditRequest(au_text="AU05:0.8").target(ed.measured()))
+    up_dir = -face.pose.image_axes()[1]
+    for eye in ("eye_R", "eye_L"):
+        upper = list(topology().groups[f"{eye}_upper"])
+        lift = (d.target_landmarks[upper] - face.landmarks[upper, :2]) @ up_dir
+        middle = lift[3:6]
+        assert middle.min() > 0.95 * middle.max() and middle.max() >= lift.max() - 1e-9
+        assert middle.min() > 0.05 * face.pose.scale
+        seg = np.diff(d.target_landmarks[upper], axis=0)
+        bend = np.degrees(np.abs(np.diff(np.unwrap(np.arctan2(seg[:, 1], seg[:, 0])))))
+        assert bend.max() < 35
+
+
 @pytest.mark.parametrize("editor_name", ["astronaut_editor", "grace_editor"])
 def test_a_raised_upper_lid_margin_is_a_line_not_dashes(request, editor_name):
     """Where AU05 lifts the upper lid, the blend of the carried lash line into the revealed eyeball follows the
