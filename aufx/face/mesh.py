@@ -167,23 +167,21 @@ def hold_orientation(rest: np.ndarray, motion: np.ndarray, *, min_share: float =
         if stalled >= patience:
             break
         t = tris[bad]
-        a, b, c = pts[t[:, 0]], pts[t[:, 1]], pts[t[:, 2]]
+        p = pts[t]  # (n, 3, 2)
+        nxt, after = p[:, [1, 2, 0]], p[:, [2, 0, 1]]
         # gradient of twice the signed area with respect to each corner, oriented so that it grows the area
-        grad = np.stack([np.column_stack([b[:, 1] - c[:, 1], c[:, 0] - b[:, 0]]),
-                         np.column_stack([c[:, 1] - a[:, 1], a[:, 0] - c[:, 0]]),
-                         np.column_stack([a[:, 1] - b[:, 1], b[:, 0] - a[:, 0]])], axis=1) * sign[bad, None, None]
-        lead = np.argmax(np.linalg.norm(motion[t, :2], axis=2), axis=1)
+        grad = np.stack([nxt[..., 1] - after[..., 1], after[..., 0] - nxt[..., 0]], axis=2) * sign[bad, None, None]
+        m = motion[t, :2]
         w = np.ones(t.shape)
-        w[np.arange(len(t)), lead] = 0.0
-        norm = (w * (grad ** 2).sum(axis=2)).sum(axis=1)
+        w[np.arange(len(t)), np.argmax((m * m).sum(axis=2), axis=1)] = 0.0
+        norm = (w * (grad * grad).sum(axis=2)).sum(axis=1)
         ok = norm > 1e-12
         step = np.where(ok, short[bad] / np.where(ok, norm, 1.0), 0.0)
         fix = (w * step[:, None])[..., None] * grad  # (n, 3, 2)
-        total = np.zeros((len(motion), 2))
-        count = np.zeros(len(motion))
-        np.add.at(total, t.ravel(), fix.reshape(-1, 2))
-        np.add.at(count, t.ravel(), w.ravel())
-        motion[:, :2] += total / np.maximum(count, 1.0)[:, None]
+        idx, n = t.ravel(), len(motion)
+        count = np.maximum(np.bincount(idx, w.ravel(), n), 1.0)
+        motion[:, 0] += np.bincount(idx, fix[..., 0].ravel(), n) / count
+        motion[:, 1] += np.bincount(idx, fix[..., 1].ravel(), n) / count
     return motion
 
 

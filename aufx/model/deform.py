@@ -103,20 +103,18 @@ def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarr
 
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
                 upper_share: float) -> None:
-    """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3))
-    may shrink to zero (or to what the input already had), not below; ``new`` is corrected in place, the upper
-    side taking ``upper_share`` of the correction."""
-    down = np.array([0.0, 1.0, 0.0])
-    for up, lo in pairs:
-        gap0 = float((cur[lo] - cur[up]) @ down)
-        gap1 = float((new[lo] - new[up]) @ down)
-        floor = min(gap0, 0.0)
-        ceiling = gap0 * (1.0 - close) if close is not None and gap0 > 0 else np.inf
-        want = min(max(gap1, floor), max(ceiling, floor))
-        if want != gap1:
-            fix = (want - gap1) * down
-            new[up] -= upper_share * fix
-            new[lo] += (1.0 - upper_share) * fix
+    """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3),
+    no index in two pairs) may shrink to zero (or to what the input already had), not below; ``new`` is corrected in
+    place, the upper side taking ``upper_share`` of the correction."""
+    up, lo = np.asarray(pairs).T
+    gap0 = cur[lo, 1] - cur[up, 1]  # along the face's down axis (canonical y)
+    gap1 = new[lo, 1] - new[up, 1]
+    floor = np.minimum(gap0, 0.0)
+    ceiling = gap0 * (1.0 - close) if close is not None else np.full_like(gap0, np.inf)
+    ceiling = np.where(gap0 > 0, ceiling, np.inf)
+    fix = np.minimum(np.maximum(gap1, floor), np.maximum(ceiling, floor)) - gap1
+    new[up, 1] -= upper_share * fix
+    new[lo, 1] += (1.0 - upper_share) * fix
 
 
 def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
@@ -147,8 +145,13 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     # over); the no-crossing rule has the last word.
     for _ in range(2):
         keep_apart()
-        new = cur + hold_orientation(cur, new - cur, min_share=cfg.squeeze_floor)
-    keep_apart()
+        motion = new - cur
+        held = hold_orientation(cur, motion, min_share=cfg.squeeze_floor)
+        if np.array_equal(held, motion):
+            break  # nothing squeezed: the lips and lids are apart already
+        new = cur + held
+    else:
+        keep_apart()
     disp = face.pose.vectors_to_image(new - cur)[:, :2]
     look = np.clip(delta, 0.0, 1.0) * gain_vector(b.channels, "appearance")
     return Deformation(delta, look, new, disp, face.landmarks[:, :2] + disp)
