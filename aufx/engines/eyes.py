@@ -54,16 +54,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         _, down = face.pose.image_axes()
         lower = list(topo.groups[f"{eye}_lower"])
         lowered = float(np.mean((tgt[lower] - src[lower]) @ down)) > cfg.lid_close_px  # the lower lid drops
-        margins = ("upper", "lower") if lowered else ("upper",)
-        if opening:  # an opening eye: the photo's lash line of a margin that moves is lid, not eyeball
-            for margin in margins:
-                lashes = polyline_distance(shape, src[list(topo.groups[f"{eye}_{margin}"])] - corner)
-                share = cfg.lower_lash_share if margin == "lower" else 1.0
-                m_src = m_src * np.clip(lashes / (share * band), 0, 1).astype(m_src.dtype)
-        if not lowered:  # a lower margin that stays is the photo's, not the soft edge of its mask blended with
-            # synthesized sclera (a pale line along it, out past the eye's corner where the contour overshoots)
-            lashes = polyline_distance(shape, src[lower] - corner)
-            m_src = np.maximum(m_src, np.clip(1.5 - lashes / band, 0, 1).astype(m_src.dtype))
+        m_src = _photo_eyeball(m_src, src - corner, eye, opening, lowered, band, cfg)
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
@@ -72,9 +63,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         r = float(np.mean(np.linalg.norm(src[iris[1:]] - src[iris[0]], axis=1)))
         gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
         rr = np.hypot(gx - c[0], gy - c[1])
-        seen = m_src > 0.9
-        iris_rgb = median_colour(static, seen & (rr < cfg.iris_sample * r), cfg.iris_rgb)
-        sclera_rgb = _sclera_colour(static[seen & (rr > cfg.sclera_sample * r)], cfg)
+        iris_rgb, sclera_rgb = _eyeball_colours(image, face, eye, opening, lowered, cfg)
         disk = np.clip(r + 0.5 - rr, 0, 1)[..., None]
         limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1)[..., None] * \
             cfg.limbus_dark
@@ -104,6 +93,50 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
+
+
+def _photo_eyeball(m_src: np.ndarray, src: np.ndarray, eye: str, opening: bool, lowered: bool, band: float,
+                   cfg: InteriorConfig) -> np.ndarray:
+    """(h, w) float32 0..1: how much of each pixel of a box is the photo's own visible eyeball, from ``m_src`` (h, w),
+    the photo's eye opening over the box, and ``src`` (478, 2) the photo's landmarks in box pixels."""
+    topo = topology()
+    lower = src[list(topo.groups[f"{eye}_lower"])]
+    if opening:  # an opening eye: the photo's lash line of a margin that moves is lid, not eyeball
+        for margin in ("upper", "lower") if lowered else ("upper",):
+            lashes = polyline_distance(m_src.shape, src[list(topo.groups[f"{eye}_{margin}"])])
+            share = cfg.lower_lash_share if margin == "lower" else 1.0
+            m_src = m_src * np.clip(lashes / (share * band), 0, 1).astype(m_src.dtype)
+    if not lowered:  # a lower margin that stays is the photo's, not the soft edge of its mask blended with
+        # synthesized sclera (a pale line along it, out past the eye's corner where the contour overshoots)
+        lashes = polyline_distance(m_src.shape, lower)
+        m_src = np.maximum(m_src, np.clip(1.5 - lashes / band, 0, 1).astype(m_src.dtype))
+    return m_src
+
+
+def _eyeball_colours(image: np.ndarray, face: FaceAnalysis, eye: str, opening: bool, lowered: bool,
+                     cfg: InteriorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(iris RGB, sclera RGB), each (3,) float32, of the photo ``image`` (H, W, 3) uint8: the medians of its visible
+    eyeball near and away from the iris centre, sampled over the photo's own eye (cached per face: the same colours
+    for every slider position, and no work per edit)."""
+    key = ("eyeball_colours", eye, opening, lowered, cfg)
+    if key not in face.cache:
+        topo = topology()
+        src = face.landmarks[:, :2]
+        band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
+        x0, y0, x1, y1 = bbox(src[topo.loop(eye)], int(np.ceil(1.5 * band)) + 3, image.shape[:2])
+        corner = np.array([x0, y0], float)
+        shape = (y1 - y0, x1 - x0)
+        seen = _photo_eyeball(poly_mask(shape, src[topo.loop(eye)] - corner), src - corner, eye, opening, lowered,
+                              band, cfg) > 0.9
+        static = image[y0:y1, x0:x1].astype(np.float32)
+        iris = list(topo.groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
+        c = src[iris[0]] - corner
+        r = float(np.mean(np.linalg.norm(src[iris[1:]] - src[iris[0]], axis=1)))
+        gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
+        rr = np.hypot(gx - c[0], gy - c[1])
+        face.cache[key] = (median_colour(static, seen & (rr < cfg.iris_sample * r), cfg.iris_rgb),
+                           _sclera_colour(static[seen & (rr > cfg.sclera_sample * r)], cfg))
+    return face.cache[key]
 
 
 def _sclera_colour(samples: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
