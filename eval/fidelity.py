@@ -259,13 +259,15 @@ def identity_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict | None:
     d_all = [e.identity_distance for e in edits if e.identity_distance is not None]
     if not d_all:
         return None
-    top = max(cfg.preset_intensities)
+    out = {"instrument": "dlib ResNet face descriptor (Euclidean distance; < 0.6 = same person)",
+           "mean": round(float(np.mean(d_all)), 3), "max": round(float(np.max(d_all)), 3)}
+    top = max(cfg.preset_intensities, default=None)
     d_top = [e.identity_distance for e in edits
-             if e.identity_distance is not None and (e.kind == "au" or e.level == top)]
-    return {"instrument": "dlib ResNet face descriptor (Euclidean distance; < 0.6 = same person)",
-            "mean": round(float(np.mean(d_all)), 3), "max": round(float(np.max(d_all)), 3),
-            f"mean_presets_{top:g}_and_aus": round(float(np.mean(d_top)), 3),
-            f"max_presets_{top:g}_and_aus": round(float(np.max(d_top)), 3)}
+             if e.identity_distance is not None and e.kind == "preset" and e.level == top]
+    if d_top:  # the presets at full intensity: the edits that move a face furthest from its photo
+        out.update({f"mean_presets_{top:g}": round(float(np.mean(d_top)), 3),
+                    f"max_presets_{top:g}": round(float(np.max(d_top)), 3)})
+    return out
 
 
 def labelled(tile: np.ndarray, label: str) -> np.ndarray:

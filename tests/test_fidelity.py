@@ -86,6 +86,9 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert len(table) == 2 + 2 * 6 and set(table["kind"]) == {"source", "au", "preset"}
     assert table["identity_distance"].max() == pytest.approx(ident["max"], abs=1e-3)
     assert table.loc[table["kind"] == "source", "identity_distance"].isna().all()
+    full = table.loc[table["kind"] == "preset", "identity_distance"]  # the presets at 1.0, the bound
+    assert ident["mean_presets_1"] == pytest.approx(full.mean(), abs=1e-3)
+    assert ident["max_presets_1"] == pytest.approx(full.max(), abs=1e-3)
     sheet = cv2.imread(str(tmp_path / "out" / "sheet_presets.png"))
     assert sheet.shape[:2] == (2 * cfg.sheet_tile, 3 * cfg.sheet_tile)  # 2 faces x (source + 2 presets)
     report = (tmp_path / "out" / "report.html").read_text()
