@@ -58,11 +58,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
-        iris = list(topo.groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
-        c = src[iris[0]] - corner
-        r = float(np.mean(np.linalg.norm(src[iris[1:]] - src[iris[0]], axis=1)))
-        gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
-        rr = np.hypot(gx - c[0], gy - c[1])
+        rr, r = _iris_distance(src - corner, eye, shape)
         iris_rgb, sclera_rgb = _eyeball_colours(image, face, eye, opening, lowered, cfg)
         disk = np.clip(r + 0.5 - rr, 0, 1)[..., None]
         limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1)[..., None] * \
@@ -93,6 +89,16 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
+
+
+def _iris_distance(src: np.ndarray, eye: str, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """(each pixel's distance (h, w) from the photo's iris centre, the iris radius), both px, over a box of ``shape``
+    (h, w) in which the photo's landmarks are ``src`` (478, 2)."""
+    iris = list(topology().groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
+    c = src[iris[0]]
+    r = float(np.mean(np.linalg.norm(src[iris[1:]] - c, axis=1)))
+    gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
+    return np.hypot(gx - c[0], gy - c[1]), r
 
 
 def _photo_eyeball(m_src: np.ndarray, src: np.ndarray, eye: str, opening: bool, lowered: bool, band: float,
@@ -129,11 +135,7 @@ def _eyeball_colours(image: np.ndarray, face: FaceAnalysis, eye: str, opening: b
         seen = _photo_eyeball(poly_mask(shape, src[topo.loop(eye)] - corner), src - corner, eye, opening, lowered,
                               band, cfg) > 0.9
         static = image[y0:y1, x0:x1].astype(np.float32)
-        iris = list(topo.groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
-        c = src[iris[0]] - corner
-        r = float(np.mean(np.linalg.norm(src[iris[1:]] - src[iris[0]], axis=1)))
-        gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
-        rr = np.hypot(gx - c[0], gy - c[1])
+        rr, r = _iris_distance(src - corner, eye, shape)
         face.cache[key] = (median_colour(static, seen & (rr < cfg.iris_sample * r), cfg.iris_rgb),
                            _sclera_colour(static[seen & (rr > cfg.sclera_sample * r)], cfg))
     return face.cache[key]
