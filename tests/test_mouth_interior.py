@@ -476,3 +476,27 @@ def test_a_lip_raised_off_her_own_teeth_shows_more_crown_not_a_band_of_gum(astro
     assert band.sum() >= 8, band.sum()
     lip, _ = mouth_colours(image, face)
     assert np.median(luminance(out)[band]) > float(lip @ [0.299, 0.587, 0.114])
+
+
+@pytest.mark.parametrize("text", ["AU15:0.8", "AU20:0.8"])
+def test_a_lower_lip_pulled_off_a_smiles_teeth_shows_lower_teeth_not_a_black_band(astronaut, text):
+    """Lip corners pulled down (AU15) or the lips stretched (AU20) on the astronaut's open smile (her face at twice
+    the size) lower her lower lip off her teeth without moving her jaw: the band it uncovers is her lower teeth and
+    gum, lit like her upper teeth's surroundings, not the dark of the mouth. The lower row was mirrored about a flat
+    line while her smile arcs up to its corners, so the band was the exemplar's dark corners and the shadow behind
+    the upper teeth (median luma 54 / 65 against her teeth's 200; 58% / 48% of it darker than 0.3 x her teeth)."""
+    image = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    ed = Editor(image, name="astronaut_x2")
+    face = ed.face()
+    tgt = target(ed, text)
+    d = deform(face, tgt)
+    out = edit(ed, tgt)
+    loop = topology().loop("lips_inner")
+    before = poly_mask(out.shape[:2], face.landmarks[loop, :2]) > 0.5
+    teeth = float(np.median(luminance(image)[cv2.erode(before.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]))
+    band = inner_mask(out.shape[:2], d.target_landmarks, 0) & ~(
+        cv2.dilate(before.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    assert band.sum() >= 60, band.sum()
+    y = luminance(out)[band]
+    assert np.median(y) >= 0.4 * teeth, (np.median(y), teeth)
+    assert (y < 0.3 * teeth).mean() <= 0.2, (y < 0.3 * teeth).mean()

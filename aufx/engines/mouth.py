@@ -187,7 +187,7 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     colour = lay.cavity_rgb * (1 - tongue) + tongue_rgb * tongue
     colour = lower[..., :3] + colour * (1 - lower[..., 3:])
     # what lies behind the upper incisal edge is in its shadow: a dark line between the rows where the lips part
-    behind = np.exp(-np.clip(v - (lay.lower_incisal + cfg.overbite_ipd), 0, None) / cfg.incisal_shadow_ipd)
+    behind = np.exp(-np.clip(v - lay.upper_edge[sl], 0, None) / cfg.incisal_shadow_ipd)
     colour = colour + (lay.cavity_rgb - colour) * (cfg.incisal_shadow * behind)[..., None]
     colour = upper[..., :3] + colour * (1 - upper[..., 3:])
     own = lay.own[sl] + own_lower * (1 - upper[..., 3])

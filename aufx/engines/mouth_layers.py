@@ -5,9 +5,9 @@ are in the photo), the lower one rides on the mandible (lower teeth; render_mout
 the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
 (aufx/assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
 landmarks, scaled uniformly by the IPD (teeth are never stretched), matched to the level and colour of the face's
-light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Own upper teeth go on above the
-resting lip (a raised lip shows more of their crowns). Layers are premultiplied RGBA, float32, over a box around the
-mouth.
+light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Own teeth go on past the resting
+lips (a lip moved off them shows more of their crowns, then gum); the exemplar's lower row follows the upper row's
+arc, with gum under its crowns. Layers are premultiplied RGBA, float32, over a box around the mouth.
 """
 from __future__ import annotations
 
@@ -119,13 +119,14 @@ class MouthLayers:
     frame: MouthFrame
     uv: np.ndarray  # (h, w, 2) float32 frame coordinates of every box pixel
     upper: np.ndarray  # (h, w, 4) premultiplied RGBA, skull-fixed: upper teeth and gum
-    lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth
+    lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth and gum
     own: np.ndarray  # (h, w) 1 where the upper layer is the photo's own pixels (kept as they are)
     own_lower: np.ndarray  # (h, w) the same for the lower layer
     opening: np.ndarray | None  # (h, w) float32 the photo's lip opening grown by opening_grow_px; None: closed
     cavity_rgb: np.ndarray  # (3,) the dark of the mouth, from the exemplar's, in the person's colours
     tongue_rgb: np.ndarray  # (3,)
     lower_incisal: float  # v of the lower incisal edge at rest, mouth centre
+    upper_edge: np.ndarray  # (h, w) float32 frame v where the upper row ends, per column (a smile's arc)
     grain: np.ndarray  # (h, w) unit noise x the photo's noise level, for what is synthesized
     feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
     gain: np.ndarray  # (3,) colour gain that matched the exemplar to the person
@@ -142,23 +143,19 @@ def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: Mou
     return int(x0), int(y0), int(x1), int(y1)
 
 
-def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], blur_px: float,
-           gain: np.ndarray, chroma: float, cfg: MouthConfig) -> np.ndarray:
-    """The exemplar warped into the box by ``uv_map`` (target frame uv -> exemplar frame uv, affine), uniformly
-    scaled by the IPD ratio, blurred to the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,)
-    and its colourfulness scaled by ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255, ``size`` =
-    (w, h)."""
-    src = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    dst_px = src + [box[0], box[1]]
-    ex_px = ex.frame.to_xy(uv_map(frame.to_uv(dst_px)))
-    m = cv2.getAffineTransform(src.astype(np.float32), ex_px.astype(np.float32))
-    scale = frame.ipd / ex.frame.ipd  # target pixels per exemplar pixel
+def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: np.ndarray, chroma: float,
+           cfg: MouthConfig) -> np.ndarray:
+    """The exemplar sampled at ``ex_uv`` (h, w, 2), the exemplar-frame coordinates of each layer pixel (a uniform
+    scale of the face's frame, ``scale`` = face pixels per exemplar pixel, so teeth are not stretched), blurred to
+    the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,) and its colourfulness scaled by
+    ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255."""
+    ex_px = ex.frame.to_xy(ex_uv).astype(np.float32)
     rgba = ex.rgba.astype(np.float32) / 255.0
     rgba[..., :3] *= rgba[..., 3:]
     if scale < 1:  # shrinking: remove what the target grid cannot hold first
         rgba = cv2.GaussianBlur(rgba, (0, 0), 0.5 / scale)
-    out = cv2.warpAffine(rgba, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = cv2.remap(rgba, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0)
     extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
     if extra > cfg.exemplar_min_blur_px:
         out = cv2.GaussianBlur(out, (0, 0), extra)
@@ -168,21 +165,34 @@ def _place(ex: Exemplar, frame: MouthFrame, box, uv_map, size: tuple[int, int], 
     return out
 
 
-def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, up0: np.ndarray, end: np.ndarray,
-           in_width: np.ndarray, ipd: float, cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's own upper teeth continued above the resting upper lip ``up0`` (h, w) frame v: what a lip raised
-    off them shows is more of the same crowns, the rows below the lip line (from ``crown_skip_px`` under it, never
-    past the own teeth's end ``end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a flat band of gum there
-    read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers' box and the frame v
-    (h, w) where the gum starts above it."""
+def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, lip: np.ndarray,
+           teeth_end: np.ndarray, out: int, in_width: np.ndarray, ipd: float,
+           cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's own teeth continued past the resting lip line ``lip`` (h, w) frame v, upwards (``out`` = -1: the
+    upper row under a raised upper lip) or downwards (+1: the lower row over a lowered lower lip): what a lip moved
+    off them shows is more of the same crowns, the rows on the teeth's side of the lip line (from ``crown_skip_px``
+    past it, never past the own teeth's end ``teeth_end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a
+    flat band of gum there read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers'
+    box and the frame v (h, w) where the gum starts beyond it."""
     skip = cfg.crown_skip_px / ipd
-    height = np.clip(end - up0 - skip, 0.0, cfg.crown_reveal_ipd)  # per column: no more crown than the photo shows
-    top = up0 - height
-    mirrored = frame.to_xy(np.stack([u, 2 * up0 + skip - v], -1)).astype(np.float32)
+    height = np.clip(out * (lip - teeth_end) - skip, 0.0, cfg.crown_reveal_ipd)  # no more crown than the photo shows
+    far = lip + out * height
+    mirrored = frame.to_xy(np.stack([u, 2 * lip - out * skip - v], -1)).astype(np.float32)
     rgb = cv2.remap(image, mirrored[..., 0], mirrored[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    band = np.minimum(v - top, up0 + 1.0 / ipd - v)  # down to where the own teeth are fully shown (build_layers)
+    band = np.minimum(out * (far - v), out * (v - lip) + 1.0 / ipd)  # to where the own teeth are fully shown
     alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)[..., None]
-    return np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1), top
+    return np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1), far
+
+
+def _lower_gum(ex: Exemplar, u: np.ndarray, v: np.ndarray, edge: np.ndarray, ipd: float,
+               cfg: MouthConfig) -> np.ndarray:
+    """(h, w) float32 coverage of the lower gum under the synthesized lower row (frame ``u``, ``v`` (h, w), its
+    incisal edge at ``edge`` (h, w) frame v): below the row's crowns (the exemplar's visible upper crowns, mirrored
+    and scaled by ``lower_teeth_scale``). A lower lip pulled down off the teeth (AU15, AU16, AU20 on a parted mouth)
+    shows the teeth and then gum, not the dark of the mouth behind them."""
+    k = cfg.lower_teeth_scale
+    crowns = contour_fn(ex.lower)(u / k) - contour_fn(ex.upper)(u / k)
+    return np.clip((v - edge - k * crowns) * ipd + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -317,20 +327,31 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         else:
             incisal = float(up_uv[len(up_uv) // 2, 1]) + cfg.upper_incisal_ipd
     lower_incisal = incisal - cfg.overbite_ipd
-    inc_e = float(contour_fn(ex.lower)(np.array(0.0)))
+    ex_inc = contour_fn(ex.lower)  # the exemplar's upper incisal edge (it rests on the inner lower lip), v(u)
+    inc_e = float(ex_inc(np.array(0.0)))
     k = cfg.lower_teeth_scale
+    scale = ipd / ex.frame.ipd
     upper = np.zeros((*v.shape, 4), np.float32)
     lower = np.zeros((*v.shape, 4), np.float32)
     if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
-        upper = _place(ex, frame, box, lambda t: t + [0.0, inc_e - incisal], size, photo.blur_px, gain, chroma, cfg)
+        upper = _place(ex, np.stack([u, v + (inc_e - incisal)], -1), scale, photo.blur_px, gain, chroma, cfg)
         top = contour_fn(ex.upper)(u) - inc_e + incisal
+        edge = ex_inc(u) - inc_e + incisal  # where the upper row ends, per column
     else:  # the photo's own upper teeth go on under the resting lip: a raised lip shows more crown, then gum
-        upper, top = _crown(image, frame, u, v, up0, end, in_width, ipd, cfg)
-    if not teeth_lo:  # its mirror image, smaller, as the lower row
-        lower = _place(ex, frame, box, lambda t: np.stack([t[:, 0] / k, inc_e - (t[:, 1] - lower_incisal) / k], 1),
-                       size, photo.blur_px, gain, chroma, cfg)
+        upper, top = _crown(image, frame, u, v, up0, end, -1, in_width, ipd, cfg)
+        edge = split
+    gum_rgba = np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
+    if not teeth_lo:  # its mirror image, smaller, as the lower row: its incisal edge follows the upper row's (a
+        # smile's arc), hidden the overbite behind it, and the gum below its crowns
+        low = edge - cfg.overbite_ipd
+        lower = _place(ex, np.stack([u / k, ex_inc(u / k) - (v - low) / k], -1), scale * k, photo.blur_px, gain,
+                       chroma, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
-    gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
+        lower = _over(lower, _lower_gum(ex, u, v, low, ipd, cfg)[..., None] * gum_rgba)
+    else:  # the photo's own lower teeth go on under the resting lower lip: a lowered lip shows more crown, then gum
+        lower, bottom = _crown(image, frame, u, v, lo0, split, 1, in_width, ipd, cfg)
+        lower = _over(lower, np.clip((v - bottom) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
+    gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * gum_rgba
     upper = _over(upper, gum)
     for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
         own_rgba = np.concatenate([rgb * own[..., None], own[..., None]], -1)
@@ -340,7 +361,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
-                       (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, noise,
+                       (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
                        _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure)
 
 
