@@ -81,6 +81,27 @@ def test_jaw_drop_opens_mouth_with_dark_cavity(grace_editor):
         assert cavity < 0.6 * lips.mean(), (text, cavity, lips)
 
 
+@pytest.mark.parametrize("text", ["AU26:0.8", "AU25:0.8", "AU25:0.6,AU26:0.7"])
+def test_a_parting_lower_lip_drops_its_middle_as_one_piece(editor, text):
+    """The lower lip rides on the mandible: lips that part or a jaw that drops carry its middle down nearly as far as
+    its centre, so the opening is an oval (a smile's, a crescent), not a V. Their lower-lip handles tapered from the
+    centre (half-way to the corners the lip dropped 0.73-0.79 of the centre's drop: a V under surprise and happy);
+    they now move a core in full (0.97-1.0)."""
+    face = editor.face()
+    right, down = axes(face)
+    lower = list(topology().groups["lips_inner_lower"])
+    d = deform(face, EditRequest(au_text=text).target(editor.measured()))
+    src = face.landmarks[lower, :2]
+    u = (src - src.mean(0)) @ right
+    x = (u - (u.max() + u.min()) / 2) / ((u.max() - u.min()) / 2)
+    order = np.argsort(x)
+    drop = ((d.target_landmarks[lower] - src) @ down)[order]
+    centre = np.interp(0.0, x[order], drop)
+    assert centre > 0.04 * face.pose.scale, (text, centre)
+    for side in (-0.5, 0.5):
+        assert np.interp(side, x[order], drop) >= 0.9 * centre, (text, side, drop, centre)
+
+
 def test_eyes_close_with_au43(editor):
     """The re-detected aperture shrinks. MediaPipe keeps some lid gap on a shut eye, the more so the smaller the
     face (measured: 40 % of the gap left on Grace Hopper's 80 px IPD face, 75 % on the astronaut's 40 px)."""
