@@ -86,7 +86,8 @@ def test_a_parting_lower_lip_drops_its_middle_as_one_piece(editor, text):
     """The lower lip rides on the mandible: lips that part or a jaw that drops carry its middle down nearly as far as
     its centre, so the opening is an oval (a smile's, a crescent), not a V. Their lower-lip handles tapered from the
     centre (half-way to the corners the lip dropped 0.73-0.79 of the centre's drop: a V under surprise and happy);
-    they now move a core in full (0.97-1.0)."""
+    they now move a core in full (0.89-1.0; a wider core for the jaw turned its corner obtuse, so a wall triangle
+    there crossed into the opening: test_the_triangles_left_out_are_exactly_those_inside_the_opening)."""
     face = editor.face()
     right, down = axes(face)
     lower = list(topology().groups["lips_inner_lower"])
@@ -99,7 +100,7 @@ def test_a_parting_lower_lip_drops_its_middle_as_one_piece(editor, text):
     centre = np.interp(0.0, x[order], drop)
     assert centre > 0.04 * face.pose.scale, (text, centre)
     for side in (-0.5, 0.5):
-        assert np.interp(side, x[order], drop) >= 0.9 * centre, (text, side, drop, centre)
+        assert np.interp(side, x[order], drop) >= 0.85 * centre, (text, side, drop, centre)
 
 
 def test_eyes_close_with_au43(editor):
