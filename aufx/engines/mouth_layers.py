@@ -166,33 +166,23 @@ def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: 
 
 
 def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, lip: np.ndarray,
-           teeth_end: np.ndarray, out: int, in_width: np.ndarray, ipd: float,
+           teeth_end: np.ndarray, direction: int, in_width: np.ndarray, ipd: float,
            cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's own teeth continued past the resting lip line ``lip`` (h, w) frame v, upwards (``out`` = -1: the
-    upper row under a raised upper lip) or downwards (+1: the lower row over a lowered lower lip): what a lip moved
-    off them shows is more of the same crowns, the rows on the teeth's side of the lip line (from ``crown_skip_px``
-    past it, never past the own teeth's end ``teeth_end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a
-    flat band of gum there read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers'
-    box and the frame v (h, w) where the gum starts beyond it."""
+    """The photo's own teeth continued past the resting lip line ``lip`` (h, w) frame v, upwards (``direction`` = -1:
+    the upper row under a raised upper lip) or downwards (+1: the lower row over a lowered lower lip): what a lip moved
+    off them shows is more of the same crowns, the rows on the teeth's side of the lip line (from ``crown_skip_px`` past
+    it, never past the own teeth's end ``teeth_end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a flat band of
+    gum there read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers' box and the
+    frame v (h, w) where the gum starts beyond it."""
     skip = cfg.crown_skip_px / ipd
-    height = np.clip(out * (lip - teeth_end) - skip, 0.0, cfg.crown_reveal_ipd)  # no more crown than the photo shows
-    far = lip + out * height
-    mirrored = frame.to_xy(np.stack([u, 2 * lip - out * skip - v], -1)).astype(np.float32)
+    # no more crown than the photo shows
+    height = np.clip(direction * (lip - teeth_end) - skip, 0.0, cfg.crown_reveal_ipd)
+    far = lip + direction * height
+    mirrored = frame.to_xy(np.stack([u, 2 * lip - direction * skip - v], -1)).astype(np.float32)
     rgb = cv2.remap(image, mirrored[..., 0], mirrored[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    band = np.minimum(out * (far - v), out * (v - lip) + 1.0 / ipd)  # to where the own teeth are fully shown
+    band = np.minimum(direction * (far - v), direction * (v - lip) + 1.0 / ipd)  # to where own teeth fully show
     alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)[..., None]
     return np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1), far
-
-
-def _lower_gum(ex: Exemplar, u: np.ndarray, v: np.ndarray, edge: np.ndarray, ipd: float,
-               cfg: MouthConfig) -> np.ndarray:
-    """(h, w) float32 coverage of the lower gum under the synthesized lower row (frame ``u``, ``v`` (h, w), its
-    incisal edge at ``edge`` (h, w) frame v): below the row's crowns (the exemplar's visible upper crowns, mirrored
-    and scaled by ``lower_teeth_scale``). A lower lip pulled down off the teeth (AU15, AU16, AU20 on a parted mouth)
-    shows the teeth and then gum, not the dark of the mouth behind them."""
-    k = cfg.lower_teeth_scale
-    crowns = contour_fn(ex.lower)(u / k) - contour_fn(ex.upper)(u / k)
-    return np.clip((v - edge - k * crowns) * ipd + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -340,19 +330,20 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     else:  # the photo's own upper teeth go on under the resting lip: a raised lip shows more crown, then gum
         upper, top = _crown(image, frame, u, v, up0, end, -1, in_width, ipd, cfg)
         edge = split
-    gum_rgba = np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
     if not teeth_lo:  # its mirror image, smaller, as the lower row: its incisal edge follows the upper row's (a
-        # smile's arc), hidden the overbite behind it, and the gum below its crowns
+        # smile's arc), hidden the overbite behind it
         low = edge - cfg.overbite_ipd
         lower = _place(ex, np.stack([u / k, ex_inc(u / k) - (v - low) / k], -1), scale * k, photo.blur_px, gain,
                        chroma, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
-        lower = _over(lower, _lower_gum(ex, u, v, low, ipd, cfg)[..., None] * gum_rgba)
-    else:  # the photo's own lower teeth go on under the resting lower lip: a lowered lip shows more crown, then gum
+        bottom = low + k * (ex_inc(u / k) - contour_fn(ex.upper)(u / k))  # where its crowns end
+    else:  # the photo's own lower teeth go on under the resting lower lip: a lowered lip shows more crown
         lower, bottom = _crown(image, frame, u, v, lo0, split, 1, in_width, ipd, cfg)
-        lower = _over(lower, np.clip((v - bottom) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
-    gum = np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * gum_rgba
-    upper = _over(upper, gum)
+    # gum beyond either row's crowns: a lip moved off the teeth (a raised upper lip; AU15, AU16, AU20 lowering the
+    # lower lip of a parted mouth) shows them and then gum, not the dark of the mouth behind them
+    gum_rgba = np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
+    upper = _over(upper, np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
+    lower = _over(lower, np.clip((v - bottom) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
     for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
         own_rgba = np.concatenate([rgb * own[..., None], own[..., None]], -1)
         layer[:] = _over(own_rgba, layer)
