@@ -73,6 +73,7 @@ class Editor:
         self.image = load_image(image, name=self.name)
         self.faces: list[FaceAnalysis] = cache.get(self.image) if cache is not None else analyze_faces(self.image)
         self.analysis_ms = (time.perf_counter() - t0) * 1000
+        self.spent = False  # True once an edit was pasted into ``image`` itself (``edit(..., in_place=True)``)
         if not self.faces:
             raise FaceNotFoundError(no_face_message(self.name, self.image.shape[:2]))
 
@@ -91,15 +92,21 @@ class Editor:
         return registry.engine(name, seed, **options)
 
     def edit(self, target: AUVector, face_index: int | None = None, engine: str = "warp",
-             measure_output: bool = True, seed: int | None = None, **engine_options) -> EditResult:
+             measure_output: bool = True, seed: int | None = None, in_place: bool = False,
+             **engine_options) -> EditResult:
         """Render ``target`` on one face with the named engine; ``measure_output`` re-detects the face in the
-        output and reads its AUs."""
+        output and reads its AUs. ``in_place``: paste the edit into this editor's image instead of a copy (a
+        one-shot caller such as the CLI: a 100-megapixel photo then needs one full-size array, not two); the
+        editor is spent afterwards."""
+        if self.spent:
+            raise RuntimeError(f"{self.name}: this editor's image was already edited in place; load it again")
         i = 0 if face_index is None else face_index
         face = self.face(i)
         eng = self.engine(engine, seed, **engine_options)
         timings = {"analysis": self.analysis_ms}
         t0 = time.perf_counter()
-        out = eng.render(self.image, face, target, deform(face, target))
+        out = eng.render(self.image, face, target, deform(face, target), self.image if in_place else None)
+        self.spent = in_place
         timings[eng.name] = (time.perf_counter() - t0) * 1000
         measured_out = None
         if measure_output:
@@ -110,17 +117,23 @@ class Editor:
         return EditResult(out, target, estimate_aus(face), measured_out, i, face.describe(), eng.name,
                           eng.params(), len(self.faces), tuple(self.image.shape[:2]), timings)
 
-    def run(self, request: EditRequest) -> EditResult:
+    def run(self, request: EditRequest, in_place: bool = False) -> EditResult:
         """The request's edit of this editor's image: its target from the face's measured AUs, its engine."""
         i = request.face_index
         return self.edit(request.target(self.measured(i)), i, request.engine, request.measure, request.seed,
-                         **dict(request.engine_options))
+                         in_place, **dict(request.engine_options))
 
 
 def run(request: EditRequest, editor: Editor | None = None) -> tuple[Editor, EditResult]:
-    """Analyse the request's image (or reuse ``editor``, already holding it) and edit it."""
-    editor = editor or Editor(request.image, name=request.name)
-    return editor, editor.run(request)
+    """Analyse the request's image (or reuse ``editor``, already holding it) and edit it. An editor made here
+    serves this one edit, so the edit is pasted into its image when that is a decoded copy of its own (no second
+    full-size array), never into a caller's array."""
+    if editor is not None:
+        return editor, editor.run(request)
+    editor = Editor(request.image, name=request.name)
+    own = editor.image.flags.writeable and not (isinstance(request.image, np.ndarray)
+                                                and np.shares_memory(editor.image, request.image))
+    return editor, editor.run(request, in_place=own)
 
 
 def match_face(image: np.ndarray, face: FaceAnalysis, cfg: MatchConfig = MatchConfig()) -> FaceAnalysis | None:

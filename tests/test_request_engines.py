@@ -86,7 +86,7 @@ class Recording:
     def params(self) -> dict:
         return {"flip": self.flip}
 
-    def render(self, image, face, target, deformation):
+    def render(self, image, face, target, deformation, out=None):
         Recording.calls.append((image, face, target, deformation))
         return np.ascontiguousarray(image[::-1]) if self.flip else image.copy()
 

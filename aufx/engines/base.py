@@ -32,14 +32,17 @@ class Engine(Protocol):
         ...
 
     def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
-               deformation: Deformation) -> np.ndarray:
-        """The edited full-resolution image; ``image`` is not modified.
+               deformation: Deformation, out: np.ndarray | None = None) -> np.ndarray:
+        """The edited full-resolution image; ``image`` is not modified unless it is ``out``.
 
         image: (H, W, 3) uint8 RGB, the whole photo or frame.
         face: its analysis (``face.landmarks`` (478, 3) px, ``face.pose``, ``face.box`` (x0, y0, x1, y1) px).
         target: the AUs to show (normalised 0..1 per channel).
         deformation: ``aufx.model.deform.deform(face, target)``: ``target_landmarks`` (478, 2) px,
             ``displacement_px`` (478, 2) px.
+        out: an (H, W, 3) uint8 array the engine may paste its result into instead of a copy of ``image``; pass
+            ``image`` itself when the input is no longer needed (a 100-megapixel photo then needs one full-size
+            array, not two). Use the returned array either way.
         Returns an (H, W, 3) uint8 RGB array of the same size.
         """
         ...

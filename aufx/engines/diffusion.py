@@ -72,13 +72,15 @@ class DiffusionEngine:
         """The engine's keyword options from parsed flags."""
         return {"config": config_from_args(args)}
 
-    def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector, deformation: Deformation) -> np.ndarray:
+    def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector, deformation: Deformation,
+               out: np.ndarray | None = None) -> np.ndarray:
         """The warp engine's render of ``target``, its masked face regenerated.
 
-        image: (H, W, 3) uint8 RGB; deformation: ``deform(face, target)`` (target_landmarks (478, 2) px).
+        image: (H, W, 3) uint8 RGB; deformation: ``deform(face, target)`` (target_landmarks (478, 2) px); out: where
+        the warp may paste (aufx/engines/base.py).
         Returns (H, W, 3) uint8 RGB, equal to the warp result outside the face mask.
         """
-        warped = self.warp.render(image, face, target, deformation)
+        warped = self.warp.render(image, face, target, deformation, out)
         return self.refine(warped, face_mask(face, deformation, self.mask), target, deformation.target_landmarks)
 
     def load(self):

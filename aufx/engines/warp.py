@@ -74,8 +74,9 @@ class WarpEngine:
         return face.cache[key]
 
     def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,
-               deformation: Deformation | None = None) -> np.ndarray:
-        """The edited full-resolution image (a new array; ``image`` is not modified).
+               deformation: Deformation | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The edited full-resolution image, in ``out`` (a copy of ``image`` when None; ``image`` itself when the
+        caller no longer needs the input).
 
         image: (H, W, 3) uint8 RGB; face: its analysis (landmarks (478, 3) px); target: AUs 0..1;
         deformation: ``deform(face, target)`` (target_landmarks (478, 2) px), computed here when None.
@@ -83,7 +84,7 @@ class WarpEngine:
         """
         d = deformation or deform(face, target)
         if d.is_identity:
-            return image.copy()
+            return _copy_into(out, image)
         wf = self.prepare(face)
         mx, my = wf.backward_maps(d.displacement_px, self.motion(image, face))
         rx0, ry0, rx1, ry1 = wf.roi
@@ -100,6 +101,15 @@ class WarpEngine:
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
         roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
-        out = image.copy()
+        out = _copy_into(out, image)  # the last read of ``image``: it may be ``out``
         cv2.copyTo(roi, wf.region, out[ry0:ry1, rx0:rx1])  # into the view: only the pixels inside the ring
         return out
+
+
+def _copy_into(out: np.ndarray | None, image: np.ndarray) -> np.ndarray:
+    """``image``'s pixels in ``out`` (a new copy when None; nothing to do when ``out`` is ``image``)."""
+    if out is None:
+        return image.copy()
+    if out is not image:
+        np.copyto(out, image)
+    return out

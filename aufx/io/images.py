@@ -89,7 +89,7 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, name: str 
             raise ImageReadError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
     # 16-bit RGB PNG/TIFF decode to 8-bit RGB in PIL (high byte); 16-bit gray is scaled in _to_rgb8.
     rgb = _to_rgb8(ImageOps.exif_transpose(img))
-    return np.ascontiguousarray(rgb)
+    return np.require(rgb, requirements=["C_CONTIGUOUS", "WRITEABLE"])  # PIL's buffer is read-only: own a copy
 
 
 def _decode_direct(data: bytes) -> np.ndarray | None:
