@@ -54,20 +54,21 @@ def test_cli_edits_a_10900_square_png_within_1_gb(tmp_path):
 
 def test_a_one_shot_edit_pastes_into_its_own_decoded_image_never_into_a_callers_array(astronaut, tmp_path):
     """``run`` pastes into the image it decoded itself (no second full-size array), never into an array the caller
-    handed over; an editor whose image was edited in place refuses a second edit instead of editing the edit."""
+    handed over; an editor whose image was edited in place refuses a second edit instead of editing the edit, and
+    the photo's cached analysis keeps nothing of that array."""
     from aufx.pipeline import run
     from aufx.request import EditRequest
-
-    before = astronaut.copy()
-    _, result = run(EditRequest(astronaut, name="astronaut", preset="happy", measure=False))
-    assert np.array_equal(astronaut, before) and not np.array_equal(result.image, before)
 
     src = tmp_path / "astronaut.png"
     save_png(src, astronaut)
     editor, from_file = run(EditRequest(src, preset="happy", measure=False))
-    assert from_file.image is editor.image and np.array_equal(from_file.image, result.image)
+    assert from_file.image is editor.image and not np.array_equal(from_file.image, astronaut)
     with pytest.raises(RuntimeError, match="already edited in place"):
         editor.run(EditRequest(src, preset="sad", measure=False))
+
+    before = astronaut.copy()  # the same photo again (its analysis from the cache): the photo is edited, not the edit
+    _, from_array = run(EditRequest(astronaut, name="astronaut", preset="happy", measure=False))
+    assert np.array_equal(astronaut, before) and np.array_equal(from_array.image, from_file.image)
 
 
 def test_large_png_round_trip_leaves_the_array_as_it_was(tmp_path):

@@ -77,9 +77,9 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
     if not cfg.enabled:
         return image
     key = ("frame_free", cfg, photo)
-    if key not in face.cache:
+    if key not in face.cache:  # None without frames: the cache never holds the caller's image (it may be edited)
         fr = detect_frames(image, face, cfg, photo)
-        out = image
+        out = None
         if fr is not None:
             x0, y0, x1, y1 = fr.box
             hole = (fr.alpha[..., 0] > 0).astype(np.uint8)  # exactly the pixels keep_rigid puts back
@@ -92,7 +92,7 @@ def without_frames(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
             out = image.copy()
             out[y0:y1, x0:x1] = filled
         face.cache[key] = out
-    return face.cache[key]
+    return image if face.cache[key] is None else face.cache[key]
 
 
 def frame_hold(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig,
