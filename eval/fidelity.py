@@ -72,15 +72,18 @@ class Edit:
     identity_distance: float | None = None
 
 
-def face_crop(image: np.ndarray, box, size: int, margin: float) -> np.ndarray:
-    """A square crop of ``size`` px around ``box`` grown by ``margin`` of its size per side (edge pixels repeated)."""
+def face_crop(image: np.ndarray, box, size: int, margin: float, fill: int | None = None) -> np.ndarray:
+    """A square crop of ``size`` px around ``box`` grown by ``margin`` of its size per side; past the photo's edge its
+    edge pixels repeated (what OpenFace is given), or grey level ``fill`` (contact sheets: repeated pixels there
+    draw streaks a reader could take for the edit's)."""
     x0, y0, x1, y1 = box
     half = max(x1 - x0, y1 - y0) * (0.5 + margin)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     scale = size / (2 * half)
     m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]], np.float32)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    border = (cv2.BORDER_REPLICATE, 0) if fill is None else (cv2.BORDER_CONSTANT, (fill,) * 3)
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border[0], borderValue=border[1])
 
 
 def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
@@ -288,7 +291,7 @@ def contact_sheet(edits: list[Edit], kind: str, names: tuple[str, ...], level: f
         tiles = []
         for label, key in [("source", (f, "source", "", 0.0))] + [(n, (f, kind, n, level)) for n in names]:
             e = index.get(key)
-            tile = np.full((t, t, 3), 255, np.uint8) if e is None else face_crop(e.image, e.box, t, 0.25)
+            tile = np.full((t, t, 3), 255, np.uint8) if e is None else face_crop(e.image, e.box, t, 0.25, fill=255)
             tiles.append(labelled(tile, label))
         rows.append(np.hstack(tiles))
     return np.vstack(rows)

@@ -63,6 +63,15 @@ def test_face_crop_centres_the_box():
     assert lit.min(0).tolist() == [25, 25] and lit.max(0).tolist() == [74, 74] and crop[5, 5].max() == 0
 
 
+def test_a_sheet_tile_past_the_photo_edge_is_blank_not_streaked():
+    """OpenFace's crops repeat the edge pixels; a contact sheet's tile shows the blank beyond the photo instead."""
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[:, (np.arange(400) // 8) % 2 == 0] = 200  # vertical stripes 8 px wide, reaching the bottom edge
+    box = (150, 200, 250, 300)  # a box at the bottom: the crop runs 50 px past the photo
+    tile, read = face_crop(img, box, 100, 0.5, fill=255), face_crop(img, box, 100, 0.5)
+    assert (tile[80:] == 255).all() and read[80:].min() < 50 and read[80:].max() > 150
+
+
 def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENFACE_BIN", raising=False)
     faces = tmp_path / "faces"
