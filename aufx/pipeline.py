@@ -73,6 +73,9 @@ class Editor:
         self.image = load_image(image, name=self.name)
         self.faces: list[FaceAnalysis] = cache.get(self.image) if cache is not None else analyze_faces(self.image)
         self.analysis_ms = (time.perf_counter() - t0) * 1000
+        # the image is a decoded copy of its own (not a caller's array) that an edit may be pasted into
+        self.owns_image = self.image.flags.writeable and not (isinstance(image, np.ndarray)
+                                                              and np.shares_memory(self.image, image))
         self.spent = False  # True once an edit was pasted into ``image`` itself (``edit(..., in_place=True)``)
         if not self.faces:
             raise FaceNotFoundError(no_face_message(self.name, self.image.shape[:2]))
@@ -96,8 +99,9 @@ class Editor:
              **engine_options) -> EditResult:
         """Render ``target`` on one face with the named engine; ``measure_output`` re-detects the face in the
         output and reads its AUs. ``in_place``: paste the edit into this editor's image instead of a copy (a
-        one-shot caller such as the CLI: a 100-megapixel photo then needs one full-size array, not two); the
-        editor is spent afterwards."""
+        one-shot caller such as the CLI: a 100-megapixel photo then needs one full-size array, not two) when that
+        image is the editor's own, never a caller's array; the editor is spent afterwards."""
+        in_place = in_place and self.owns_image
         if self.spent:
             raise RuntimeError(f"{self.name}: this editor's image was already edited in place; load it again")
         i = 0 if face_index is None else face_index
@@ -126,14 +130,11 @@ class Editor:
 
 def run(request: EditRequest, editor: Editor | None = None) -> tuple[Editor, EditResult]:
     """Analyse the request's image (or reuse ``editor``, already holding it) and edit it. An editor made here
-    serves this one edit, so the edit is pasted into its image when that is a decoded copy of its own (no second
-    full-size array), never into a caller's array."""
+    serves this one edit, so the edit is pasted into its own image (no second full-size array)."""
     if editor is not None:
         return editor, editor.run(request)
     editor = Editor(request.image, name=request.name)
-    own = editor.image.flags.writeable and not (isinstance(request.image, np.ndarray)
-                                                and np.shares_memory(editor.image, request.image))
-    return editor, editor.run(request, in_place=own)
+    return editor, editor.run(request, in_place=True)
 
 
 def match_face(image: np.ndarray, face: FaceAnalysis, cfg: MatchConfig = MatchConfig()) -> FaceAnalysis | None:

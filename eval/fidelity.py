@@ -82,8 +82,9 @@ def face_crop(image: np.ndarray, box, size: int, margin: float, fill: int | None
     scale = size / (2 * half)
     m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]], np.float32)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    border = (cv2.BORDER_REPLICATE, 0) if fill is None else (cv2.BORDER_CONSTANT, (fill,) * 3)
-    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border[0], borderValue=border[1])
+    if fill is None:
+        return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 3)
 
 
 def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:

@@ -50,7 +50,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         m_src = poly_mask(shape, src[loop] - corner)
         covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
         opening = m_tgt.sum() > m_src.sum()
-        band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
+        band = _lash_band(face, cfg)
         _, down = face.pose.image_axes()
         lower = list(topo.groups[f"{eye}_lower"])
         lowered = float(np.mean((tgt[lower] - src[lower]) @ down)) > cfg.lid_close_px  # the lower lid drops
@@ -91,6 +91,11 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
     return roi
 
 
+def _lash_band(face: FaceAnalysis, cfg: InteriorConfig) -> float:
+    """Width (px) of the lash line along a lid margin: lid, not eyeball."""
+    return max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
+
+
 def _iris_distance(src: np.ndarray, eye: str, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
     """(each pixel's distance (h, w) from the photo's iris centre, the iris radius), both px, over a box of ``shape``
     (h, w) in which the photo's landmarks are ``src`` (478, 2)."""
@@ -128,7 +133,7 @@ def _eyeball_colours(image: np.ndarray, face: FaceAnalysis, eye: str, opening: b
     if key not in face.cache:
         topo = topology()
         src = face.landmarks[:, :2]
-        band = max(cfg.lash_band_ipd * face.pose.scale, cfg.lash_band_min_px)
+        band = _lash_band(face, cfg)
         x0, y0, x1, y1 = bbox(src[topo.loop(eye)], int(np.ceil(1.5 * band)) + 3, image.shape[:2])
         corner = np.array([x0, y0], float)
         shape = (y1 - y0, x1 - x0)
