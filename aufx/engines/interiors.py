@@ -54,11 +54,15 @@ class MouthConfig:
     box_below_ipd: float = 1.3  # ...and below it (room for a wide-open jaw)
     profile_samples: int = 33  # samples across the mouth width for the allowed-opening profile
     seal_blur: float = 0.5  # sealed lips are filled with their surroundings blurred by this x the widest sealed gap
+    fill_known_gain: float = 3.0  # ...taken only where less than 1 / this of a pixel is sealed (the dark at a sealed
+    # band's soft edge does not darken the fill)
     closed_seam_ipd: float = 0.012  # lips closed over the photo's open mouth: a band this half-wide (IPD) along
     # their meeting line is drawn as lips, where the squeezed teeth would otherwise show through
     opening_grow_px: float = 1.5  # the photo's own opening, grown by this (pixels: its lips' inner edge), is what
     # must not show where the target has lips elsewhere either (corners pulled down past the squeezed teeth)...
     leak_reach_ipd: float = 0.1  # ...looked for this far around the target opening (IPD)
+    leak_blur_ipd: float = 0.012  # the warped opening is blurred this much (IPD; and doubled) before it is sealed:
+    # squeezed rows sample it sparsely, and the dark of a smile's corners otherwise stays as specks between samples
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
     tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels), or as soft as the lips' edge

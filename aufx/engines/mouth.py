@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, MouthConfig
+from aufx.engines.interiors import InteriorConfig, MouthConfig, poly_mask
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.engines.photometry import PhotometryConfig
 from aufx.face.analysis import FaceAnalysis
@@ -96,6 +96,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     alpha *= in_width
     sealed = np.clip(inside - alpha, 0, 1)
     meets = np.zeros_like(sealed)  # where lips now meet over the photo's opening: their meeting line is drawn there
+    leak = np.zeros_like(sealed)  # the photo's opening where the warp brought it onto the target's lips
     # Lips closed over an open mouth: the band along their meeting line is lips, not the squeezed interior...
     shut, gap_before = lips_closing(src, tgt, face.pose.image_axes()[1])
     if shut > 0 and gap_before >= 2 * cfg.min_open_px:
@@ -112,6 +113,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # squeezed rows sample the photo sparsely: close the holes that left between the samples
         came = cv2.morphologyEx(came, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        came = np.clip(2 * cv2.GaussianBlur(came, (0, 0), cfg.leak_blur_ipd * ipd), 0, 1)
         leak = np.clip(came - alpha, 0, 1)
         if leak.max() >= cfg.min_alpha:
             inside = np.maximum(inside, leak)
@@ -131,7 +133,15 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap, cfg)
         out[i] = out[i] * (1 - a) + interior * a
     if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
-        fill = _fill_from_around(out, 1.0 - inside, fill_sigma)
+        # the soft edge of a sealed leak is dark photo, not lips: it does not colour the fill (away from an
+        # opening, whose own soft edge the fill meets)
+        k = 2 * int(np.ceil(feather)) + 1
+        clear = cv2.dilate(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) < cfg.min_alpha
+        known = 1.0 - np.maximum(inside, np.clip(cfg.fill_known_gain * leak, 0, 1) * clear)
+        # lips are filled from lips, skin (a leak past the corners) from skin
+        lips = poly_mask(known.shape, tgt[topo.loop("lips_outer")] - np.float32([x0, y0]))
+        fill = (_fill_from_around(out, known * lips, fill_sigma) * lips[..., None]
+                + _fill_from_around(out, known * (1 - lips), fill_sigma) * (1 - lips[..., None]))
         closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
         # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert);
         # only where they close over the photo's opening: the thin wedges a smile pulls between lips that were
