@@ -45,6 +45,10 @@ class FieldConfig:
     max_step_ratio: float = 4.0  # a Newton step is at most this many times the residual (no jumps across a fold)
     backtracks: int = 3  # halvings of a Newton step that would leave a larger residual
     tolerance: float = 0.01  # low-res px: a pixel whose residual is smaller takes no more steps
+    smooth_ipd: float = 0.05  # the field over the skin is blurred by this (sigma, IPD): interpolated linearly over
+    # the mesh, its stretch changes abruptly at every triangle edge, and a cheek it squeezes shows the edges as lines
+    exact_ipd: float = 0.04  # ...but not within this of the lips and eye openings (fading out over as much again),
+    # whose contours must land where the deformation puts them
 
 
 class WarpField:
@@ -102,6 +106,30 @@ class WarpField:
         lw, lh = self.low_size
         gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
         self._low_map = np.dstack([gx, gy])  # (lh, lw, 2) each low-res pixel's own position
+        self._exact = self._exact_share(face, ring)
+
+    def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """((lh, lw) float32 share of the exact (piecewise linear) field per low-res pixel, the rest blurred: 1 near
+        the lips and eye openings and outside the anchor ring (where motion is exactly zero); the blur sigma in
+        low-res px), or None where that is too small to matter."""
+        ipd_low = face.pose.scale * self.scale
+        sigma = self.cfg.smooth_ipd * ipd_low
+        if sigma < 0.3:
+            return None
+        lw, lh = self.low_size
+        topo = topology()
+        features = np.zeros((lh, lw), np.uint8)
+        for name in ("lips_outer", "eye_R", "eye_L"):
+            poly = np.round(self._to_low(face.landmarks[topo.loop(name), :2]) * 16).astype(np.int32)
+            cv2.fillPoly(features, [poly], 1, lineType=cv2.LINE_8, shift=4)
+        for name in ("brow_R", "brow_L"):  # brows move as one piece, their outline with them
+            pts = np.round(self._to_low(face.landmarks[list(topo.groups[name]), :2]) * 16).astype(np.int32)
+            cv2.fillPoly(features, [cv2.convexHull(pts)], 1, lineType=cv2.LINE_8, shift=4)
+        outside = np.ones((lh, lw), np.uint8)
+        cv2.fillPoly(outside, [np.round(self._to_low(ring) * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
+        dist = cv2.distanceTransform(1 - features, cv2.DIST_L2, 5) / max(ipd_low, 1e-6)
+        share = np.clip(2.0 - dist / self.cfg.exact_ipd, 0, 1).astype(np.float32)
+        return np.maximum(share, outside.astype(np.float32)), float(sigma)
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
         rx0, ry0 = self.roi[:2]
@@ -154,7 +182,11 @@ class WarpField:
         shut = self.closing(disp_px)
         if shut > 0:
             fwd += shut * (self.closing_weights @ d)
-        return fwd.reshape(lh, lw, 2).astype(np.float32)
+        fwd = fwd.reshape(lh, lw, 2).astype(np.float32)
+        if self._exact is not None:
+            share, sigma = self._exact
+            fwd += (cv2.GaussianBlur(fwd, (0, 0), sigma) - fwd) * (1 - share)[..., None]
+        return fwd
 
     def low_res(self, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
         """(lh, lw) float32: ``mask`` (h, w) float, over ``box`` (x0, y0, x1, y1 image px), resampled onto the
