@@ -167,14 +167,15 @@ def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: 
 
 def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, lip: np.ndarray,
            teeth_end: np.ndarray, direction: int, in_width: np.ndarray, ipd: float,
-           cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+           cfg: MouthConfig, skip_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The photo's own teeth continued past the resting lip line ``lip`` (h, w) frame v, upwards (``direction`` = -1:
     the upper row under a raised upper lip) or downwards (+1: the lower row over a lowered lower lip): what a lip moved
     off them shows is more of the same crowns, the rows on the teeth's side of the lip line (from ``crown_skip_px`` past
     it, never past the own teeth's end ``teeth_end`` (h, w)) mirrored about it, for ``crown_reveal_ipd``; a flat band of
     gum there read as drawn. Returns the crown as premultiplied RGBA (h, w, 4) float32 over the layers' box and the
-    frame v (h, w) where the gum starts beyond it."""
-    skip = cfg.crown_skip_px / ipd
+    frame v (h, w) where the gum starts beyond it. ``skip_px`` (default ``crown_skip_px``): 0 where ``lip`` already
+    lies past the lip's edge."""
+    skip = (cfg.crown_skip_px if skip_px is None else skip_px) / ipd
     # no more crown than the photo shows
     height = np.clip(direction * (lip - teeth_end) - skip, 0.0, cfg.crown_reveal_ipd)
     far = lip + direction * height
@@ -292,6 +293,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
+    lo_end = lo0  # where the jaw-carried part of the photo's open mouth ends (frame v), above the lower lip
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
     if (inside > 0.5).sum() >= 6:
         y = luminance(image[y0:y1, x0:x1])
@@ -311,7 +313,14 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         src_up = np.where((v < end)[..., None], src, smear)
         reach = 1.0 / ipd  # upwards the photo continues into its own upper lip: no seam there
         own_up = np.clip((v - up0 + reach) * ipd / 2, 0, 1) * in_width * (1 - fade)
-        own_lo = inside * np.clip((v - split) * ipd + 0.5, 0, 1)
+        # the lower lip's soft inner edge is lip, not mouth: the jaw-carried part ends above it, and a lower row
+        # continues from there (carried down with the jaw, that edge drew a lip-coloured line across the teeth)
+        lo_end = lo0 - max(cfg.own_erode_px, cfg.crown_skip_px, seam) / ipd
+        # ...and a band thinner than two seams is the shadow where upper teeth rest on the lower lip, not a mouth
+        # to carry (drawn over the lower row a jaw drop shows, it was a line across the teeth)
+        band = (lo_end - split) * ipd
+        own_lo = (inside * np.clip((v - split) * ipd + 0.5, 0, 1) * np.clip((lo_end - v) * ipd + 0.5, 0, 1)
+                  * np.clip(band / (2 * seam) - 1, 0, 1))
         if teeth_up:  # the own upper row ends at the split
             incisal = float(up_uv[len(up_uv) // 2, 1] + frac * (lo_uv[len(lo_uv) // 2, 1] - up_uv[len(up_uv) // 2, 1]))
         else:
@@ -338,7 +347,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         lower[..., :3] *= cfg.lower_teeth_shade
         bottom = low + k * (ex_inc(u / k) - contour_fn(ex.upper)(u / k))  # where its crowns end
     else:  # the photo's own lower teeth go on under the resting lower lip: a lowered lip shows more crown
-        lower, bottom = _crown(image, frame, u, v, lo0, split, 1, in_width, ipd, cfg)
+        lower, bottom = _crown(image, frame, u, v, lo_end, split, 1, in_width, ipd, cfg, skip_px=0.0)
     # gum beyond either row's crowns: a lip moved off the teeth (a raised upper lip; AU15, AU16, AU20 lowering the
     # lower lip of a parted mouth) shows them and then gum, not the dark of the mouth behind them
     gum_rgba = np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
