@@ -47,8 +47,8 @@ class FieldConfig:
     tolerance: float = 0.01  # low-res px: a pixel whose residual is smaller takes no more steps
     smooth_ipd: float = 0.05  # the field over the skin is blurred by this (sigma, IPD): interpolated linearly over
     # the mesh, its stretch changes abruptly at every triangle edge, and a cheek it squeezes shows the edges as lines
-    exact_ipd: float = 0.04  # ...but not within this of the lips or of an eye with its lid and brow (fading out over
-    # as much again), whose contours must land where the deformation puts them
+    exact_ipd: float = 0.04  # ...but not within this of the lips or below the lower lids (fading out over as much
+    # again): contours must land where the deformation puts them, and the upper face moves in pieces
 
 
 class WarpField:
@@ -110,8 +110,8 @@ class WarpField:
 
     def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple[np.ndarray, float] | None:
         """((lh, lw) float32 share of the exact (piecewise linear) field per low-res pixel, the rest blurred: 1 near
-        the lips, the eyes with their lids and brows, and outside the anchor ring (where motion is exactly zero); the
-        blur sigma in low-res px), or None where that is too small to matter."""
+        the lips, over the upper face and outside the anchor ring (where motion is exactly zero); the blur sigma in
+        low-res px), or None where that is too small to matter."""
         ipd_low = face.pose.scale * self.scale
         sigma = self.cfg.smooth_ipd * ipd_low
         if sigma < 0.3:
@@ -121,14 +121,14 @@ class WarpField:
         features = np.zeros((lh, lw), np.uint8)
         lips = np.round(self._to_low(face.landmarks[topo.loop("lips_outer"), :2]) * 16).astype(np.int32)
         cv2.fillPoly(features, [lips], 1, lineType=cv2.LINE_8, shift=4)
-        for side in ("R", "L"):  # eye, lid and brow as one: lids and brows move as pieces, their outlines with them
-            idx = list(topo.loop(f"eye_{side}")) + list(topo.groups[f"brow_{side}"])
-            pts = np.round(self._to_low(face.landmarks[idx, :2]) * 16).astype(np.int32)
-            cv2.fillPoly(features, [cv2.convexHull(pts)], 1, lineType=cv2.LINE_8, shift=4)
         outside = np.ones((lh, lw), np.uint8)
         cv2.fillPoly(outside, [np.round(self._to_low(ring) * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
         dist = cv2.distanceTransform(1 - features, cv2.DIST_L2, 5) / max(ipd_low, 1e-6)
-        share = np.clip(2.0 - dist / self.cfg.exact_ipd, 0, 1).astype(np.float32)
+        # the upper face (from the lower lids up) stays exact too: eyes, lids, brows and the skin between them move
+        # as pieces, and blurred there OpenFace read the brows and lids less (AU01, AU02, AU04, AU05)
+        lids = self._to_low(face.landmarks[list(topo.groups["eye_R_lower"]) + list(topo.groups["eye_L_lower"]), :2])
+        below = (self._low_map - lids.mean(0).astype(np.float32)) @ self._down.astype(np.float32) / ipd_low
+        share = np.clip(2.0 - np.minimum(dist, np.maximum(below, 0)) / self.cfg.exact_ipd, 0, 1).astype(np.float32)
         return np.maximum(share, outside.astype(np.float32)), float(sigma)
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
