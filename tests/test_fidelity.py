@@ -33,10 +33,26 @@ def test_au_metrics_on_known_readings():
     m = au_metrics(edits, FidelityConfig(aus=("AU12",)))["per_au"]["AU12"]
     assert m["slope_per_face"] == pytest.approx({"A": 1.0, "B": 0.5})
     assert m["slope"] == pytest.approx(0.75)
+    assert m["slope_median"] == pytest.approx(0.75)  # the median of two faces is their mean
     assert m["mae"] == pytest.approx(np.mean([0, 0, 0, 0.0, 0.15, 0.3]))
     # B moves one of the 16 other AUs by 0.16 normalised = 0.8 OpenFace units: mean over 16 = 0.05, over faces 0.025
     assert m["off_target_openface_units"] == pytest.approx(0.025)
     assert 0.8 < m["r"] < 1.0
+
+
+def test_one_wild_face_moves_the_mean_slope_not_the_median():
+    """Three faces read AU12 at half the dose; a fourth, whose fit flips between renders, reads it backwards: the
+    mean slope falls from 0.5 to 0.25, the summary of per-face medians stays 0.5."""
+    img = np.zeros((4, 4, 3), np.uint8)
+    edits = []
+    for face, gain in (("A", 0.5), ("B", 0.5), ("C", 0.5), ("D", -0.5)):
+        edits.append(Edit(face, "source", "", 0.0, img, reading=reading()))
+        edits += [Edit(face, "au", "AU12", t, img, reading=reading(AU12=0.5 + gain * (t - 0.5)))
+                  for t in (0.2, 0.5, 0.8)]
+    m = au_metrics(edits, FidelityConfig(aus=("AU12",)))
+    assert m["per_au"]["AU12"]["slope"] == pytest.approx(0.25)
+    assert m["slope_mean"] == pytest.approx(0.25)
+    assert m["slope_median_mean"] == pytest.approx(0.5)
 
 
 def test_a_poorly_fitted_openface_reading_counts_as_unread():

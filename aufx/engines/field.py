@@ -47,8 +47,8 @@ class FieldConfig:
     tolerance: float = 0.01  # low-res px: a pixel whose residual is smaller takes no more steps
     smooth_ipd: float = 0.05  # the field over the skin is blurred by this (sigma, IPD): interpolated linearly over
     # the mesh, its stretch changes abruptly at every triangle edge, and a cheek it squeezes shows the edges as lines
-    exact_ipd: float = 0.04  # ...but not within this of the lips or below the lower lids (fading out over as much
-    # again): contours must land where the deformation puts them, and the upper face moves in pieces
+    exact_ipd: float = 0.04  # ...but not within this of the lips, nor above this far below the lower lids (fading out
+    # over as much again): lip contours must land where the deformation puts them, the upper face moves in pieces
 
 
 class WarpField:
