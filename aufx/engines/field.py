@@ -2,7 +2,8 @@
 
 Per face (once): a region of interest, a ring of zero-motion anchors around the face, the mesh rasterised into a
 low-resolution triangle-index map with barycentric weights (a sparse matrix). Per edit: one sparse product gives the
-forward displacement field, a few Newton steps invert it (solve q + d(q) = p for q; each step only where the
+forward displacement field (blurred over the lower face's skin, whose stretch would otherwise jump at every triangle
+edge), a few Newton steps invert it (solve q + d(q) = p for q; each step only where the
 residual is still above a tolerance: on a smile 4 in 10 of the field's pixels take the first, 1 in 10 the second),
 and one remap moves the pixels.
 Motion is exactly zero outside the ring, so hair, clothes and background are untouched.
