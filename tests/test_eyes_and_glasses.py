@@ -69,6 +69,26 @@ def test_frames_found_on_real_glasses_and_not_on_a_bare_face(grace_editor, astro
     assert np.abs(out[y0:y1, x0:x1].astype(int) - grace_editor.image[y0:y1, x0:x1]).max(axis=2)[kept].mean() < 1.0
 
 
+@pytest.mark.parametrize("scale", [1.5, 2.0])
+def test_no_stripe_of_lens_is_held_with_the_frame(grace, scale):
+    """The frame is what is not skin-coloured along each rim; below Grace Hopper's right eye her lens shows lit skin
+    that is not skin-coloured either, and a ray's run from the rim went on into it: a stripe of lens joined the
+    frame and stayed put while AU06 + AU12 raised her cheek, a notch in her lower rim. Inwards a run is now no longer
+    than the rim is wide around it. Unmoved pixels in the band 0.08-0.3 IPD under that eye: 21 / 29 before (her
+    photo at 1.5x / 2x), 5 / 4 now."""
+    image = cv2.resize(grace, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    ed = Editor(image, name=f"grace_{scale}x_lens")
+    face = ed.face()
+    out = ed.edit(EditRequest(au_text="AU06:1.0,AU12:1.0").target(ed.measured()), measure_output=False).image
+    ipd = face.pose.scale
+    lower = face.landmarks[list(topology().groups["eye_R_lower"]), :2]
+    band = np.zeros(image.shape[:2], np.uint8)
+    poly = np.vstack([lower + [0, 0.08 * ipd], (lower + [0, 0.3 * ipd])[::-1]])
+    cv2.fillPoly(band, [np.round(poly).astype(np.int32)], 1)
+    unmoved = (np.abs(out.astype(int) - image.astype(int)).max(axis=2) == 0) & (band > 0)
+    assert band.sum() > 1000 and unmoved.sum() <= 10, unmoved.sum()
+
+
 def closed_lid_mask(shape: tuple[int, int], d, face: FaceAnalysis, eye: str) -> np.ndarray:
     """(h, w) bool: an edit's closed upper lid of ``eye``, from its ring down to twice the lash line's width above
     its new margin (the lid skin, not the lash line), shrunk by a pixel."""

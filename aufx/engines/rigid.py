@@ -34,6 +34,8 @@ class RigidConfig:
     #                        many times the skin's typical edge (median over the cheeks and forehead)
     bridge: float = 4.0  # ...and the nose bridge shows an edge this many times the skin's typical edge
     rim_width_ipd: float = 0.16  # thickest frame rim (IPD)
+    run_cap: float = 1.5  # ...and inwards (towards the lens) at most this many times (plus one sample) the run that
+    run_window: int = 5  # ...the rays this many angle steps either side reach (their 75th percentile)
     grow_ipd: float = 0.6  # dark pieces of frame connected to the found ones are added within this of an eye
     black: float = 0.35  # "dark as a frame": luma below this fraction of the skin's
     rim_percentile: float = 25.0  # a rim's completeness is this percentile of the edge strength along it
@@ -240,10 +242,17 @@ def _rim_body(not_skin: np.ndarray, centre: np.ndarray, radii: np.ndarray, ipd: 
     reach = max(2, int(np.ceil(cfg.rim_width_ipd * ipd * n_r / r_max)))
     rows = np.arange(len(radii))[:, None]
     body = np.zeros(polar.shape, bool)
+    k = cfg.run_window
     for step in (1, -1):
         for start in (0, step):  # the edge lies between two samples: the run starts on either side of it
             idx = np.clip(at[:, None] + start + step * np.arange(reach + 1)[None], 0, n_r - 1)
             run = np.cumprod(polar[rows, idx], axis=1).astype(bool)
+            if step < 0:  # inwards a run can go on into the lens (lit skin behind it is not skin-coloured either):
+                # no longer than the rim is wide around it
+                length = run.sum(1).astype(np.float32)
+                ring = np.lib.stride_tricks.sliding_window_view(np.pad(length, k, mode="wrap"), 2 * k + 1)
+                around = np.percentile(ring[:len(length)], 75, axis=1)
+                run &= np.arange(reach + 1)[None] < np.maximum(2, np.ceil(cfg.run_cap * around + 1))[:, None]
             body[np.broadcast_to(rows, idx.shape)[run], idx[run]] = True
     h, w = not_skin.shape  # back to the image: look every pixel up by its (angle, radius) cell
     gx, gy = np.meshgrid(np.arange(w) - centre[0], np.arange(h) - centre[1])
