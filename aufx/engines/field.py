@@ -119,12 +119,12 @@ class WarpField:
             return None
         lw, lh = self.low_size
         topo = topology()
-        features = np.zeros((lh, lw), np.uint8)
-        lips = np.round(self._to_low(face.landmarks[topo.loop("lips_outer"), :2]) * 16).astype(np.int32)
-        cv2.fillPoly(features, [lips], 1, lineType=cv2.LINE_8, shift=4)
+        lips = np.zeros((lh, lw), np.uint8)
+        outline = np.round(self._to_low(face.landmarks[topo.loop("lips_outer"), :2]) * 16).astype(np.int32)
+        cv2.fillPoly(lips, [outline], 1, lineType=cv2.LINE_8, shift=4)
         outside = np.ones((lh, lw), np.uint8)
         cv2.fillPoly(outside, [np.round(self._to_low(ring) * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
-        dist = cv2.distanceTransform(1 - features, cv2.DIST_L2, 5) / max(ipd_low, 1e-6)
+        dist = cv2.distanceTransform(1 - lips, cv2.DIST_L2, 5) / max(ipd_low, 1e-6)  # from the lips, IPD
         # the upper face (from the lower lids up) stays exact too: eyes, lids, brows and the skin between them move
         # as pieces, and blurred there OpenFace read the brows and lids less (AU01, AU02, AU04, AU05)
         lids = self._to_low(face.landmarks[list(topo.groups["eye_R_lower"]) + list(topo.groups["eye_L_lower"]), :2])

@@ -251,7 +251,7 @@ def _rim_body(not_skin: np.ndarray, centre: np.ndarray, radii: np.ndarray, ipd: 
                 # no longer than the rim is wide around it
                 length = run.sum(1).astype(np.float32)
                 ring = np.lib.stride_tricks.sliding_window_view(np.pad(length, k, mode="wrap"), 2 * k + 1)
-                around = np.percentile(ring[:len(length)], 75, axis=1)
+                around = np.percentile(ring, 75, axis=1)  # one window per ray: itself and k on either side
                 run &= np.arange(reach + 1)[None] < np.maximum(2, np.ceil(cfg.run_cap * around + 1))[:, None]
             body[np.broadcast_to(rows, idx.shape)[run], idx[run]] = True
     h, w = not_skin.shape  # back to the image: look every pixel up by its (angle, radius) cell
