@@ -27,9 +27,11 @@ from aufx.face.topology import topology
 
 def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
                 box: tuple[int, int, int, int], cfg: InteriorConfig,
-                photo: PhotometryConfig = PhotometryConfig()) -> np.ndarray:
+                photo: PhotometryConfig = PhotometryConfig(),
+                maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image pixels), with both eyes
-    drawn into their target lid openings; ``image`` (H, W, 3) uint8 is the photo the warp sampled."""
+    drawn into their target lid openings; ``image`` (H, W, 3) uint8 is the photo the warp sampled; ``maps`` the
+    warp's backward maps (each (h, w) float32, the image pixel each roi pixel came from)."""
     topo = topology()
     off = np.array(box[:2], float)
     src = face.landmarks[:, :2] - off
@@ -44,18 +46,29 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         shape = (y1 - y0, x1 - x0)
         corner = np.array([x0, y0], float)
         m_tgt = poly_mask(shape, tgt[loop] - corner)
-        if m_tgt.max() == 0:
-            roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
-            continue
         m_src = poly_mask(shape, src[loop] - corner)
         covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
+        leak = np.zeros(shape, np.float32)  # eyeball the warp brought outside the new opening: where lids meet, the
+        if maps is not None:  # field folds, and its inversion can take a pixel below the margin from the pupil
+            at = np.float32(box[0] + x0), np.float32(box[1] + y0)
+            came = cv2.remap(m_src, maps[0][y0:y1, x0:x1] - at[0], maps[1][y0:y1, x0:x1] - at[1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            leak = np.clip(came - np.maximum(m_tgt, m_src), 0, 1)
+        _, down = face.pose.image_axes()
+        static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
+        if m_tgt.max() == 0:  # shut: a lower lid that rose to meet the upper one covers its side of the eyeball
+            # (the warp's inversion leaves pieces of the pupil below the new lash line), then the upper lid closes
+            roi = roi.copy()
+            patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, leak, src, tgt, eye,
+                                      corner, down, cfg)
+            roi[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+            roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
+            continue
         opening = m_tgt.sum() > m_src.sum()
         band = _lash_band(face, cfg)
-        _, down = face.pose.image_axes()
         lower = list(topo.groups[f"{eye}_lower"])
         lowered = float(np.mean((tgt[lower] - src[lower]) @ down)) > cfg.lid_close_px  # the lower lid drops
         m_src = _photo_eyeball(m_src, src - corner, eye, opening, lowered, band, cfg)
-        static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
         rr, r = _iris_distance(src - corner, eye, shape)
@@ -84,8 +97,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
                 dist = np.minimum(dist, polyline_distance(shape, tgt[lower] - corner) / cfg.lower_lash_share)
             a = a * np.clip(dist / band - 0.5, 0, 1)[..., None]  # lash within half a band, eyeball past 1.5
         roi = roi.copy()
-        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, src, tgt, eye, corner, down,
-                                  cfg)
+        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, leak, src, tgt, eye, corner,
+                                  down, cfg)
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
@@ -160,24 +173,26 @@ def _sclera_colour(samples: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
     return grey + (rgb - grey) * min(1.0, cfg.sclera_tint * grey / max(tint, 1e-6))
 
 
-def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, src: np.ndarray, tgt: np.ndarray,
-                      eye: str, corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, leak: np.ndarray, src: np.ndarray,
+                      tgt: np.ndarray, eye: str, corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
     """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers (the lower
-    lid's side of ``covered`` (h, w), what the lids cover) painted as that lid: the photo's ``static`` box moved by
-    the lower margin's mean motion. The warp cannot draw it: the lid slides over the eyeball there, and its inversion
-    leaves jagged pieces of iris below the new margin."""
+    lid's side of ``covered`` (h, w), what the lids cover) and the eyeball the warp brought there (``leak`` (h, w))
+    painted as that lid: the photo's ``static`` box moved by the lower margin's mean motion. The warp cannot draw it:
+    the lid slides over the eyeball there, and its inversion leaves jagged pieces of iris below the new margin."""
     topo = topology()
     lower = list(topo.groups[f"{eye}_lower"])
     shift = np.mean(tgt[lower] - src[lower], axis=0)
-    if -float(shift @ down) < cfg.lid_close_px:
-        return patch
+    if -float(shift @ down) < cfg.lid_close_px:  # the lower lid stays: only what the warp brought there
+        if leak.max() < 0.05:
+            return patch
+        covered = np.zeros_like(covered)
     h, w = patch.shape[:2]
     frame = o, ex, ey, length = _frame(tgt[lower][0] - corner, tgt[lower][-1] - corner, down)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     pts = np.stack([gx, gy], -1)
     u = np.clip(((pts - o) @ ex) / length, 0, 1)
     below = ((pts - o) @ ey) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
-    lost = (covered * below)[..., None]
+    lost = (np.maximum(covered, leak) * below)[..., None]
     lid = cv2.warpAffine(static, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (w, h),
                          borderMode=cv2.BORDER_REPLICATE)
     return patch * (1 - lost) + lid * lost
