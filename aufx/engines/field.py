@@ -109,10 +109,11 @@ class WarpField:
         self._low_map = np.dstack([gx, gy])  # (lh, lw, 2) each low-res pixel's own position
         self._exact = self._exact_share(face, ring)
 
-    def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """((lh, lw) float32 share of the exact (piecewise linear) field per low-res pixel, the rest blurred: 1 near
-        the lips, over the upper face and outside the anchor ring (where motion is exactly zero); the blur sigma in
-        low-res px), or None where that is too small to matter."""
+    def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple | None:
+        """(the share of the blurred field per low-res pixel (bh, bw) float32 over the box (a pair of slices) where
+        it is not 0, the blur sigma in low-res px, that box and the box the blur reads for it), or None where the
+        blur is too small to matter. The field is exact (piecewise linear) near the lips, over the upper face and
+        outside the anchor ring (where motion is exactly zero)."""
         ipd_low = face.pose.scale * self.scale
         sigma = self.cfg.smooth_ipd * ipd_low
         if sigma < 0.3:
@@ -130,7 +131,14 @@ class WarpField:
         lids = self._to_low(face.landmarks[list(topo.groups["eye_R_lower"]) + list(topo.groups["eye_L_lower"]), :2])
         below = (self._low_map - lids.mean(0).astype(np.float32)) @ self._down.astype(np.float32) / ipd_low
         share = np.clip(2.0 - np.minimum(dist, np.maximum(below, 0)) / self.cfg.exact_ipd, 0, 1).astype(np.float32)
-        return np.maximum(share, outside.astype(np.float32)), float(sigma)
+        blurred = 1.0 - np.maximum(share, outside.astype(np.float32))
+        ys, xs = np.nonzero(blurred > 0)
+        if not len(ys):
+            return None
+        reach = int(np.ceil(4 * sigma)) + 2  # OpenCV's float kernel reaches 4 sigma
+        inner = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        outer = np.s_[max(0, ys.min() - reach):ys.max() + 1 + reach, max(0, xs.min() - reach):xs.max() + 1 + reach]
+        return blurred[inner], float(sigma), inner, outer
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
         rx0, ry0 = self.roi[:2]
@@ -184,9 +192,10 @@ class WarpField:
         if shut > 0:
             fwd += shut * (self.closing_weights @ d)
         fwd = fwd.reshape(lh, lw, 2).astype(np.float32)
-        if self._exact is not None:
-            share, sigma = self._exact
-            fwd += (cv2.GaussianBlur(fwd, (0, 0), sigma) - fwd) * (1 - share)[..., None]
+        if self._exact is not None:  # blurred only over the box where the field is not exact, read with the
+            share, sigma, inner, outer = self._exact  # blur's reach around it: the same pixels, less work
+            part = fwd[inner]
+            part += (cv2.GaussianBlur(fwd[outer], (0, 0), sigma)[_within(inner, outer)] - part) * share[..., None]
         return fwd
 
     def low_res(self, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
@@ -259,6 +268,11 @@ class WarpField:
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
         return tuple(cv2.scaleAdd(f, -1.0 / self.scale, g) for f, g in zip(cv2.split(full), self._grid))
+
+
+def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """The box ``inner`` (a pair of slices) relative to the box ``outer`` that holds it."""
+    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
 
 
 def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
