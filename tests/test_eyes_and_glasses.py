@@ -190,6 +190,31 @@ def test_a_closing_lid_does_not_carry_the_lashes_over_it(astronaut):
     assert np.percentile(lid, 5) > 0.65 * np.median(lid)
 
 
+def test_a_closed_lid_meets_the_skin_above_it_without_a_rim(astronaut):
+    """A shut lid is lifted towards the brow bone's lightness; lifted up to its top edge, where it continues the
+    photo's own skin under the lid ring, it drew a light rim round the lid (the astronaut at 2x: the lid's top
+    +2 to +4 luma above the skin just over the ring, then falling). Mean luminance across the lid from 0.1 of its
+    height above the ring down to 0.2 below it must fall, not rise (-7 now)."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    ed = Editor(big, cache=None)
+    target = EditRequest(au_text="AU45:1.0").target(ed.measured())
+    d = deform(ed.face(), target)
+    y = luminance(ed.edit(target, measure_output=False).image).astype(np.float32)
+    groups = topology().groups
+    s = np.linspace(0.0, 1.0, 20)
+    for eye in ("eye_R", "eye_L"):
+        ring, margin = (d.target_landmarks[list(groups[f"{eye}_{part}"])][2:-2] for part in ("lid_ring", "upper"))
+        ring, margin = (np.stack([np.interp(s, np.linspace(0, 1, len(c)), c[:, i]) for i in (0, 1)], 1)
+                        for c in (ring, margin))
+
+        def across(t: float) -> float:
+            pts = (ring + t * (margin - ring)).astype(np.float32)
+            return float(cv2.remap(y, pts[:, 0][None], pts[:, 1][None], cv2.INTER_LINEAR).mean())
+
+        above = across(-0.1)
+        assert max(across(t) for t in np.linspace(-0.05, 0.2, 6)) <= above, eye
+
+
 def test_a_squinting_lid_keeps_its_own_band(astronaut_editor):
     """Only a lid that closes turns its lashes down and shows skin where its band held them: a lid lowered a little
     (AU07 at 0.8 lowers it 0.07-0.18 of the eye's opening on the development faces) keeps its own band, crease

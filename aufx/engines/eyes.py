@@ -5,13 +5,15 @@ The eyeball does not move with expressions, so inside the target lid opening the
 own colours. The photo's lash lines are lid, not eyeball: a lid that opens carries its margin with the warp, and a
 margin that stays keeps its own pixels (replacing them, or blending synthesized sclera into the soft edge of the
 eye's mask, drew a pale outline round the eye). A lower lid that rises over the eyeball is the photo's lower lid
-moved up (the warp's inversion leaves jagged iris there). A closing upper lid is the person's own lid skin: the
+moved up (the warp's inversion leaves jagged iris there), and so is eyeball the warp brings below a new lower margin
+(where lids meet, the field folds). A closing upper lid is the person's own lid skin: the
 visible band between the skin ring above the lid and the lash line, stretched from that ring down to the new margin
 (along the lid, so nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by
 the IPD along the new margin. What in that band is not lid skin (lashes that curl up over the lid, the crease's
 shadow, eyeball where MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: a
-lid that closes is the smoothed colour of its clear skin with the sample's own texture, no lashes stretched into
-streaks; a lid lowered only a little (a squint) keeps its own band.
+lid that closes is the smoothed colour of its clear skin with the sample's own texture as far as the stretch keeps
+it, and isotropic skin texture at the skin's own contrast for the rest (stretched, the sample's texture is streaks);
+a lid lowered only a little (a squint) keeps its own band.
 """
 from __future__ import annotations
 
@@ -271,19 +273,19 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     c0, c1 = cfg.lid_clean_closure
     closing = float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0))
     filled = np.zeros(a.shape, np.float32)
+    stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)  # how far the sampled band is stretched
+    seam = np.clip(v / cfg.lid_seam, 0.0, 1.0)  # the lid's top is the photo's own skin under the ring: no seam
+    seam = seam * seam * (3.0 - 2.0 * seam)
     if closing > 0:
         bone = pm.skin_rgb
         if len(above) >= 8:
             bone_luma = luminance(above[None])[0]
             bone = np.median(above[bone_luma >= np.median(bone_luma)], axis=0).astype(np.float32)
-        cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm.noise, pm.texture, cfg)
-        # the lid's top is the photo's own skin under the ring, where the repainted lid meets it: no seam
-        t = np.clip(v / cfg.lid_seam, 0.0, 1.0) * closing
-        t = (t * t * (3.0 - 2.0 * t))[..., None]
+        cleaned, filled = _lid_skin_only(skin, a > 0.5, bone, ipd, pm, 1.0 / np.maximum(stretch, 1.0), cfg)
+        t = (seam * closing)[..., None]
         skin = skin * (1.0 - t) + cleaned * t
         filled = filled * t[..., 0]
     # stretching smooths the grain, and the filled pixels have none: add back what they lost, at the photo's level
-    stretch = (bottom - top) / np.maximum(s_bottom - gap - s_top, 0.5)
     lost = pm.noise * np.sqrt(np.clip(np.maximum(1.0 - 1.0 / np.maximum(stretch, 1.0) ** 2, filled ** 2), 0.0, 1.0))
     skin += (lost * grain(max(roi.shape[:2]), 11)[y0:y1, x0:x1])[..., None]
     skin *= (1.0 - cfg.lid_turn_under * v * v)[..., None]  # the lid turns under towards its margin
@@ -292,7 +294,9 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     if lid.any() and len(above):
         lid_luma = float(np.median(luminance(np.clip(skin[lid], 0, 255)[None].astype(np.uint8))))
         bone_luma = float(np.median(luminance(above[None])))
-        skin *= float(np.clip((bone_luma / max(lid_luma, 1.0)) ** cfg.lid_lift, 1.0, cfg.lid_lift_max))
+        lift = float(np.clip((bone_luma / max(lid_luma, 1.0)) ** cfg.lid_lift, 1.0, cfg.lid_lift_max))
+        skin *= (1.0 + (lift - 1.0) * seam)[..., None]  # from the photo's own skin at the top (a lifted top edge
+        # drew a bright outline round the lid)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
     patch = patch * (1 - a[..., None]) + skin * a[..., None]
 
@@ -307,7 +311,7 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     return out
 
 
-def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, noise: float, texture: float,
+def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, pm, kept: np.ndarray,
                    cfg: InteriorConfig) -> tuple[np.ndarray, np.ndarray]:
     """The sampled lid ``skin`` (h, w, 3) float32 with what is not lid skin inside ``lid`` (h, w) bool filled, and
     how much each pixel was filled (h, w) float32 0..1. The band between the lid ring and the photo's margin holds
@@ -316,7 +320,8 @@ def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: flo
     judged against the brow-bone skin ``bone`` (3,) RGB that the closed lid continues: its hue (CIELAB a*b* within
     ``lid_hue``) and about its lightness (``lid_luma_range``). The lid becomes the colour of its clear skin, smoothed
     (the brow bone's, a little darker, where little is clear), with the sample's own texture where it is skin, as
-    strong as the skin's texture (``texture``, Photometry's) or the photo's grain (``noise``, luma levels)."""
+    strong as the skin's texture or the photo's grain (``pm``, the photo's Photometry)."""
+    noise, texture = pm.noise, pm.texture
     none = np.zeros(lid.shape, np.float32)
     if lid.sum() < 8:
         return skin, none
@@ -341,9 +346,17 @@ def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: flo
     base = (cv2.GaussianBlur(skin * sure[..., None], (0, 0), sigma) + 0.05 * typical) / (weight + 0.05)
     # over the smooth lid colour, the sample's own fine texture where it is lid skin, no stronger than the skin's
     # texture (an aged lid keeps its wrinkles; a lash or a glint is a line, not texture)
-    fine = skin - cv2.GaussianBlur(skin, (0, 0), max(cfg.lid_texture_ipd * ipd, 1.0))
+    coarse = max(cfg.lid_texture_ipd * ipd, 1.0)
+    fine = skin - cv2.GaussianBlur(skin, (0, 0), coarse)
     limit = cfg.lid_texture_limit * np.maximum(noise, texture * base.mean(axis=2, keepdims=True))
-    out = base + np.clip(fine, -limit, limit) * keep[..., None]
+    # stretched down over the eye, the sample's texture turns into streaks along the stretch: only the share
+    # ``kept`` (h, w) (1 / stretch) is the sample's, the rest (and all of what is filled) is isotropic skin texture
+    # at the skin's own contrast (a filled lid without it was a smooth blob)
+    g = grain(max(lid.shape), 17)[:lid.shape[0], :lid.shape[1]]
+    iso = cv2.GaussianBlur(g, (0, 0), max(pm.blur_px, 0.5)) - cv2.GaussianBlur(g, (0, 0), coarse)
+    iso *= np.float32(texture) / max(float(iso.std()), 1e-6)
+    own = kept * keep
+    out = base + np.clip(fine, -limit, limit) * own[..., None] + base * (iso * np.sqrt(1.0 - own * own))[..., None]
     filled = (1.0 - keep) * lid
     return np.where(lid[..., None], out, skin), filled.astype(np.float32)
 
