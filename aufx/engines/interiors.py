@@ -48,9 +48,6 @@ class MouthConfig:
     # colour c x (c / white)^this, darker and redder as in shadow between lips (Grace Hopper's closed lips: about
     # 2); white = 255 in the face's light (less in an underexposed photo, whose lips are not darker tissue)
     own_teeth_share: float = 0.2  # open mouth this tooth-bright (lower row: half): own teeth, no exemplar row
-    own_teeth_min_px: int = 12  # the exemplar's teeth are as light as the photo's own where this many show...
-    own_open_light: float = 1.1  # ...else no brighter than this x the photo's open mouth's brightest (95th pct)
-    own_level_range: tuple[float, float] = (0.3, 1.5)  # bounds of that gain (per channel, exemplar teeth = 1)
     own_erode_px: float = 0.6  # the photo's own interior is used this far inside its lip contour (pixels)
     box_side_ipd: float = 0.35  # layer box around the resting mouth: sideways beyond the corners (IPD)...
     box_above_ipd: float = 0.45  # ...above its centre...

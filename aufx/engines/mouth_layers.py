@@ -5,8 +5,7 @@ are in the photo), the lower one rides on the mandible (lower teeth; render_mout
 the person's own interior where the photo shows one (an open mouth), else a photographic exemplar of teeth
 (aufx/assets/mouth_exemplar.png, cut from a public-domain photo by tools/build_mouth_exemplar.py) placed by the face's
 landmarks, scaled uniformly by the IPD (teeth are never stretched), matched to the level and colour of the face's
-light (its brightest pixels), as colourful as the photo, blurred to its sharpness; where the photo's mouth is open,
-as light as its own teeth, or no brighter than what its open mouth shows (teeth in the mouth's shade). Own teeth go on past the resting
+light (its brightest pixels), as colourful as the photo, blurred to its sharpness. Own teeth go on past the resting
 lips (a lip moved off them shows more of their crowns, then gum); the exemplar's lower row follows the upper row's
 arc, with gum under its crowns. Layers are premultiplied RGBA, float32, over a box around the mouth.
 """
@@ -100,7 +99,6 @@ class Exemplar:
     upper: np.ndarray  # (11, 2) inner upper lip contour, frame coordinates (the top of the visible teeth)
     lower: np.ndarray  # (11, 2) inner lower lip contour (the upper incisal edges rest on it)
     meta: dict
-    teeth_rgb: np.ndarray  # (3,) float32 its teeth's colour: the median of the brighter half of its interior
 
 
 @lru_cache(maxsize=1)
@@ -109,12 +107,8 @@ def exemplar() -> Exemplar:
     meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
     bgra = cv2.imread(str(EXEMPLAR.with_suffix(".png")), cv2.IMREAD_UNCHANGED)
     frame = MouthFrame(np.asarray(meta["centre_px"], float), np.asarray(meta["axes"], float).T, float(meta["ipd_px"]))
-    rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
-    inner = rgba[rgba[..., 3] > 230, :3].astype(np.float32)
-    luma = inner @ np.float32([0.299, 0.587, 0.114])
-    teeth = np.median(inner[luma >= np.median(luma)], axis=0).astype(np.float32)
-    return Exemplar(rgba, frame, frame.to_uv(np.asarray(meta["inner_upper_px"])),
-                    frame.to_uv(np.asarray(meta["inner_lower_px"])), meta, teeth)
+    return Exemplar(cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA), frame, frame.to_uv(np.asarray(meta["inner_upper_px"])),
+                    frame.to_uv(np.asarray(meta["inner_lower_px"])), meta)
 
 
 @dataclass(frozen=True)
@@ -255,29 +249,6 @@ def _luma(rgb: np.ndarray) -> float:
     return float(np.dot(rgb, [0.299, 0.587, 0.114]))
 
 
-def _own_teeth_gain(rgb: np.ndarray, y: np.ndarray, sel: np.ndarray, tooth: np.ndarray, ex_teeth: np.ndarray,
-                    gain: np.ndarray, chroma: float, cfg: MouthConfig) -> tuple[np.ndarray, float]:
-    """The colour gain (3,) and colourfulness with which the exemplar's teeth (``ex_teeth`` (3,) RGB) sit with what
-    the photo's own open mouth shows (``rgb`` (h, w, 3), ``y`` its luma, ``sel`` (h, w) bool the open mouth,
-    ``tooth`` its tooth-bright pixels), from those of the face's light (``gain``, ``chroma``): as light as its own
-    teeth where enough show (the median of their whiter half; their colour is not taken: a bright tongue can be
-    among them); else no brighter than its brightest pixels, and of their colour (teeth in the mouth's shade).
-    Matched to the face's light alone, synthesized teeth were up to twice as bright as dim own teeth beside them,
-    drawing a white stripe, or darker than brightly lit ones."""
-    placed = ex_teeth * gain
-    placed = placed.mean() + chroma * (placed - placed.mean())
-    if int(tooth.sum()) >= cfg.own_teeth_min_px:
-        white = rgb.mean(axis=-1) - np.ptp(rgb, axis=-1).astype(np.float32)
-        lit = tooth & (white >= np.median(white[tooth]))
-        level = float(np.median(y[lit])) / max(_luma(placed), 1.0)
-        return gain * float(np.clip(level, *cfg.own_level_range)), chroma
-    lit = sel & (y >= np.percentile(y[sel], 95))
-    if _luma(placed) <= cfg.own_open_light * float(np.median(y[lit])):
-        return gain, chroma
-    ref = np.median(rgb[lit].astype(np.float32), axis=0)
-    return np.clip(ref / np.maximum(ex_teeth, 1.0), *cfg.own_level_range).astype(np.float32), 1.0
-
-
 def _seam_px(contrast: float, photo, cfg: MouthConfig) -> float:
     """Width (pixels) of a seam between two layers whose luma differs by ``contrast`` (8-bit units): the photo's
     own edge blur, widened where the contrast across it would make it steeper than the face's steepest edges (a
@@ -314,28 +285,22 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     gain = (exposure / ex_exposure * np.clip(cast ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
     chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / cfg.full_colour)
 
-    # The photo's own open mouth, if its lips are apart: its tooth-bright pixels, and how bright teeth are in it
-    inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
-    sel = inside > 0.5
-    is_open = int(sel.sum()) >= 6
-    lip_y = _luma(lip)
-    if is_open:
-        y = luminance(image[y0:y1, x0:x1])
-        thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        tooth = sel & (y > max(thr, lip_y))
-        gain, chroma = _own_teeth_gain(image[y0:y1, x0:x1], y, sel, tooth, ex.teeth_rgb, gain, chroma, cfg)
-        gain = gain.astype(np.float32)
-
     dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
     dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
 
     # The photo's own interior, if its lips are apart: split into skull-fixed (upper) and jaw-carried (lower) parts.
     src = src_up = image[y0:y1, x0:x1].astype(np.float32)
+    inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
     lo_end = lo0  # where the jaw-carried part of the photo's open mouth ends (frame v), above the lower lip
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
-    if is_open:
+    if (inside > 0.5).sum() >= 6:
+        y = luminance(image[y0:y1, x0:x1])
+        sel = inside > 0.5
+        thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        lip_y = _luma(lip)
+        tooth = sel & (y > max(thr, lip_y))
         frac, teeth_up, teeth_lo = _split_own(sel, tooth, cfg)
         split = up0 + frac * (lo0 - up0)
         tooth_y = float(np.median(y[tooth])) if tooth.any() else lip_y
@@ -394,7 +359,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
-    opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if is_open else None
+    opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if (inside > 0.5).sum() >= 6 else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, own_lo, opening, dark,
                        (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
                        _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure)
