@@ -356,12 +356,14 @@ def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
         assert after[covered].mean() > 0.7 * before[skin > 0].mean(), eye
 
 
-@pytest.mark.parametrize("text", ["AU45:0.8", "AU45:1.0"])
-def test_a_shut_eye_leaves_no_pupil_below_its_lash_line(astronaut_editor, text):
+@pytest.mark.parametrize("text,least", [("AU45:0.8", 0.3), ("AU45:1.0", 0.3), ("AU43:0.5", 0.5)])
+def test_a_closing_eye_leaves_no_pupil_below_its_lower_lid(astronaut_editor, text, least):
     """Where the lids meet, the warp's field folds, and its inversion took a few pixels just below the astronaut's
     new left lash line from her pupil: a black speck under the closed eye (darkest pixel 1-4 px below the new lower
     margin 0.13-0.15 of the band's median). The eyeball the warp brings outside the new opening is painted as the
-    photo's lower lid, as a raised lower lid is (0.36-0.37 now; the lower lashes are the darkest there)."""
+    photo's lower lid, as a raised lower lid is (0.36-0.37 now; the lower lashes are the darkest there). A half-shut
+    eye (AU43 at 0.5) raises the middle of the lower lid alone: its mean motion was too small to paint the lid, and
+    the pupil showed below the slit (0.37; the lid now moves as its margin does at each place: 0.63)."""
     ed = astronaut_editor
     face = ed.face()
     target = EditRequest(au_text=text).target(ed.measured())
@@ -373,7 +375,7 @@ def test_a_shut_eye_leaves_no_pupil_below_its_lash_line(astronaut_editor, text):
         for k in np.arange(1.0, 4.01, 0.5):
             cv2.polylines(band, [np.round((lower + [0, k]) * 16).astype(np.int32)], False, 1, 1, cv2.LINE_8, shift=4)
         v = y[band > 0]
-        assert v.min() > 0.3 * np.median(v), (eye, v.min() / np.median(v))
+        assert v.min() > least * np.median(v), (eye, v.min() / np.median(v))
 
 
 def test_skin_under_real_frames_stays_while_the_brows_rise(grace_editor):

@@ -179,12 +179,13 @@ def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray
                       tgt: np.ndarray, eye: str, corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
     """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers (the lower
     lid's side of ``covered`` (h, w), what the lids cover) and the eyeball the warp brought there (``leak`` (h, w))
-    painted as that lid: the photo's ``static`` box moved by the lower margin's mean motion. The warp cannot draw it:
-    the lid slides over the eyeball there, and its inversion leaves jagged pieces of iris below the new margin."""
+    painted as that lid: the photo's ``static`` box moved as the lower margin moves at each place along it (a mean
+    motion left the pupil below the middle of a margin that rose only there). The warp cannot draw it: the lid
+    slides over the eyeball there, and its inversion leaves jagged pieces of iris below the new margin."""
     topo = topology()
     lower = list(topo.groups[f"{eye}_lower"])
-    shift = np.mean(tgt[lower] - src[lower], axis=0)
-    if -float(shift @ down) < cfg.lid_close_px:  # the lower lid stays: only what the warp brought there
+    move = tgt[lower] - src[lower]  # (k, 2)
+    if float(np.max(-(move[1:-1] @ down))) < cfg.lid_close_px:  # the lower lid stays: only what the warp brought
         if leak.max() < 0.05:
             return patch
         covered = np.zeros_like(covered)
@@ -195,8 +196,10 @@ def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray
     u = np.clip(((pts - o) @ ex) / length, 0, 1)
     below = ((pts - o) @ ey) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
     lost = (np.maximum(covered, leak) * below)[..., None]
-    lid = cv2.warpAffine(static, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (w, h),
-                         borderMode=cv2.BORDER_REPLICATE)
+    at = (tgt[lower] - corner - o) @ ex / length
+    order = np.argsort(at)
+    mx, my = (np.interp(u, at[order], move[order, i]).astype(np.float32) for i in (0, 1))
+    lid = cv2.remap(static, gx - mx, gy - my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return patch * (1 - lost) + lid * lost
 
 
