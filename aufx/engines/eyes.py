@@ -6,14 +6,14 @@ own colours. The photo's lash lines are lid, not eyeball: a lid that opens carri
 margin that stays keeps its own pixels (replacing them, or blending synthesized sclera into the soft edge of the
 eye's mask, drew a pale outline round the eye). A lower lid that rises over the eyeball is the photo's lower lid
 moved up (the warp's inversion leaves jagged iris there), and so is eyeball the warp brings below a new lower margin
-(where lids meet, the field folds). A closing upper lid is the person's own lid skin: the
-visible band between the skin ring above the lid and the lash line, stretched from that ring down to the new margin
-(along the lid, so nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by
-the IPD along the new margin. What in that band is not lid skin (lashes that curl up over the lid, the crease's
-shadow, eyeball where MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: a
-lid that closes is the smoothed colour of its clear skin with the sample's own texture as far as the stretch keeps
-it, and isotropic skin texture at the skin's own contrast for the rest (stretched, the sample's texture is streaks);
-a lid lowered only a little (a squint) keeps its own band.
+(where lids meet, the field folds). A closing upper lid is the person's own lid skin: the visible band between the
+skin ring above the lid and the lash line, stretched from that ring down to the new margin (along the lid, so
+nothing of the eyeball is smeared into it), with the photo's grain, and a dark lash line sized by the IPD along the
+new margin. What in that band is not lid skin (lashes that curl up over the lid, the crease's shadow, eyeball where
+MediaPipe's margin lies on it) is told from it by the brow-bone skin's hue and lightness: a lid that closes is the
+smoothed colour of its clear skin with the sample's own texture as far as the stretch keeps it, and isotropic skin
+texture at the skin's own contrast for the rest (stretched, the sample's texture is streaks); a lid lowered only a
+little (a squint) keeps its own band.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from aufx.model.deform import Deformation
 from aufx.engines.interiors import InteriorConfig, bbox, median_colour, poly_mask, polyline_distance
-from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
+from aufx.engines.photometry import Photometry, PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -176,7 +176,8 @@ def _sclera_colour(samples: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
 
 
 def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, leak: np.ndarray, src: np.ndarray,
-                      tgt: np.ndarray, eye: str, corner: np.ndarray, down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+                      tgt: np.ndarray, eye: str, corner: np.ndarray, down: np.ndarray,
+                      cfg: InteriorConfig) -> np.ndarray:
     """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers (the lower
     lid's side of ``covered`` (h, w), what the lids cover) and the eyeball the warp brought there (``leak`` (h, w))
     painted as that lid: the photo's ``static`` box moved as the lower margin moves at each place along it (a mean
@@ -314,8 +315,8 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     return out
 
 
-def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, pm, kept: np.ndarray,
-                   cfg: InteriorConfig) -> tuple[np.ndarray, np.ndarray]:
+def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, pm: Photometry,
+                   kept: np.ndarray, cfg: InteriorConfig) -> tuple[np.ndarray, np.ndarray]:
     """The sampled lid ``skin`` (h, w, 3) float32 with what is not lid skin inside ``lid`` (h, w) bool filled, and
     how much each pixel was filled (h, w) float32 0..1. The band between the lid ring and the photo's margin holds
     more than lid skin: lashes that curl up over the lid, the crease's shadow and, where MediaPipe's margin lies on

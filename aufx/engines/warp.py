@@ -97,7 +97,8 @@ class WarpEngine:
         roi = cv2.remap(sampled, mx, my, RESAMPLING[cfg.resample], borderMode=cv2.BORDER_REPLICATE)
         mx += ox
         my += oy
-        roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))  # lids: skin, not frames
+        # lids from skin, not frames
+        roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
         roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
