@@ -55,6 +55,24 @@ def test_one_wild_face_moves_the_mean_slope_not_the_median():
     assert m["slope_median_mean"] == pytest.approx(0.5)
 
 
+def test_a_face_the_reader_misses_now_and_then_is_left_out_of_the_fully_read_slope():
+    """OpenFace finds no face in some edits of of_sample4, and its other readings of her flip between renders that
+    look alike: engine versions are compared on the faces read in every image. Two faces read AU12 at half the dose;
+    a third, unread at one level, reads it backwards: its slope enters the mean (0.1), not the fully-read one (0.5)."""
+    img = np.zeros((4, 4, 3), np.uint8)
+    edits = []
+    for face, gain in (("A", 0.5), ("B", 0.5), ("C", -0.7)):
+        edits.append(Edit(face, "source", "", 0.0, img, reading=reading()))
+        edits += [Edit(face, "au", "AU12", t, img, reading=reading(AU12=0.5 + gain * (t - 0.5)))
+                  for t in (0.2, 0.5, 0.8)]
+    edits.append(Edit("C", "preset", "happy", 1.0, img, reading=None))  # no face found in this one
+    m = au_metrics(edits, FidelityConfig(aus=("AU12",)))
+    assert m["slope_mean"] == pytest.approx(0.1)
+    assert m["faces_fully_read"] == ["A", "B"]
+    assert m["per_au"]["AU12"]["slope_fully_read"] == pytest.approx(0.5)
+    assert m["slope_fully_read_mean"] == pytest.approx(0.5)
+
+
 def test_a_poorly_fitted_openface_reading_counts_as_unread():
     """OpenFace's fit of the tongue-out child under some edits drops to confidence 0.58 and every AU reads 0: such a
     reading is left out (as AUFX leaves it out of OpenFace data everywhere, threshold 0.8), a confident one is kept."""
