@@ -82,9 +82,8 @@ def face_crop(image: np.ndarray, box, size: int, margin: float, fill: int | None
     scale = size / (2 * half)
     m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]], np.float32)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    if fill is None:
-        return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 3)
+    border = (cv2.BORDER_REPLICATE, None) if fill is None else (cv2.BORDER_CONSTANT, (fill,) * 3)
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border[0], borderValue=border[1])
 
 
 def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
@@ -356,9 +355,7 @@ padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
 <h1>AUFX fidelity: what an outside reader sees</h1>
 <p>AU reader: <b>{esc(result['reader'])}</b>. Faces: {au['faces_read']} from {esc(str(cfg.faces))}.
 AUFX {esc(result['aufx_version'])}, {esc(result['date'])}.</p>
-<p>Slope ≥ 0.6 for {au['aus_with_slope_ge_0.6']} of {len(au['per_au'])} AUs; mean slope {au['slope_mean']}
-(of the per-face medians {au['slope_median_mean']}; over the {len(au['faces_fully_read'])} faces read in every image
-{au['slope_fully_read_mean']});
+<p>Slope ≥ 0.6 for {au['aus_with_slope_ge_0.6']} of {len(au['per_au'])} AUs; {esc(mean_slopes(au))};
 r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openface_units']} OpenFace units.</p>
 <table><tr><th>AU</th><th>slope</th><th>r</th><th>MAE</th><th>off-target (0..5)</th></tr>{rows}</table>
 <p>Images the reader could not read (no face found, or an OpenFace fit below confidence {cfg.min_confidence:g}), left
@@ -392,16 +389,20 @@ def run(cfg: FidelityConfig, progress=print) -> dict:
     return result
 
 
+def mean_slopes(au: dict) -> str:
+    """The three means of the dose slopes in ``au`` (au_metrics' result), as the report and the console say them."""
+    return (f"mean slope {au['slope_mean']} (of the per-face medians {au['slope_median_mean']}; over the "
+            f"{len(au['faces_fully_read'])} faces read in every image {au['slope_fully_read_mean']})")
+
+
 def print_summary(result: dict, cfg: FidelityConfig) -> None:
     au = result["au"]
     print(f"\nAU reader: {result['reader']}")
     print(f"{'AU':6}{'slope':>8}{'r':>8}{'MAE':>8}{'off(0-5)':>10}")
     for k, v in au["per_au"].items():
         print(f"{k:6}{v['slope']!s:>8}{v['r']!s:>8}{v['mae']!s:>8}{v['off_target_openface_units']!s:>10}")
-    print(f"slope >= 0.6: {au['aus_with_slope_ge_0.6']}/{len(au['per_au'])}   mean slope {au['slope_mean']} "
-          f"(of the per-face medians {au['slope_median_mean']}; over the {len(au['faces_fully_read'])} faces read "
-          f"in every image {au['slope_fully_read_mean']})   r {au['r']}   MAE {au['mae']}   "
-          f"off-target {au['off_target_openface_units']}")
+    print(f"slope >= 0.6: {au['aus_with_slope_ge_0.6']}/{len(au['per_au'])}   {mean_slopes(au)}   r {au['r']}   "
+          f"MAE {au['mae']}   off-target {au['off_target_openface_units']}")
     emo = result.get("emotion")
     if emo:
         top = max(cfg.preset_intensities)

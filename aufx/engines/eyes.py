@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, bbox, median_colour, poly_mask, polyline_distance
+from aufx.engines.interiors import InteriorConfig, bbox, carried, median_colour, poly_mask, polyline_distance
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -52,9 +52,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
         leak = np.zeros(shape, np.float32)  # eyeball the warp brought outside the new opening: where lids meet, the
         if maps is not None:  # field folds, and its inversion can take a pixel below the margin from the pupil
-            at = np.float32(box[0] + x0), np.float32(box[1] + y0)
-            came = cv2.remap(m_src, maps[0][y0:y1, x0:x1] - at[0], maps[1][y0:y1, x0:x1] - at[1], cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            came = carried(m_src, (maps[0][y0:y1, x0:x1], maps[1][y0:y1, x0:x1]), (box[0] + x0, box[1] + y0))
             leak = np.clip(came - np.maximum(m_tgt, m_src), 0, 1)
         _, down = face.pose.image_axes()
         static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
@@ -186,17 +184,16 @@ def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray
     topo = topology()
     lower = list(topo.groups[f"{eye}_lower"])
     move = tgt[lower] - src[lower]  # (k, 2)
-    if float(np.max(-(move[1:-1] @ down))) < cfg.lid_close_px:  # the lower lid stays: only what the warp brought
-        if leak.max() < 0.05:
-            return patch
-        covered = np.zeros_like(covered)
+    rises = float(np.max(-(move[1:-1] @ down))) >= cfg.lid_close_px  # else only what the warp brought is lid
+    if not rises and leak.max() < 0.05:
+        return patch
     h, w = patch.shape[:2]
     frame = o, ex, ey, length = _frame(tgt[lower][0] - corner, tgt[lower][-1] - corner, down)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     pts = np.stack([gx, gy], -1)
     u = np.clip(((pts - o) @ ex) / length, 0, 1)
     below = ((pts - o) @ ey) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
-    lost = (np.maximum(covered, leak) * below)[..., None]
+    lost = ((np.maximum(covered, leak) if rises else leak) * below)[..., None]
     at = (tgt[lower] - corner - o) @ ex / length
     order = np.argsort(at)
     mx, my = (np.interp(u, at[order], move[order, i]).astype(np.float32) for i in (0, 1))

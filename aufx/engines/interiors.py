@@ -152,6 +152,14 @@ def polyline_distance(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     return np.sqrt(best)
 
 
+def carried(mask: np.ndarray, maps: tuple[np.ndarray, np.ndarray], at: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32: how much of each pixel the warp took from ``mask`` (mh, mw) float32, a mask of the photo whose
+    first pixel is image pixel ``at`` (x, y); ``maps`` (each (h, w) float32) are the warp's backward maps over the
+    pixels asked about (the image pixel each came from). 0 for what it took from outside the mask's box."""
+    return cv2.remap(mask, maps[0] - np.float32(at[0]), maps[1] - np.float32(at[1]), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     """(h, w) float32 anti-aliased coverage in [0, 1] of ``poly`` (k, 2) pixels over an array of ``shape`` (h, w)."""
     m = np.zeros(shape, np.uint8)

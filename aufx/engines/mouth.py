@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import InteriorConfig, MouthConfig, poly_mask
+from aufx.engines.interiors import InteriorConfig, MouthConfig, carried, poly_mask
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.engines.photometry import PhotometryConfig
 from aufx.face.analysis import FaceAnalysis
@@ -109,8 +109,7 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     if maps is not None and lay.opening is not None:  # ...and so is the rest of it, wherever the warp brought it
         # (corners pulled down past the squeezed teeth): the photo's opening where the target has lips
         wsl = np.s_[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]]
-        came = cv2.remap(lay.opening, maps[0][wsl] - np.float32(lx0), maps[1][wsl] - np.float32(ly0),
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        came = carried(lay.opening, (maps[0][wsl], maps[1][wsl]), (lx0, ly0))
         # squeezed rows sample the photo sparsely: close the holes that left between the samples
         came = cv2.morphologyEx(came, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
         came = np.clip(2 * cv2.GaussianBlur(came, (0, 0), cfg.leak_blur_ipd * ipd), 0, 1)
