@@ -33,6 +33,7 @@ class Basis:
     closing: dict[str, str]  # channel -> aperture it closes ("eye_R"), for the lid-closure rule
     ties: dict[str, str]  # channel -> channel with the same geometry (blink AU45 = eyes-closed AU43)
     evidence: dict[str, np.ndarray]  # channel -> the vertices the estimator may read it from (default: all)
+    apart: np.ndarray  # (n_channels, 478, 3) motion added only as far as the lips are apart (deform scales it)
 
     def index(self, channel: str) -> int:
         """Row of ``channel`` in ``fields`` and in every (n_channels,) vector."""
@@ -159,21 +160,23 @@ def basis() -> Basis:
     spec = yaml.safe_load((ASSETS / "au_handles.yaml").read_text())
     graph = _graph(topo)
     mirror = mirror_map(topo.canonical)
-    fields, closing, ties, evidence = {}, {}, {}, {}
+    fields, apart, closing, ties, evidence = {}, {}, {}, {}, {}
     for au in catalogue():
         s = spec[au.code]
         f = _field(s, topo, graph)
+        a = _field(s["apart"], topo, graph) if "apart" in s else np.zeros_like(f)
         n = au.code[2:]
         if au.bilateral:
             if s.get("side") != "R":
                 raise ValueError(f"au_handles.yaml: bilateral {au.code} must be written for side R")
-            fields[f"R{n}"] = f
-            fields[f"L{n}"] = f[mirror] * np.array([-1.0, 1.0, 1.0])
+            flip = np.array([-1.0, 1.0, 1.0])
+            fields[f"R{n}"], fields[f"L{n}"] = f, f[mirror] * flip
+            apart[f"R{n}"], apart[f"L{n}"] = a, a[mirror] * flip
             if "close" in s:
                 closing[f"R{n}"] = "eye_R"
                 closing[f"L{n}"] = "eye_L"
         else:
-            fields[au.code] = f
+            fields[au.code], apart[au.code] = f, a
         if "evidence" in s:
             idx = np.array(sorted({i for ref in s["evidence"] for i in _resolve(ref, topo)}))
             for ch in au.channels():
@@ -182,7 +185,7 @@ def basis() -> Basis:
             for ch, other in zip(au.channels(), spec_channels(s["same_as"])):
                 ties[ch] = other
     chs = channels()
-    return Basis(chs, np.stack([fields[c] for c in chs]), closing, ties, evidence)
+    return Basis(chs, np.stack([fields[c] for c in chs]), closing, ties, evidence, np.stack([apart[c] for c in chs]))
 
 
 def spec_channels(code: str) -> tuple[str, ...]:

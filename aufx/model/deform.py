@@ -31,6 +31,8 @@ class DeformConfig:
     unfold_rounds: int = 30  # at most this many smoothing rounds to open folded triangles...
     unfold_patience: int = 4  # ...stopping after this many without fewer folds (slivers that will not open)
     squeeze_floor: float = 0.05  # what smoothing leaves folded is squeezed to at least this share of its rest area
+    lips_apart_ipd: float = 0.05  # lips this far apart (IPD, the widest place, photo or request) take the fields
+    # that move only parted lips (``apart`` in au_handles.yaml) in full; closed lips none of them
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,14 @@ def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarr
     return float(1.0 - want / have)
 
 
+def _lips_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, full: float) -> float:
+    """0..1: how far the lips are apart, in the photo (``cur`` (478, 3)) or after the edit's motion (``new``): the
+    widest gap between the lip ``pairs`` (k, 2) upper/lower indices, as a share of ``full`` (IPD)."""
+    up, lo = np.asarray(pairs).T
+    gap = max(float(np.max(cur[lo, 1] - cur[up, 1])), float(np.max(new[lo, 1] - new[up, 1])))
+    return float(np.clip(gap / full, 0.0, 1.0))
+
+
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
                 upper_share: float) -> None:
     """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3),
@@ -131,6 +141,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     cur = face.canonical
     gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
     new = cur + b.displacement(delta * gain)
+    new += _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
