@@ -499,3 +499,61 @@ def test_raised_brows_rise_as_one_piece(astronaut_editor):
     rose = float(np.mean((after[LOWER_BROW + UPPER_BROW] - before[LOWER_BROW + UPPER_BROW]) @ up))
     assert rose > 0.5 * float(np.mean(np.concatenate([rise_up, rise_lo]))), rose
     assert abs(thick[1] - thick[0]) < 0.2 * thick[0], thick
+
+
+def _white_teeth_px(image: np.ndarray, face: FaceAnalysis) -> int:
+    """Tooth-white pixels (HSV value > 200, saturation < 45; the astronaut's skin is about 80) around the mouth."""
+    topo = topology()
+    pts = face.landmarks[list(topo.groups["lips_outer_upper"]) + list(topo.groups["lips_outer_lower"]), :2]
+    (x0, y0), (x1, y1) = pts.min(0).astype(int) - 3, pts.max(0).astype(int) + 3
+    hsv = cv2.cvtColor(image[y0:y1 + int(0.2 * face.pose.scale), x0:x1], cv2.COLOR_RGB2HSV)
+    return int(((hsv[..., 2] > 200) & (hsv[..., 1] < 45)).sum())
+
+
+def test_a_smile_taken_from_parted_lips_lowers_the_upper_lip_over_the_teeth(astronaut_editor):
+    """A smile lifts the upper lip where the lips are apart (AU12's ``apart`` field), so "surprise" on the
+    astronaut's open smile lowers her upper lip's middle over her teeth: 0.066 IPD in the target (0.006 when the
+    smile's corners alone were taken away), and the tooth-white pixels around the mouth fall to 0.42 of the photo's
+    (0.71 before)."""
+    face = astronaut_editor.face()
+    target = EditRequest(preset="surprise", intensity=1.0).target(astronaut_editor.measured())
+    d = deform(face, target)
+    down = axes(face)[1]
+    lowered = (d.target_landmarks[[0, 13]] - face.landmarks[[0, 13], :2]) @ down / face.pose.scale
+    assert lowered.min() > 0.04, lowered
+    out = astronaut_editor.edit(target, measure_output=False).image
+    before, after = _white_teeth_px(astronaut_editor.image, face), _white_teeth_px(out, face)
+    assert before > 50 and after < 0.55 * before, (before, after)
+
+
+def test_a_smile_on_closed_lips_keeps_them_closed(grace_editor):
+    """The smile's lift of the upper lip moves only lips that are apart: AU12 at 0.8 on Grace Hopper's closed mouth
+    leaves the lips together (widest gap under 0.01 IPD; 0.1 with the lift on closed lips), while with the lips
+    parted (AU25 at 0.5) it raises the upper lip's middle at least 0.03 IPD further than the parting alone."""
+    face, m = grace_editor.face(), grace_editor.measured()
+    pairs, down = topology().pairs["lip"], axes(face)[1]
+
+    def planned(text: str) -> np.ndarray:
+        return deform(face, EditRequest(au_text=text).target(m)).target_landmarks
+
+    smile = planned("AU12:0.8")
+    assert ((smile[pairs[:, 1]] - smile[pairs[:, 0]]) @ down).max() < 0.01 * face.pose.scale
+    parted, both = planned("AU25:0.5"), planned("AU25:0.5,AU12:0.8")
+    assert (parted[13] - both[13]) @ down > 0.03 * face.pose.scale
+
+
+def test_lips_that_close_keep_their_thickness(astronaut_editor, grace_editor):
+    """Lips apart in the photo that an edit closes meet as bodies: "neutral" and "anger" on the astronaut's open
+    smile keep her upper lip's thickness at its middle (0.078 IPD in the photo; 0.054 and -0.005 in the target when
+    only the inner lip lines were pushed apart, the lip squashed to nothing), while lips already together are still
+    pressed thinner ("anger" on Grace Hopper: 0.096 -> 0.060)."""
+    def thickness(editor, preset):
+        face = editor.face()
+        c = face.canonical if preset is None else deform(
+            face, EditRequest(preset=preset).target(editor.measured())).canonical_target
+        return c[13, 1] - c[0, 1]
+
+    rest = thickness(astronaut_editor, None)
+    for preset in ("neutral", "anger"):
+        assert thickness(astronaut_editor, preset) > 0.8 * rest, preset
+    assert thickness(grace_editor, "anger") < 0.75 * thickness(grace_editor, None)

@@ -112,10 +112,12 @@ def _lips_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, full: float
 
 
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
-                upper_share: float) -> None:
+                upper_share: float, bodies: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3),
     no index in two pairs) may shrink to zero (or to what the input already had), not below; ``new`` is corrected in
-    place, the upper side taking ``upper_share`` of the correction."""
+    place, the upper side taking ``upper_share`` of the correction. Where a pair was apart in ``cur``, the rest of
+    ``bodies`` (upper, lower vertex indices) moves with its side's correction at the same place across the face:
+    lips that close keep their thickness, lips already together are pressed thinner."""
     up, lo = np.asarray(pairs).T
     gap0 = cur[lo, 1] - cur[up, 1]  # along the face's down axis (canonical y)
     gap1 = new[lo, 1] - new[up, 1]
@@ -125,6 +127,13 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
     fix = np.minimum(np.maximum(gap1, floor), np.maximum(ceiling, floor)) - gap1
     new[up, 1] -= upper_share * fix
     new[lo, 1] += (1.0 - upper_share) * fix
+    if bodies is None:
+        return
+    order = np.argsort(cur[up, 0])
+    x, carried = cur[up, 0][order], (fix * (gap0 > 0))[order]
+    for body, sign, share in ((bodies[0], -1.0, upper_share), (bodies[1], 1.0, 1.0 - upper_share)):
+        rest = np.setdiff1d(body, pairs)
+        new[rest, 1] += sign * share * np.interp(cur[rest, 0], x, carried, left=0.0, right=0.0)
 
 
 def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
@@ -146,9 +155,10 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
     shut = _lip_closure(face, target, b, start)  # a request that opens the mouth less than it is closes the gap
+    lips = (np.asarray(topo.groups["lips_upper"]), np.asarray(topo.groups["lips_lower"]))
 
     def keep_apart() -> None:
-        _keep_apart(cur, new, topo.pairs["lip"], shut, cfg.lip_upper_share)
+        _keep_apart(cur, new, topo.pairs["lip"], shut, cfg.lip_upper_share, lips)
         for eye in ("eye_R", "eye_L"):
             _keep_apart(cur, new, topo.pairs[eye], closing.get(eye), cfg.lid_upper_share)
 
