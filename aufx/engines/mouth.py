@@ -129,7 +129,8 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         a = alpha[i][..., None]
         sub = np.s_[sl[0].start + rows[0]:sl[0].start + rows[-1] + 1, sl[1].start + cols[0]:sl[1].start + cols[-1] + 1]
         half_gap = gap[i] / (2 * ipd)
-        interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap, cfg)
+        interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap,
+                             v_up[i], cfg)
         out[i] = out[i] * (1 - a) + interior * a
     if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
         # the soft edge of a sealed leak is dark photo, not lips: it does not colour the fill (away from an
@@ -171,10 +172,10 @@ def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, levels
 
 
 def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u: np.ndarray, v: np.ndarray,
-              top: np.ndarray, bottom: np.ndarray, cfg: MouthConfig) -> np.ndarray:
+              top: np.ndarray, bottom: np.ndarray, lip: np.ndarray, cfg: MouthConfig) -> np.ndarray:
     """(h, w, 3) float32 colour (0-255) of the mouth's inside over the layers' slice ``sl``; ``span`` is the
     opening's u range, ``u``, ``v``, ``top``/``bottom`` (h, w) the pixels' frame coordinates and the open band's
-    lip lines (frame v per pixel, IPD units)."""
+    lip lines, ``lip`` (h, w) the target's upper inner lip (frame v per pixel, IPD units)."""
     f, ipd = lay.frame, lay.frame.ipd
     size = (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start)
     jaw_px = d.displacement_px[list(topology().groups["mandible"])].mean(0)
@@ -182,7 +183,9 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     offset = np.array([sl[1].start, sl[0].start], float)
     lower = _shift(lay.lower, jaw_px - offset, size)
     own_lower = _shift(lay.own_lower, jaw_px - offset, size)
-    upper = lay.upper[sl]
+    # a raised upper lip takes its edge and shadow along: the photo's own pixels there give way to the crown
+    raised = lay.lip_edge[sl] * np.clip((lay.lip_line[sl] - lip) * f.ipd / cfg.crown_skip_px, 0, 1)
+    upper = lay.upper[sl] + (lay.under_lip[sl] - lay.upper[sl]) * raised[..., None]
 
     half = max((span[1] - span[0]) / 2, 1e-6)
     x = np.abs(u - (span[0] + span[1]) / 2) / half
@@ -199,7 +202,7 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     behind = np.exp(-np.clip(v - lay.upper_edge[sl], 0, None) / cfg.incisal_shadow_ipd)
     colour = colour + (lay.cavity_rgb - colour) * (cfg.incisal_shadow * behind)[..., None]
     colour = upper[..., :3] + colour * (1 - upper[..., 3:])
-    own = lay.own[sl] + own_lower * (1 - upper[..., 3])
+    own = lay.own[sl] * (1 - raised) + own_lower * (1 - upper[..., 3])
 
     # Shadow: toward the corners, under the upper lip, above the lower lip; toward the cavity's dark, not black.
     ramp = np.clip((x - cfg.corner_start) / (1 - cfg.corner_start), 0, 1)
