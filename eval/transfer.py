@@ -8,7 +8,10 @@ expression as the reader reads it (each AU moved by the change the reader saw be
 the engine comes. Read with OpenFace 2.x when ``OPENFACE_BIN`` is set, else with AUFX's estimator (the report says
 which). It also prints the luminance change across the nasolabial crease (AU12's crease stroke in
 aufx/assets/au_appearance.yaml) of the real expression and of AUFX's edit, each against the geometry-only warp: that
-is how the smile's broad shadow was measured.
+is how the smile's broad shadow was measured. And it prints how far a few landmarks moved (lip middles and corners,
+chin, inner and outer brows; MediaPipe's mesh with the head pose removed, each relative to a landmark near it, IPD
+units) in the real expression and in AUFX's edit: whether the deformation model moves the face as the person did
+for the AU change the reader saw.
 
     python -m eval.transfer --neutral neutral.png --expression smile.png --out results/transfer
 """
@@ -58,6 +61,12 @@ class TransferConfig:
     crop_size: int = 400  # the reader sees a square crop of the expression's face box...
     crop_margin: float = 0.6  # ...grown by this share of its size per side
     profile_ipd: float = 0.25  # the crease profile reaches this far to each side (IPD)
+    # landmark -> the landmark its motion is measured from, nearby so that errors of the head pose cancel: the lower
+    # face from the nose base, the brows from the nose bridge between the eyes
+    motion_points: dict[str, tuple[int, int]] = field(default_factory=lambda: {
+        "upper lip middle": (13, 2), "lower lip middle": (14, 2), "right lip corner": (61, 2),
+        "left lip corner": (291, 2), "chin": (152, 2), "right inner brow": (107, 168), "left inner brow": (336, 168),
+        "right outer brow": (70, 168), "left outer brow": (300, 168)})
     openface_bin: str | None = None
 
 
@@ -170,8 +179,17 @@ def transfer(neutral: np.ndarray, expression: np.ndarray, cfg: TransferConfig = 
         _, ours = crease_profile(aufx_diff, aufx_face.landmarks[:, :2], aufx_face.pose.scale, ch, cfg.profile_ipd)
         profiles[ch] = {"offset_ipd": offsets.round(3).tolist(), "expression": real.round(1).tolist(),
                         "aufx": ours.round(1).tolist()}
+    motion = {who: landmark_motion(fn, face, cfg.motion_points)
+              for who, face in (("expression", fe), ("aufx", aufx_face))}
     return {"variants": variants, "box": fe.box, "profiles": profiles, "first_readings": first,
-            "aufx_target": target.per_au(OPENFACE_AUS, ndigits=3)}
+            "aufx_target": target.per_au(OPENFACE_AUS, ndigits=3), "landmark_motion": motion}
+
+
+def landmark_motion(rest: FaceAnalysis, moved: FaceAnalysis, points: dict[str, tuple[int, int]]) -> dict:
+    """name -> [dx, dy] (IPD, x to the image right, y down, head pose removed): how far each landmark of ``points``
+    (name -> (landmark, reference landmark)) moved from ``rest`` to ``moved`` relative to its reference."""
+    d = moved.canonical - rest.canonical
+    return {name: (d[i, :2] - d[ref, :2]).round(3).tolist() for name, (i, ref) in points.items()}
 
 
 def _sheet(variants: dict[str, np.ndarray], box, size: int = 240) -> np.ndarray:
@@ -194,7 +212,7 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     save_image(a.out / "transfer.png", _sheet(result["variants"], result["box"]))
     report = {"reader": reader.source, "readings": readings, "aufx_target": result["aufx_target"],
-              "crease_profiles_luma": result["profiles"]}
+              "crease_profiles_luma": result["profiles"], "landmark_motion_ipd": result["landmark_motion"]}
     (a.out / "transfer.json").write_text(json.dumps(report, indent=1))
     print(f"AU reader: {reader.source} (normalised 0..1; OpenFace AUxx_r / 5)")
     print(f"{'':24s}" + " ".join(au[2:].rjust(4) for au in OPENFACE_AUS))
@@ -205,6 +223,12 @@ def main(argv=None) -> int:
               f"{prof['offset_ipd'][-1]:+.2f} IPD:")
         print("  expression " + " ".join(f"{v:5.1f}" for v in prof["expression"]))
         print("  AUFX       " + " ".join(f"{v:5.1f}" for v in prof["aufx"]))
+    print("landmark motion from the neutral photo (IPD, x right, y down; lower face relative to the nose base, "
+          "brows to the nose bridge):")
+    print(f"{'':20s}{'expression':>16s}{'AUFX edit':>16s}")
+    for name in cfg.motion_points:
+        real, ours = (result["landmark_motion"][who][name] for who in ("expression", "aufx"))
+        print(f"  {name:18s}{real[0]:+8.3f}{real[1]:+8.3f}{ours[0]:+8.3f}{ours[1]:+8.3f}")
     print(f"written: {a.out / 'transfer.json'}, {a.out / 'transfer.png'}")
     return 0
 

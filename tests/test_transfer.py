@@ -32,7 +32,9 @@ def test_transfer_report_reads_every_variant(grace, tmp_path, capsys, monkeypatc
     """End to end on Grace Hopper and her smiling edit: the JSON holds a reading for the photo, the expression, the
     geometry-only warp, each region pasted back and AUFX's own edit, and AUFX's estimator (a mesh and appearance
     reader) reads most of the smile from the geometry alone (AU12 0.09 -> 0.40 on the edit, 0.33 on the warp). AUFX's
-    edit asks for AU12 0.40, the expression as the estimator read it, and reads 0.29."""
+    edit asks for AU12 0.40, the expression as the estimator read it, and reads 0.29. The landmark motion of both
+    smiles is reported: the lip corners rise (MediaPipe's brows behind her frames move 0.01-0.04 IPD with the smile,
+    re-detection noise that is not asserted on)."""
     from aufx.pipeline import Editor
     from aufx.io.images import save_image
 
@@ -54,4 +56,10 @@ def test_transfer_report_reads_every_variant(grace, tmp_path, capsys, monkeypatc
     assert report["aufx_target"]["AU12"] == round(r["expression"]["AU12"], 3)
     assert r["AUFX edit"]["AU12"] - r["neutral"]["AU12"] > 0.5 * rise, r
     assert (tmp_path / "out" / "transfer.png").stat().st_size > 10_000
-    assert "luma change across the R12 crease" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "luma change across the R12 crease" in out and "landmark motion from the neutral photo" in out
+    # both smiles lift the lip corners (y up is negative) by about as much as each other (AUFX's asks for the smile
+    # as its estimator read it): 0.11 and 0.06 IPD
+    motion = report["landmark_motion_ipd"]
+    for who in ("expression", "aufx"):
+        assert motion[who]["right lip corner"][1] < -0.03 and motion[who]["left lip corner"][1] < -0.03, motion
