@@ -42,5 +42,7 @@ def test_happy_preset_in_the_browser(app, browser, photo, tmp_path):
     assert len(srcs) == 2 and "after" in srcs[1]
     before, after = (_pixels(s) for s in srcs)
     assert before.shape == after.shape == (512, 512, 3)
-    assert np.abs(after - before).mean() > 0.2 and np.abs(after - before).max() > 40  # the face (3% of it) changed
+    # the mouth and cheeks changed: 0.5% of the image by more than 10 levels (the astronaut already smiles)
+    changed = np.abs(after - before).max(-1)
+    assert (changed > 10).mean() > 0.002 and changed.max() > 40
 
