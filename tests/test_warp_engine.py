@@ -557,3 +557,20 @@ def test_lips_that_close_keep_their_thickness(astronaut_editor, grace_editor):
     assert thickness(astronaut_editor, "neutral") > 0.85 * rest
     assert thickness(astronaut_editor, "anger") > 0.5 * rest
     assert thickness(grace_editor, "anger") < 0.75 * thickness(grace_editor, None)
+
+
+def test_a_smile_parts_the_lips_by_lifting_the_upper_lip(grace_editor):
+    """Lips part to a gap (DeformConfig.parting): in OpenFace's sample smile (default.wmv) they part because the
+    upper lip rises, the lower lip's middle drops 0.014 IPD. AU25 at 0.5 alone lowers Grace Hopper's lower lip's
+    middle 0.086 IPD; with AU12 at 0.8, whose lift of the upper lip already parts them, 0.009 (0.061 when both
+    motions added up and the mouth opened twice over), and the gap stays what AU25 asks (0.105 against 0.104)."""
+    face, m = grace_editor.face(), grace_editor.measured()
+    up, lo = topology().pairs["lip"][len(topology().pairs["lip"]) // 2]
+
+    def moved(text: str) -> tuple[float, float]:
+        c = deform(face, EditRequest(au_text=text).target(m)).canonical_target - face.canonical
+        return c[lo, 1], c[lo, 1] - c[up, 1]
+
+    (drop_alone, gap_alone), (drop_smile, gap_smile) = moved("AU25:0.5"), moved("AU25:0.5,AU12:0.8")
+    assert drop_alone > 0.06 and drop_smile < 0.3 * drop_alone, (drop_alone, drop_smile)
+    assert gap_smile > 0.9 * gap_alone, (gap_alone, gap_smile)

@@ -14,7 +14,7 @@ from aufx.model.gains import gain_vector
 from aufx.model.estimate import channel_vector, estimate_raw
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.mesh import hold_orientation, lagging_corners, unfold
-from aufx.face.topology import topology
+from aufx.face.topology import Topology, topology
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class DeformConfig:
     squeeze_floor: float = 0.05  # what smoothing leaves folded is squeezed to at least this share of its rest area
     lips_apart_ipd: float = 0.05  # lips this far apart (IPD, the widest place, photo or request) take the fields
     # that move only parted lips (``apart`` in au_handles.yaml) in full; closed lips none of them
+    parting: str = "AU25"  # parts the lips to a gap: what those fields lift the upper lip, its lower lip drops less
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,23 @@ def _lips_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, full: float
     return float(np.clip(gap / full, 0.0, 1.0))
 
 
+def _parting_shared(lift: np.ndarray, delta: np.ndarray, gain: np.ndarray, b: Basis, topo: Topology,
+                    channel: str) -> np.ndarray:
+    """(478, 3) the part of the lip-parting AU's motion that ``lift`` (478, 3) already makes: lips part to a gap, and
+    where a smile lifts the upper lip (in a real smile the lips part that way: the lower lip hardly drops), the lower
+    lip and the jaw drop that much less. Nothing when the edit does not add the parting AU."""
+    k = b.index(channel)
+    if delta[k] <= 0:
+        return np.zeros_like(lift)
+    up, lo = topo.pairs["lip"][len(topo.pairs["lip"]) // 2]  # the lips' middle
+    own = delta[k] * gain[k] * b.fields[k]
+    share = float(np.clip(-lift[up, 1] / max(own[lo, 1], 1e-9), 0.0, 1.0))
+    below = np.setdiff1d(np.arange(len(own)), topo.groups["lips_upper"])
+    out = np.zeros_like(own)
+    out[below] = share * own[below]
+    return out
+
+
 def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: float | None,
                 upper_share: float, bodies: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3),
@@ -150,7 +168,8 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     cur = face.canonical
     gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
     new = cur + b.displacement(delta * gain)
-    new += _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
+    lift = _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
+    new += lift - _parting_shared(lift, delta, gain, b, topo, cfg.parting)
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
