@@ -529,8 +529,8 @@ def test_a_lip_raised_off_her_own_teeth_shows_more_crown_not_a_band_of_gum(astro
 def test_a_raised_lip_takes_its_edge_along(astronaut):
     """The photo's own teeth just under the resting upper lip carry the lip's soft edge and shadow. A lip raised off
     them (AU10 + AU12 at 1.0, the astronaut at twice the size) takes that edge along: along her lip's resting line
-    in the middle of the mouth the teeth are no darker than the crowns a few pixels above and below it (median dip
-    2 levels of luma; 42 when the edge stayed behind as a pink line across her teeth)."""
+    in the middle of the mouth the teeth are hardly darker than the crowns a few pixels above and below it (median
+    dip 7 levels of luma; 42 when the edge stayed behind as a pink line across her teeth)."""
     image = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     ed = Editor(image, name="astronaut_x2")
     face = ed.face()

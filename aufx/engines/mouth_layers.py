@@ -121,9 +121,9 @@ class MouthLayers:
     upper: np.ndarray  # (h, w, 4) premultiplied RGBA, skull-fixed: upper teeth and gum
     lower: np.ndarray  # (h, w, 4) premultiplied RGBA at rest, moves with the jaw: lower teeth and gum
     own: np.ndarray  # (h, w) 1 where the upper layer is the photo's own pixels (kept as they are)
-    under_lip: np.ndarray  # (h, w, 4) the upper layer beneath the own pixels at the resting upper lip's edge...
-    lip_edge: np.ndarray  # (h, w) ...those own pixels (the lip's edge and its shadow on the teeth): a raised lip
-    lip_line: np.ndarray  # (h, w) frame v of the resting upper inner lip; takes its edge along (mouth.py)
+    under_lip: np.ndarray  # (h, w, 4) the upper layer with the crown going on over the resting upper lip's edge
+    lip_edge: np.ndarray  # (h, w) the own rows at that edge (the lip's soft edge and its shadow on the teeth)...
+    lip_line: np.ndarray  # (h, w) ...below the resting upper inner lip at this frame v: a raised lip takes them along
     own_lower: np.ndarray  # (h, w) the same for the lower layer
     opening: np.ndarray | None  # (h, w) float32 the photo's lip opening grown by opening_grow_px; None: closed
     cavity_rgb: np.ndarray  # (3,) the dark of the mouth, from the exemplar's, in the person's colours
@@ -299,7 +299,6 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     lo_end = lo0  # where the jaw-carried part of the photo's open mouth ends (frame v), above the lower lip
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
     seen = (inside > 0.5).sum() >= 6  # the photo's lips are apart: its mouth shows what is inside
-    seam = 1.0
     if seen:
         y = luminance(image[y0:y1, x0:x1])
         sel = inside > 0.5
@@ -366,13 +365,15 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         layer[:] = _over(own_rgba, layer)
     # the own rows at the lip's edge, and the crown as it goes on below that edge (its first clean row) to show
     # in their place when the lip rises off them
-    edge_px = max(cfg.crown_skip_px, seam)  # the lip's edge is as soft as the photo's edges
-    lip_edge = (np.clip((v - up0) * ipd + 1.5, 0, 1) * np.clip((up0 - v) * ipd + edge_px + 0.5, 0, 1)
-                * (own_up.max() > 0) * in_width).astype(np.float32)
-    clean = frame.to_xy(np.stack([u, np.maximum(v, up0 + edge_px / ipd)], -1)).astype(np.float32)
-    clean_rgb = cv2.remap(image, clean[..., 0], clean[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    under_lip = _over(np.concatenate([clean_rgb.astype(np.float32), np.ones_like(lip_edge)[..., None]], -1)
-                      * lip_edge[..., None], upper)
+    lip_edge, under_lip = np.zeros(v.shape, np.float32), upper
+    if own_up.max() > 0:
+        edge_px = max(cfg.crown_skip_px, seam)  # the lip's edge is as soft as the photo's edges
+        lip_edge = (np.clip((v - up0) * ipd + 1.5, 0, 1) * np.clip((up0 - v) * ipd + edge_px + 0.5, 0, 1)
+                    * in_width).astype(np.float32)
+        clean = frame.to_xy(np.stack([u, np.maximum(v, up0 + edge_px / ipd)], -1)).astype(np.float32)
+        clean_rgb = cv2.remap(image, clean[..., 0], clean[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        under_lip = _over(np.concatenate([clean_rgb.astype(np.float32), np.ones_like(lip_edge)[..., None]], -1)
+                          * lip_edge[..., None], upper)
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
