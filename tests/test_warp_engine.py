@@ -484,7 +484,8 @@ def test_raised_brows_rise_as_one_piece(astronaut_editor):
     """AU01+AU02 lift the whole brow: its lower edge rises with its upper edge, so the brow keeps its thickness and
     the lid skin below stretches instead. When only the upper contour was handled, the inner brow grew 0.12 IPD
     thicker and rendered as a blurred dark smear (and OpenFace then fitted its brow points to the lid crease).
-    Checked on the plan and on the output re-detected with MediaPipe."""
+    Checked on the plan and on the output re-detected with MediaPipe (its brow is about 3 px thick here, so the
+    re-detected thickness is held to 0.03 IPD, a quarter of that failure, not to a share of 3 px)."""
     face = astronaut_editor.face()
     up = -axes(face)[1]
     d = deform(face, AUVector.clipped({"AU01": 1.0, "AU02": 1.0}), np.zeros(len(basis().channels)))
@@ -498,7 +499,7 @@ def test_raised_brows_rise_as_one_piece(astronaut_editor):
     thick = [float(np.mean((p[LOWER_BROW] - p[UPPER_BROW]) @ -up)) for p in (before, after)]
     rose = float(np.mean((after[LOWER_BROW + UPPER_BROW] - before[LOWER_BROW + UPPER_BROW]) @ up))
     assert rose > 0.5 * float(np.mean(np.concatenate([rise_up, rise_lo]))), rose
-    assert abs(thick[1] - thick[0]) < 0.2 * thick[0], thick
+    assert abs(thick[1] - thick[0]) < 0.03 * face.pose.scale, thick
 
 
 def _white_teeth_px(image: np.ndarray, face: FaceAnalysis) -> int:
