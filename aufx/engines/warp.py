@@ -10,6 +10,7 @@ outside the face region.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
 
@@ -51,10 +52,11 @@ class WarpEngine:
 
     def __init__(self, config: WarpConfig = WarpConfig()):
         self.config = config
+        self._params = json.dumps(asdict(config))  # the config is frozen; asdict's deep copy cost 0.2 ms per edit
 
     def params(self) -> dict:
-        """The WarpConfig as a JSON-able dict (the result's ``engine_params``)."""
-        return asdict(self.config)
+        """The WarpConfig as a JSON-able dict (the result's ``engine_params``), a fresh one per call."""
+        return json.loads(self._params)
 
     def prepare(self, face: FaceAnalysis) -> WarpField:
         """Per-face precomputation (the warp field over the face's region of interest, px), cached on the analysis so

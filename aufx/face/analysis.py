@@ -48,8 +48,11 @@ class FaceAnalysis:
         return (x1 - x0) * (y1 - y0)
 
     def describe(self) -> dict:
-        """JSON-ready summary for metadata: box (px), inter-pupil distance ``ipd_px``, pose in degrees."""
-        return {"box": list(self.box), "ipd_px": round(self.pose.scale, 2), "pose_deg": self.pose.euler_degrees()}
+        """JSON-ready summary for metadata: box (px), inter-pupil distance ``ipd_px``, pose in degrees (a fresh dict
+        per call; the pose's angles are computed once)."""
+        if "pose_deg" not in self.cache:
+            self.cache["pose_deg"] = self.pose.euler_degrees()
+        return {"box": list(self.box), "ipd_px": round(self.pose.scale, 2), "pose_deg": dict(self.cache["pose_deg"])}
 
 
 def analyze_faces(rgb: np.ndarray, near: tuple[int, int, int, int] | None = None) -> list[FaceAnalysis]:

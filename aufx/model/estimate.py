@@ -140,9 +140,12 @@ def estimate_after(before: FaceAnalysis, after: FaceAnalysis, cfg: EstimatorConf
 
 
 def estimate_aus(face: FaceAnalysis, cfg: EstimatorConfig = EstimatorConfig()) -> AUVector:
-    """Measured AUs, clipped to the [0, 1] scale the sliders show."""
-    raw = estimate_raw(face, cfg)
-    return AUVector.clipped(dict(zip(basis().channels, raw)))
+    """Measured AUs, clipped to the [0, 1] scale the sliders show (cached on the analysis: every edit reports
+    them)."""
+    key = ("aus", cfg)
+    if key not in face.cache:
+        face.cache[key] = AUVector.clipped(dict(zip(basis().channels, estimate_raw(face, cfg))))
+    return face.cache[key]
 
 
 def estimate_calibrated(face: FaceAnalysis, calibration: Calibration) -> AUVector:
