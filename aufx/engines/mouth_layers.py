@@ -297,6 +297,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
     lo_end = lo0  # where the jaw-carried part of the photo's open mouth ends (frame v), above the lower lip
+    hidden = lo0  # where a lower row the photo does not show may begin (frame v): behind the lower lip...
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
     seen = (inside > 0.5).sum() >= 6  # the photo's lips are apart: its mouth shows what is inside
     if seen:
@@ -323,6 +324,11 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         # ...and a band thinner than two seams is the shadow where upper teeth rest on the lower lip, not a mouth
         # to carry (drawn over the lower row a jaw drop shows, it was a line across the teeth)
         band = (lo_end - split) * ipd
+        # ...unless the photo shows something lit in the lip's soft edge (its teeth resting on the lip, a lower
+        # row, a tongue): then the row may begin above that edge, and a jaw drop shows the row's edge
+        edge_band = (v > lo_end) & (v <= lo0) & in_width
+        if edge_band.any() and np.median(y[edge_band]) > 0.5 * (_luma(dark) + lip_y):
+            hidden = lo_end
         own_lo = (inside * np.clip((v - split) * ipd + 0.5, 0, 1) * np.clip((lo_end - v) * ipd + 0.5, 0, 1)
                   * np.clip(band / (2 * seam) - 1, 0, 1))
         if teeth_up:  # the own upper row ends at the split
@@ -344,11 +350,12 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         upper, top = _crown(image, frame, u, v, up0, end, -1, in_width, ipd, cfg)
         edge = split
     if not teeth_lo:  # its mirror image, smaller, as the lower row: its incisal edge follows the upper row's (a
-        # smile's arc), hidden the overbite behind it; where the photo's mouth shows dark above the lower lip
-        # instead of teeth, the lower row is behind that lip (a jaw drop shows its edge, not whole crowns)
+        # smile's arc), hidden the overbite behind it; where the photo's open mouth shows no lower teeth, the lower
+        # row is hidden where the photo hides it: an edit that moves the lips a little reveals none (placed at the
+        # top of the lip's soft edge, it drew a white line along a barely parted lower lip)
         low = edge - cfg.overbite_ipd
         if seen:
-            low = np.where(in_width, np.maximum(low, lo_end), low)
+            low = np.where(in_width, np.maximum(low, hidden), low)
         lower = _place(ex, np.stack([u / k, ex_inc(u / k) - (v - low) / k], -1), scale * k, photo.blur_px, gain,
                        chroma, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
