@@ -13,6 +13,9 @@ class MouthConfig:
     """Design constants of the mouth interior (mouth.py, mouth_layers.py); IPD = the face's inter-pupil distance."""
 
     min_open_px: float = 0.75  # lips parting less than this (pixels, beyond the photo's own gap) draw nothing
+    recompose_ipd: float = 0.02  # a photo's own open mouth is redrawn from its layers in proportion to how far its
+    # inner lips move, fully from this far (IPD): below it the warp carries the photo's interior, so a slider
+    # nudged from the photo does not swap its mouth for the layers' version of it at once
     upper_incisal_ipd: float = 0.05  # closed mouth: upper incisal edge this far below the resting lip line (IPD)
     overbite_ipd: float = 0.03  # at rest the lower incisal edge hides this far behind the upper teeth (IPD)
     lower_teeth_scale: float = 0.8  # lower row = the exemplar's upper row mirrored, uniformly this much smaller

@@ -65,7 +65,8 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     topo = topology()
     up_idx, lo_idx = list(topo.groups["lips_inner_upper"]), list(topo.groups["lips_inner_lower"])
     src, tgt = face.landmarks[:, :2], d.target_landmarks
-    if np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max() < config.min_move_px:
+    moved = float(np.abs(tgt[up_idx + lo_idx] - src[up_idx + lo_idx]).max())
+    if moved < config.min_move_px:
         return roi
     lay = layers(image, face, cfg, photo)
     f, ipd = lay.frame, lay.frame.ipd
@@ -127,6 +128,8 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     if len(rows):  # the interior, on the part of the work box where it shows
         i = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         a = alpha[i][..., None]
+        if lay.opening is not None:  # the photo's own mouth is redrawn as far as its lips moved (recompose_ipd);
+            a = a * min(1.0, moved / (cfg.recompose_ipd * ipd))  # the rest of it is the warped photo
         sub = np.s_[sl[0].start + rows[0]:sl[0].start + rows[-1] + 1, sl[1].start + cols[0]:sl[1].start + cols[-1] + 1]
         half_gap = gap[i] / (2 * ipd)
         interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap,
