@@ -573,15 +573,16 @@ def test_a_lower_lip_pulled_off_a_smiles_teeth_shows_lower_teeth_not_a_black_ban
     assert (y < 0.3 * teeth).mean() <= 0.2, (y < 0.3 * teeth).mean()
 
 
-def jaw_dropped(grace_editor: Editor) -> tuple[np.ndarray, Editor]:
+@pytest.fixture(scope="module")
+def jaw_dropped(grace_editor) -> tuple[np.ndarray, Editor]:
     """Grace Hopper with her jaw dropped by AUFX (AU26 0.6), as a photo of parted lips with the dark of the mouth
-    above the lower lip and no lower teeth, and an editor of it."""
+    above the lower lip and no lower teeth, and an editor of it (edits do not change the editor's image)."""
     photo = edit(grace_editor, target(grace_editor, "AU26:0.6"))
     return photo, Editor(photo, name="grace_jaw_dropped")
 
 
 @pytest.mark.parametrize("text", ["AU23:0.8", "R14:0.8,L14:0.8"])
-def test_a_small_edit_of_parted_lips_draws_no_lower_teeth_along_the_lip(grace_editor, text):
+def test_a_small_edit_of_parted_lips_draws_no_lower_teeth_along_the_lip(jaw_dropped, text):
     """A photo whose parted lips show the dark of the mouth above the lower lip and no lower teeth (Grace Hopper with
     her jaw dropped by AUFX, AU26 0.6, taken as the photo). An edit that moves the lips about 0.015 IPD (AU23, AU14
     at 0.8) re-draws the opening, and the lower row began at the top of the lip's soft edge: a grey-white line
@@ -589,7 +590,7 @@ def test_a_small_edit_of_parted_lips_draws_no_lower_teeth_along_the_lip(grace_ed
     percentile 103, then 136 / 136; OpenFace's sample still of_sample6 showed the same white line). The row now
     starts where the photo hides it, behind the lip (78 / 76 and 108 / 100), and an edit this small redraws the
     mouth only in part (the next test): 71 / 75 and 112 / 101."""
-    photo, ed = jaw_dropped(grace_editor)
+    photo, ed = jaw_dropped
     face = ed.face()
     tgt = target(ed, text)
     d = deform(face, tgt)
@@ -610,18 +611,15 @@ def test_a_small_edit_of_parted_lips_draws_no_lower_teeth_along_the_lip(grace_ed
                                                                        np.percentile(after, 90))
 
 
-def test_a_slider_nudged_from_the_photo_keeps_its_open_mouth(grace_editor):
+def test_a_slider_nudged_from_the_photo_keeps_its_open_mouth(jaw_dropped):
     """An edit redraws a photo's open mouth from its layers (its own teeth carried, the lower row, the cavity and
     tongue behind them), and the layers do not reproduce every photo: on Grace Hopper's dropped jaw taken as the
     photo, AU23 nudged up by 0.1 (her inner lips move 0.13 px) changed 65% of the opening's pixels by more than 10
     levels, as much as AU23 at 0.8 did (a slider's first step swapped the mouth). The redrawn mouth now replaces the
     warped photo in proportion to how far the inner lips move (fully from ``MouthConfig.recompose_ipd``): the nudge
     changes none of them, and the change grows with the slider."""
-    photo, ed = jaw_dropped(grace_editor)
-    face = ed.face()
-    loop = topology().loop("lips_inner")
-    opening = cv2.erode((poly_mask(photo.shape[:2], face.landmarks[loop, :2]) > 0.99).astype(np.uint8),
-                        np.ones((3, 3), np.uint8)) > 0
+    photo, ed = jaw_dropped
+    opening = inner_mask(photo.shape[:2], ed.face().landmarks[:, :2], 1)
     measured = ed.measured()
     changed = []
     for step in (0.1, 0.4, 0.8):
