@@ -69,6 +69,31 @@ def test_frames_found_on_real_glasses_and_not_on_a_bare_face(grace_editor, astro
     assert np.abs(out[y0:y1, x0:x1].astype(int) - grace_editor.image[y0:y1, x0:x1]).max(axis=2)[kept].mean() < 1.0
 
 
+def test_a_translucent_bridge_stays_straight_when_the_brows_rise(grace_editor):
+    """Grace Hopper's bridge is orange plastic on orange skin, not in the not-skin map: only a blob of it was kept,
+    and the rest bent up with the glabella into a V under "surprise". The bar between its two edges is now kept
+    whole. Its pixels (orange: blue under half the red, over the middle half between the inner eye corners, up to
+    0.15 IPD above their line; the ends curve down into the rims) changed by 8.9 levels on average before, 0.0 now."""
+    face, img = grace_editor.face(), grace_editor.image
+    ipd = face.pose.scale
+    inner = face.landmarks[list(topology().groups["eye_inner_corners"]), :2]
+    lo, hi = np.sort(inner[:, 0])
+    gy, gx = np.mgrid[:img.shape[0], :img.shape[1]]
+    rgb = img.astype(np.float32)
+    bar = ((np.abs(gx - (lo + hi) / 2) < 0.25 * (hi - lo)) & (gy < inner[:, 1].mean())
+           & (gy > inner[:, 1].mean() - 0.15 * ipd) & (rgb[..., 2] < 0.5 * rgb[..., 0]))
+    assert bar.sum() > 0.02 * ipd ** 2  # a bar about 0.1 IPD tall across the middle 0.3 IPD
+    target = EditRequest(preset="surprise").target(grace_editor.measured())
+    d = deform(face, target)
+
+    def change(cfg: RigidConfig) -> float:
+        out = WarpEngine(WarpConfig(rigid=cfg)).render(img, face, target, d)
+        return float(np.abs(out.astype(int) - img.astype(int)).max(axis=2)[bar].mean())
+
+    kept, bent = change(RigidConfig()), change(RigidConfig(bar_edge=np.inf))
+    assert kept < 1.0 and bent > 5.0, (kept, bent)  # the test can fail: without the bar the bridge bends
+
+
 @pytest.mark.parametrize("scale", [1.5, 2.0])
 def test_no_stripe_of_lens_is_held_with_the_frame(grace, scale):
     """The frame is what is not skin-coloured along each rim; below Grace Hopper's right eye her lens shows lit skin

@@ -5,7 +5,8 @@ eye, the rim is the closed path of strongest radial edges (dynamic programming o
 glasses when both paths are edges all the way round (a brow gives only the top of a ring) and something crosses
 the nose bridge between them (the bridge is tested first: it is cheap and most faces stop there). The frame is
 what is not skin-coloured or is black along each rim and across the bridge, grown through the black pixels it
-touches; the eyes and upper lids are never part of it. The warp then moves a copy of the photo with the frame
+touches, and the bridge bar between its upper and lower edges (a translucent bridge is skin-coloured); the eyes and
+upper lids are never part of it. The warp then moves a copy of the photo with the frame
 inpainted (re-grained), and every edit puts the photo's own frame pixels back on top: the frame stays where it
 was, the face moves behind it, and no piece of frame is dragged along with the brows.
 """
@@ -42,6 +43,8 @@ class RigidConfig:
     bridge_half_ipd: float = 0.12  # the nose-bridge profile is averaged over a strip this half-wide (IPD)...
     bridge_rays: int = 7  # ...sampled along this many parallel lines
     bridge_band_ipd: float = 0.15  # the frame's bridge is looked for along a band this wide between the rims (IPD)
+    bar_search_ipd: float = 0.15  # the bridge bar's edges are looked for this far above and below that band's axis
+    bar_edge: float = 2.0  # ...and the bar holds where both its edges are this many times the skin's typical edge
     edge_patch_radii_ipd: tuple[float, ...] = (0.12, 0.12, 0.14)  # half-sides of the 'edge_patches' samples (IPD)
     edge_blur_px: float = 0.8  # luminance is smoothed by this sigma (pixels) before edges are measured
     fill_blur_px: float = 0.7  # the grain given back to the inpainted skin is smoothed by this sigma (pixels)
@@ -212,6 +215,7 @@ def _detect(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig, photo: Phot
     cv2.line(band, tuple(np.round(a_r * 16).astype(int)), tuple(np.round(a_l * 16).astype(int)), 1,
              max(2, int(cfg.bridge_band_ipd * ipd)), cv2.LINE_8, shift=4)
     frame |= band.astype(bool) & (not_skin > 0.5)
+    frame |= _bridge_bar(y, a_r, a_l, ipd, typical, cfg)  # a translucent bridge is skin-coloured: found by its edges
     # a dark frame is one piece: grow what was found through the dark pixels it touches, within reach of the rims
     reach = np.zeros(y.shape, np.uint8)
     for centre, radii in rims:
@@ -299,6 +303,67 @@ def _bridge(y: np.ndarray, lm: np.ndarray, ipd: float, origin, cfg: RigidConfig)
                               (centre[:, 1]).astype(np.float32)[:, None], cv2.INTER_LINEAR)[:, 0]
                     for s in np.linspace(-1, 1, cfg.bridge_rays)], axis=0)
     return float(np.abs(np.diff(cv2.GaussianBlur(prof[:, None], (0, 0), cfg.edge_blur_px)[:, 0])).max())
+
+
+def _bridge_bar(y: np.ndarray, a: np.ndarray, b: np.ndarray, ipd: float, typical: float,
+                cfg: RigidConfig) -> np.ndarray:
+    """(h, w) bool: the bridge bar from rim point ``a`` (2,) to rim point ``b`` (2,) (pixels in the luma crop ``y``
+    (h, w)): the pixels between its two edges, an upper and a lower one of opposite sign no further apart than
+    ``bridge_band_ipd``, each a path across the strip between the rims, where both edges are at least ``bar_edge``
+    times the skin's ``typical`` edge. A translucent or skin-toned bridge is not in the not-skin map, and where it
+    was left out it bent up with the glabella under a brow raise."""
+    along = b - a
+    n_u = max(2, int(np.ceil(np.linalg.norm(along))) + 1)
+    down = np.array([-along[1], along[0]]) / (np.linalg.norm(along) + 1e-9)
+    if down[1] < 0:
+        down = -down
+    half = max(2, int(round(cfg.bar_search_ipd * ipd)))
+    t, v = np.meshgrid(np.linspace(0.0, 1.0, n_u), np.arange(-half, half + 1, dtype=np.float64))
+    px = (a[0] + t * along[0] + v * down[0]).astype(np.float32)
+    py = (a[1] + t * along[1] + v * down[1]).astype(np.float32)
+    strip = cv2.GaussianBlur(cv2.remap(y, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), (0, 0),
+                             cfg.edge_blur_px)
+    g = np.diff(strip, axis=0)  # (2 half, n_u): g[i] is the step from strip row i to row i + 1
+    tallest = max(1, int(round(cfg.bridge_band_ipd * ipd)))
+    best = None
+    for sign in (1.0, -1.0):  # a bar darker than the skin around it (the edge above falls, the one below rises)
+        top = _best_path(-sign * g)  # or lighter
+        rows = np.arange(g.shape[0])[:, None]
+        between = (rows > top[None]) & (rows <= top[None] + tallest)
+        bottom = _best_path(np.where(between, sign * g, -1e6))
+        cols = np.arange(g.shape[1])
+        strength = np.minimum(-sign * g[top, cols], sign * g[bottom, cols])
+        if best is None or strength.sum() > best[2].sum():
+            best = (top, bottom, strength)
+    top, bottom, strength = best
+    on = (strength >= cfg.bar_edge * typical) & (bottom > top)
+    cells = np.zeros(strip.shape, bool)
+    rows = np.arange(strip.shape[0])[:, None]
+    cells[(rows > top[None]) & (rows <= bottom[None]) & on[None]] = True
+    out = np.zeros(y.shape, np.uint8)
+    xi, yi = np.round(px[cells]).astype(int), np.round(py[cells]).astype(int)
+    keep = (xi >= 0) & (xi < y.shape[1]) & (yi >= 0) & (yi < y.shape[0])
+    out[yi[keep], xi[keep]] = 1
+    return cv2.morphologyEx(out, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _best_path(score: np.ndarray) -> np.ndarray:
+    """(n_cols,) int: the row per column of the path across ``score`` (n_rows, n_cols) with the largest sum, moving
+    at most one row between neighbouring columns (dynamic programming)."""
+    n_rows, n_cols = score.shape
+    acc = score[:, 0].astype(np.float64)
+    back = np.zeros((n_rows, n_cols), np.int64)
+    idx = np.arange(n_rows)
+    for u in range(1, n_cols):
+        prev = np.stack([np.r_[-np.inf, acc[:-1]], acc, np.r_[acc[1:], -np.inf]])  # from the row above, same, below
+        step = np.argmax(prev, axis=0)
+        back[:, u] = idx + step - 1
+        acc = prev[step, idx] + score[:, u]
+    path = np.zeros(n_cols, np.int64)
+    path[-1] = int(np.argmax(acc))
+    for u in range(n_cols - 1, 0, -1):
+        path[u - 1] = back[path[u], u]
+    return path
 
 
 def _typical_edge(image: np.ndarray, face: FaceAnalysis, cfg: RigidConfig) -> float:
