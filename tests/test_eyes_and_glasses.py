@@ -381,6 +381,26 @@ def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
         assert after[covered].mean() > 0.7 * before[skin > 0].mean(), eye
 
 
+def test_a_lower_lid_raised_far_is_lid_texture_not_stripes(astronaut_editor):
+    """The lid a raised lower margin covers the eyeball with is the photo moved up. It was read from the eye's box,
+    which ends a few pixels below the margin, so a lid raised further than that repeated the box's bottom row:
+    vertical stripes over the eye. Share of the covered pixels with no vertical step (under half a level) at AU07
+    1.0 with its lids raised far (geometry 4.5): 0.39 / 0.35 (right / left eye) before, 0.00 / 0.02 now."""
+    ed = astronaut_editor
+    face = ed.face()
+    with gains_overridden({"AU07": {**render_gains()["AU07"], "geometry": 4.5}}):
+        target = EditRequest(au_text="AU07:1.0").target(ed.measured())
+        d = deform(face, target)
+        out = luminance(ed.edit(target, measure_output=False).image)
+    step = np.abs(np.diff(out, axis=0))
+    for eye in ("eye_R", "eye_L"):
+        loop = topology().loop(eye)
+        was, now = poly_mask(out.shape, face.landmarks[loop, :2]), poly_mask(out.shape, d.target_landmarks[loop])
+        inside = (was - now > 0.5)[:-1] & (was - now > 0.5)[1:]
+        assert inside.sum() > 40, eye
+        assert (step[inside] < 0.5).mean() < 0.1, (eye, (step[inside] < 0.5).mean())
+
+
 @pytest.mark.parametrize("text,least", [("AU45:0.8", 0.3), ("AU45:1.0", 0.3), ("AU43:0.5", 0.5)])
 def test_a_closing_eye_leaves_no_pupil_below_its_lower_lid(astronaut_editor, text, least):
     """Where the lids meet, the warp's field folds, and its inversion took a few pixels just below the astronaut's

@@ -55,12 +55,13 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             came = carried(m_src, (maps[0][y0:y1, x0:x1], maps[1][y0:y1, x0:x1]), (box[0] + x0, box[1] + y0))
             leak = np.clip(came - np.maximum(m_tgt, m_src), 0, 1)
         _, down = face.pose.image_axes()
-        static = image[box[1] + y0:box[1] + y1, box[0] + x0:box[0] + x1].astype(np.float32)
+        at = (box[0] + x0, box[1] + y0)  # the eye box's top-left in the image
+        static = image[at[1]:box[1] + y1, at[0]:box[0] + x1].astype(np.float32)
         if m_tgt.max() == 0:  # shut: a lower lid that rose to meet the upper one covers its side of the eyeball
             # (the warp's inversion leaves pieces of the pupil below the new lash line), then the upper lid closes
             roi = roi.copy()
-            patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, leak, src, tgt, eye,
-                                      corner, down, cfg)
+            patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), image, at, covered, leak, src, tgt,
+                                      eye, corner, down, cfg)
             roi[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
             roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
             continue
@@ -97,8 +98,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
                 dist = np.minimum(dist, polyline_distance(shape, tgt[lower] - corner) / cfg.lower_lash_share)
             a = a * np.clip(dist / band - 0.5, 0, 1)[..., None]  # lash within half a band, eyeball past 1.5
         roi = roi.copy()
-        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), static, covered, leak, src, tgt, eye, corner,
-                                  down, cfg)
+        patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), image, at, covered, leak, src, tgt, eye,
+                                  corner, down, cfg)
         roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
@@ -173,14 +174,16 @@ def _sclera_colour(samples: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
     return grey + (rgb - grey) * min(1.0, cfg.sclera_tint * grey / max(tint, 1e-6))
 
 
-def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray, leak: np.ndarray, src: np.ndarray,
-                      tgt: np.ndarray, eye: str, corner: np.ndarray, down: np.ndarray,
-                      cfg: InteriorConfig) -> np.ndarray:
-    """``patch`` (h, w, 3) float32 (the warped eye box) with the eyeball a raised lower lid now covers (the lower
-    lid's side of ``covered`` (h, w), what the lids cover) and the eyeball the warp brought there (``leak`` (h, w))
-    painted as that lid: the photo's ``static`` box moved as the lower margin moves at each place along it (a mean
-    motion left the pupil below the middle of a margin that rose only there). The warp cannot draw it: the lid
-    slides over the eyeball there, and its inversion leaves jagged pieces of iris below the new margin."""
+def _raised_lower_lid(patch: np.ndarray, image: np.ndarray, origin: tuple[int, int], covered: np.ndarray,
+                      leak: np.ndarray, src: np.ndarray, tgt: np.ndarray, eye: str, corner: np.ndarray,
+                      down: np.ndarray, cfg: InteriorConfig) -> np.ndarray:
+    """``patch`` (h, w, 3) float32 (the warped eye box, top-left ``origin`` (x, y) in ``image`` (H, W, 3) uint8, the
+    photo) with the eyeball a raised lower lid now covers (the lower lid's side of ``covered`` (h, w), what the lids
+    cover) and the eyeball the warp brought there (``leak`` (h, w)) painted as that lid: the photo moved as the
+    lower margin moves at each place along it (a mean motion left the pupil below the middle of a margin that rose
+    only there). The warp cannot draw it: the lid slides over the eyeball there, and its inversion leaves jagged
+    pieces of iris below the new margin. The lid is read from the whole photo: a lid that rises further than the
+    eye box reaches below its margin was the box's bottom row repeated, vertical stripes over the eye (AU07 0.8)."""
     topo = topology()
     lower = list(topo.groups[f"{eye}_lower"])
     move = tgt[lower] - src[lower]  # (k, 2)
@@ -197,7 +200,8 @@ def _raised_lower_lid(patch: np.ndarray, static: np.ndarray, covered: np.ndarray
     at = (tgt[lower] - corner - o) @ ex / length
     order = np.argsort(at)
     mx, my = (np.interp(u, at[order], move[order, i]).astype(np.float32) for i in (0, 1))
-    lid = cv2.remap(static, gx - mx, gy - my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    lid = cv2.remap(image, (gx - mx + origin[0]).astype(np.float32), (gy - my + origin[1]).astype(np.float32),
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     return patch * (1 - lost) + lid * lost
 
 
