@@ -7,8 +7,9 @@ trial: the dose slope (reading vs target, normalised units, per face then averag
 |change| of the other 16 AUs, OpenFace units 0..5) and the identity cost (dlib descriptor distance source -> edit at
 the highest target, worst face) and the mesh folds of the AU alone (aufx.face.mesh.folded_triangles, worst face:
 none in the upper face, at most MAX_FOLDS at FOLD_CHECK_LEVEL except the lip-corner AUs, the rule of
-test_no_folded_triangles). The chosen gains bring the slope nearest the goal while the off-target change, the
-identity cost and the folds stay under their bounds, nearest the authored model when trials tie. One model for every
+test_no_folded_triangles) and the eyes' opening the AU alone leaves at 1.0 (a share of the photo's, median face).
+The chosen gains bring the slope nearest the goal while the off-target change, the identity cost, the folds and the
+eyes' opening stay within their bounds, nearest the authored model when trials tie. One model for every
 face: no per-face gains. ``--write`` stores the gains and all trials in aufx/assets/au_calibration.json (read by
 aufx/model/gains.py).
 """
@@ -34,6 +35,7 @@ from aufx.pipeline import Editor
 from aufx.evaluation.identity import compare, load_dlib
 from aufx.evaluation.pairing import IMAGE_EXTS
 from aufx.face.mesh import CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, folded_triangles
+from aufx.face.topology import topology
 from eval.fidelity import OPENFACE_AUS, OpenFaceReader, face_crop
 
 
@@ -51,6 +53,10 @@ class CalibrationConfig:
     # is not chosen. Below the 0.6 bar because presets stack several AUs (fear: seven) on top of each other.
     max_identity: float = 0.45
     identity: bool = True  # measure the identity cost (dlib); without it only the off-target bound applies
+    # An AU that is not lid closure (AU43, AU45) leaves the eyes at least this share of their opening at 1.0 (median
+    # face): AU07 narrows the eye to a squint, and a slit (FACS AU42) or a shut eye (AU43) is another AU. OpenFace
+    # read AU07 best at a gain that left 0.20 of it at 0.8: the eyes looked shut, not tightened.
+    min_eye_opening: float = 0.35
     gain_cost: float = 0.03  # per unit of gain away from 1: of two trials about as good, the one nearer the authored
     # model (aufx/assets/au_handles.yaml, aufx/assets/au_appearance.yaml) wins, so an AU the reader ignores keeps its
     # look
@@ -94,6 +100,8 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
     reads = reader.read(crops)
     src = {k[0]: r for k, r in zip(keys, reads) if k[1] is None}
     folds = {g: fold_counts(au, g, editors) for g in sorted({g for g, _ in grid})}
+    closes = any(ch in b.closing for ch in chans)  # lid closure shuts the eye by definition
+    opening = {g: None if closes else eye_opening_share(au, g, editors) for g in folds}
     allowed = None if au in CORNER_AUS else MAX_FOLDS  # lip-corner AUs: slivers on a closed mouth are forgiven
     trials = []
     for gi, (g, p) in enumerate(grid):
@@ -113,6 +121,8 @@ def trials_for_au(au: str, editors: list[Editor], cfg: CalibrationConfig, reader
             if ids:
                 trials[-1]["identity_max"] = round(float(np.max(ids)), 3)
             trials[-1].update({"folds": folds[g][0], "folds_upper": folds[g][1], "folds_allowed": allowed})
+            if opening[g] is not None:
+                trials[-1]["eye_opening"] = round(opening[g], 3)
     return trials
 
 
@@ -130,12 +140,31 @@ def fold_counts(au: str, geometry: float, editors: list[Editor]) -> tuple[int, i
     return worst[0], worst[1]
 
 
+def eye_opening_share(au: str, geometry: float, editors: list[Editor]) -> float:
+    """The eyes' opening ``au`` alone leaves at 1.0 from each measured face at this geometry gain, as a share of the
+    photo's (the widest gap between the lid margins, both eyes together), median over the faces."""
+    pairs = [np.asarray(topology().pairs[eye]) for eye in ("eye_R", "eye_L")]
+
+    def opening(points: np.ndarray) -> float:
+        return sum(float(np.max(points[p[:, 1], 1] - points[p[:, 0], 1])) for p in pairs)
+
+    shares = []
+    with gains_overridden({au: {**render_gains().get(au, {}), "geometry": geometry}}):
+        for ed in editors:
+            face = ed.face(0)
+            moved = deform(face, ed.measured(0).updated({au: 1.0})).canonical_target
+            shares.append(opening(moved) / max(opening(face.canonical), 1e-9))
+    return float(np.median(shares))
+
+
 def choose(trials: list[dict], cfg: CalibrationConfig) -> dict:
-    """The trial nearest the goal slope within the off-target, identity and fold bounds; where none keeps them, the
-    one that oversteps them least (an AU whose authored motion already changes the person is not pushed further)."""
+    """The trial nearest the goal slope within the off-target, identity, fold and eye-opening bounds; where none keeps
+    them, the one that oversteps them least (an AU whose authored motion already changes the person is not pushed
+    further)."""
     def excess(t: dict) -> float:
         return (max(0.0, t["off_target"] - cfg.max_off_target)
                 + max(0.0, t.get("identity_max", 0.0) - cfg.max_identity)
+                + max(0.0, cfg.min_eye_opening - t.get("eye_opening", 1.0))
                 + (max(0, t.get("folds", 0) - t["folds_allowed"]) if t.get("folds_allowed") is not None else 0)
                 + t.get("folds_upper", 0))
 
@@ -169,6 +198,7 @@ def calibrate(cfg: CalibrationConfig, progress=print) -> dict:
                                     "faces": [p.name for p in paths], "targets": list(cfg.targets), "start": cfg.start,
                                     "goal_slope": cfg.goal_slope, "max_off_target": cfg.max_off_target,
                                     "max_identity": cfg.max_identity if cfg.identity else None,
+                                    "min_eye_opening": cfg.min_eye_opening,
                                     "per_au": fit}}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from aufx.model.gains import CALIBRATION_FILE
 from aufx.face.mesh import MAX_FOLDS
-from eval.calibrate import CalibrationConfig, choose, fold_counts, write
+from eval.calibrate import CalibrationConfig, choose, eye_opening_share, fold_counts, write
 from eval.fidelity import AUFX_SOURCE, OPENFACE_AUS, Edit, FidelityConfig, au_metrics, face_crop, run, usable
 
 needs_openface = pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build "
@@ -194,6 +194,20 @@ def test_calibration_does_not_buy_slope_with_folds(grace_editor, astronaut_edito
     assert n > MAX_FOLDS and upper == 0
     corner = [{**t, "folds": n, "folds_upper": 0, "folds_allowed": None} for t in trials]
     assert choose(corner, cfg)["geometry"] == 5.0
+
+
+def test_calibration_does_not_buy_slope_by_shutting_the_eyes(grace_editor, astronaut_editor):
+    """AU07 tightens the lids to a squint; OpenFace read it best at a gain (4.5) that left the eyes shut (a fifth of
+    their opening at 1.0: a slit is AU42, closed AU43). The fit keeps at least ``min_eye_opening`` of the opening;
+    lid closure itself is not held to it."""
+    editors = [grace_editor, astronaut_editor]
+    cfg = CalibrationConfig(goal_slope=1.0, max_off_target=0.3, max_identity=0.45, gain_cost=0.03)
+    shut, squint = eye_opening_share("AU07", 4.5, editors), eye_opening_share("AU07", 2.0, editors)
+    assert shut < cfg.min_eye_opening <= squint, (shut, squint)
+    trials = [{"geometry": g, "appearance": 0.5, "slope": slope, "off_target": 0.1, "identity_max": 0.3,
+               "eye_opening": opening} for g, slope, opening in ((2.0, 0.25, squint), (4.5, 0.44, shut))]
+    assert choose(trials, cfg)["geometry"] == 2.0
+    assert choose([{k: v for k, v in t.items() if k != "eye_opening"} for t in trials], cfg)["geometry"] == 4.5
 
 
 def test_a_refit_keeps_what_it_does_not_measure(tmp_path):
