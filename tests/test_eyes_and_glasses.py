@@ -242,7 +242,7 @@ def test_a_closed_lid_meets_the_skin_above_it_without_a_rim(astronaut):
 
 def test_a_squinting_lid_keeps_its_own_band(astronaut_editor):
     """Only a lid that closes turns its lashes down and shows skin where its band held them: a lid lowered a little
-    (AU07 at 0.8 lowers it 0.07-0.18 of the eye's opening on the development faces) keeps its own band, crease
+    (AU07 at 0.8 lowers it 0.02-0.19 of the eye's opening on the development faces) keeps its own band, crease
     shadow and lashes, as a squint does (cleaned, AU07's squint lost the look OpenFace reads: slope 0.32 -> 0.23)."""
     ed = astronaut_editor
     face = ed.face()
