@@ -6,9 +6,9 @@ glasses when both paths are edges all the way round (a brow gives only the top o
 the nose bridge between them (the bridge is tested first: it is cheap and most faces stop there). The frame is
 what is not skin-coloured or is black along each rim and across the bridge, grown through the black pixels it
 touches, and the bridge bar between its upper and lower edges (a translucent bridge is skin-coloured); the eyes and
-upper lids are never part of it. The warp then moves a copy of the photo with the frame
-inpainted (re-grained), and every edit puts the photo's own frame pixels back on top: the frame stays where it
-was, the face moves behind it, and no piece of frame is dragged along with the brows.
+upper lids are never part of it. The warp then moves a copy of the photo with the frame inpainted (re-grained), and
+every edit puts the photo's own frame pixels back on top: the frame stays where it was, the face moves behind it,
+and no piece of frame is dragged along with the brows.
 """
 from __future__ import annotations
 
@@ -325,21 +325,18 @@ def _bridge_bar(y: np.ndarray, a: np.ndarray, b: np.ndarray, ipd: float, typical
                              cfg.edge_blur_px)
     g = np.diff(strip, axis=0)  # (2 half, n_u): g[i] is the step from strip row i to row i + 1
     tallest = max(1, int(round(cfg.bridge_band_ipd * ipd)))
+    steps, cols = np.arange(g.shape[0])[:, None], np.arange(g.shape[1])
     best = None
-    for sign in (1.0, -1.0):  # a bar darker than the skin around it (the edge above falls, the one below rises)
-        top = _best_path(-sign * g)  # or lighter
-        rows = np.arange(g.shape[0])[:, None]
-        between = (rows > top[None]) & (rows <= top[None] + tallest)
-        bottom = _best_path(np.where(between, sign * g, -1e6))
-        cols = np.arange(g.shape[1])
+    for sign in (1.0, -1.0):  # a bar darker than the skin around it (the edge above falls, the one below rises),
+        top = _best_path(-sign * g)  # then one lighter
+        bottom = _best_path(np.where((steps > top) & (steps <= top + tallest), sign * g, -1e6))
         strength = np.minimum(-sign * g[top, cols], sign * g[bottom, cols])
         if best is None or strength.sum() > best[2].sum():
             best = (top, bottom, strength)
     top, bottom, strength = best
     on = (strength >= cfg.bar_edge * typical) & (bottom > top)
-    cells = np.zeros(strip.shape, bool)
     rows = np.arange(strip.shape[0])[:, None]
-    cells[(rows > top[None]) & (rows <= bottom[None]) & on[None]] = True
+    cells = (rows > top) & (rows <= bottom) & on  # strip rows from below the upper edge to the lower edge
     out = np.zeros(y.shape, np.uint8)
     xi, yi = np.round(px[cells]).astype(int), np.round(py[cells]).astype(int)
     keep = (xi >= 0) & (xi < y.shape[1]) & (yi >= 0) & (yi < y.shape[0])
