@@ -56,7 +56,6 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             leak = np.clip(came - np.maximum(m_tgt, m_src), 0, 1)
         _, down = face.pose.image_axes()
         at = (box[0] + x0, box[1] + y0)  # the eye box's top-left in the image
-        static = image[at[1]:box[1] + y1, at[0]:box[0] + x1].astype(np.float32)
         if m_tgt.max() == 0:  # shut: a lower lid that rose to meet the upper one covers its side of the eyeball
             # (the warp's inversion leaves pieces of the pupil below the new lash line), then the upper lid closes
             roi = roi.copy()
@@ -65,6 +64,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             roi[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
             roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
             continue
+        static = image[at[1]:box[1] + y1, at[0]:box[0] + x1].astype(np.float32)
         opening = m_tgt.sum() > m_src.sum()
         band = _lash_band(face, cfg)
         lower = list(topo.groups[f"{eye}_lower"])

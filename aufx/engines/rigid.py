@@ -155,23 +155,7 @@ def _rim(y: np.ndarray, centre: np.ndarray, ipd: float, cfg: RigidConfig):
     r0 = int(np.ceil(cfg.rim_min_ipd / cfg.rim_max_ipd * edge.shape[1]))
     edge[:, :r0] = 0
     # dynamic programming twice round the circle (the second lap starts from the first: a closed path)
-    rows = np.vstack([edge, edge])
-    k = cfg.rim_slope
-    score = rows[0].copy()
-    back = np.zeros(rows.shape, np.int32)
-    idx = np.arange(edge.shape[1])
-    reachable = idx[:, None] + np.arange(2 * k + 1)  # (radii, 2k + 1): each radius' predecessors in ``padded``
-    padded = np.full(edge.shape[1] + 2 * k, -np.inf, np.float32)
-    for a in range(1, len(rows)):
-        padded[k:-k] = score
-        windows = padded[reachable]
-        step = np.argmax(windows, axis=1)
-        back[a] = idx + step - k
-        score = windows[idx, step] + rows[a]
-    path = np.zeros(len(rows), np.int32)
-    path[-1] = int(np.argmax(score))
-    for a in range(len(rows) - 1, 0, -1):
-        path[a - 1] = back[a, path[a]]
+    path = _best_path(np.vstack([edge, edge]), cfg.rim_slope)
     lap = path[edge.shape[0]:]
     strength = edge[np.arange(edge.shape[0]), lap]
     return (lap + 0.5) * r_max / edge.shape[1] + 0.5 * r_max / edge.shape[1], strength
@@ -328,8 +312,8 @@ def _bridge_bar(y: np.ndarray, a: np.ndarray, b: np.ndarray, ipd: float, typical
     steps, cols = np.arange(g.shape[0])[:, None], np.arange(g.shape[1])
     best = None
     for sign in (1.0, -1.0):  # a bar darker than the skin around it (the edge above falls, the one below rises),
-        top = _best_path(-sign * g)  # then one lighter
-        bottom = _best_path(np.where((steps > top) & (steps <= top + tallest), sign * g, -1e6))
+        top = _best_path((-sign * g).T, 1)  # then one lighter
+        bottom = _best_path(np.where((steps > top) & (steps <= top + tallest), sign * g, -1e6).T, 1)
         strength = np.minimum(-sign * g[top, cols], sign * g[bottom, cols])
         if best is None or strength.sum() > best[2].sum():
             best = (top, bottom, strength)
@@ -344,22 +328,25 @@ def _bridge_bar(y: np.ndarray, a: np.ndarray, b: np.ndarray, ipd: float, typical
     return cv2.morphologyEx(out, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
 
 
-def _best_path(score: np.ndarray) -> np.ndarray:
-    """(n_cols,) int: the row per column of the path across ``score`` (n_rows, n_cols) with the largest sum, moving
-    at most one row between neighbouring columns (dynamic programming)."""
-    n_rows, n_cols = score.shape
-    acc = score[:, 0].astype(np.float64)
-    back = np.zeros((n_rows, n_cols), np.int64)
-    idx = np.arange(n_rows)
-    for u in range(1, n_cols):
-        prev = np.stack([np.r_[-np.inf, acc[:-1]], acc, np.r_[acc[1:], -np.inf]])  # from the row above, same, below
-        step = np.argmax(prev, axis=0)
-        back[:, u] = idx + step - 1
-        acc = prev[step, idx] + score[:, u]
-    path = np.zeros(n_cols, np.int64)
+def _best_path(score: np.ndarray, reach: int) -> np.ndarray:
+    """(n_steps,) int: the state per step of the path through ``score`` (n_steps, n_states) with the largest sum,
+    its state changing by at most ``reach`` between neighbouring steps (dynamic programming)."""
+    n_steps, n_states = score.shape
+    idx = np.arange(n_states)
+    reachable = idx[:, None] + np.arange(2 * reach + 1)  # (states, 2 reach + 1): each state's predecessors in padded
+    padded = np.full(n_states + 2 * reach, -np.inf, score.dtype)
+    back = np.zeros(score.shape, np.int64)
+    acc = score[0].copy()
+    for a in range(1, n_steps):
+        padded[reach:n_states + reach] = acc
+        windows = padded[reachable]
+        step = np.argmax(windows, axis=1)
+        back[a] = idx + step - reach
+        acc = windows[idx, step] + score[a]
+    path = np.zeros(n_steps, np.int64)
     path[-1] = int(np.argmax(acc))
-    for u in range(n_cols - 1, 0, -1):
-        path[u - 1] = back[path[u], u]
+    for a in range(n_steps - 1, 0, -1):
+        path[a - 1] = back[a, path[a]]
     return path
 
 
