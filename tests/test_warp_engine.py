@@ -477,6 +477,33 @@ def test_removal_gain_scales_only_what_is_taken_away(astronaut_editor):
     np.testing.assert_allclose(moved[2.0][1], moved[1.0][1], rtol=1e-6)
 
 
+def _lower_lip_point(face: FaceAnalysis, pts: np.ndarray) -> float:
+    """How far (IPD) the middle of the lower inner lip ``pts`` (478, 2) lies below the parabola fitted through it
+    (along the face's down axis): a V-shaped lower lip points down, a round one does not."""
+    right, down = axes(face)
+    lip = pts[list(topology().groups["lips_inner_lower"])]
+    u, v = lip @ right, lip @ down
+    x = (u - (u.max() + u.min()) / 2) / ((u.max() - u.min()) / 2)
+    a = np.stack([x * x, x, np.ones_like(x)], axis=1)
+    coef = np.linalg.lstsq(a, v, rcond=None)[0]
+    mid = int(np.argmin(np.abs(x)))
+    return float(v[mid] - a[mid] @ coef) / face.pose.scale
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace"])
+def test_a_preset_from_parted_lips_keeps_the_lower_lip_round(name, request):
+    """The mesh estimator reads lips parted by AU25 / AU26 as AU16 too (OpenFace has no AU16 to correct it); taking
+    that AU16 away lifted the lower lip's sides while the preset's own parting dropped its middle, and "happy" drew
+    a V-shaped lower lip (of_sample6, of_image_sequence_001). AU16's removal gain is 0 (au_calibration.json): from
+    a photo whose lips AUFX parted (no AU16 asked), "happy"'s lower inner lip stays round. At removal 1 its middle
+    lay 0.022 (astronaut) / 0.034 (Grace Hopper) IPD below the parabola through it, now -0.008 / 0.007."""
+    ed = Editor(request.getfixturevalue(name), cache=None)
+    parted = Editor(edit(ed, "AU25:0.8,AU26:0.6").image, cache=None)
+    face = parted.face()
+    d = deform(face, EditRequest(preset="happy", intensity=1.0).target(parted.measured()))
+    assert _lower_lip_point(face, d.target_landmarks) < 0.015
+
+
 UPPER_BROW, LOWER_BROW = [70, 63, 105, 66, 107], [46, 53, 52, 65, 55]  # subject's right brow, outer to inner
 
 
