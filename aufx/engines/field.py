@@ -52,6 +52,23 @@ class FieldConfig:
     # over as much again): lip contours must land where the deformation puts them, the upper face moves in pieces
 
 
+@dataclass(frozen=True)
+class FrameHold:
+    """Where the field's lifting motion is held (under spectacle frames' top rims), per face."""
+
+    box: tuple[slice, slice]  # the low-res box of every pixel whose motion is held at all
+    held: np.ndarray  # (bh, bw) float32 0..1 over it: the share of the lifting motion taken away
+
+    @classmethod
+    def of(cls, motion: np.ndarray) -> FrameHold:
+        """From ``motion`` (lh, lw), the share of the lifting motion each field pixel takes (1: all of it)."""
+        ys, xs = np.nonzero(motion < 1.0)
+        if not len(ys):
+            return cls((slice(0, 0), slice(0, 0)), np.zeros((0, 0), np.float32))
+        box = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        return cls(box, (1.0 - motion[box]).astype(np.float32))
+
+
 class WarpField:
     """Everything about one face's warp that does not change between slider moves.
 
@@ -206,19 +223,22 @@ class WarpField:
         return cv2.warpAffine(mask.astype(np.float32), m, self.low_size, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    def backward_maps(self, disp_px: np.ndarray, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def backward_maps(self, disp_px: np.ndarray, motion: FrameHold | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(map_x, map_y), each (rh, rw) float32: the absolute image px each ROI pixel is sampled from (cv2.remap
-        maps), for landmark motion ``disp_px`` (478, 2) px. ``motion`` (lh, lw) 0..1, if given, scales the motion
-        that lifts pixels (towards the top of the face) where they must stay: under spectacle frames a brow lifted
-        off the rim would drag what lies under it into view, while one lowered behind the rim is covered by it."""
+        maps), for landmark motion ``disp_px`` (478, 2) px. ``motion``, if given, scales the motion that lifts
+        pixels (towards the top of the face) where they must stay: under spectacle frames a brow lifted off the rim
+        would drag what lies under it into view, while one lowered behind the rim is covered by it."""
         fwd = self.forward(disp_px)
         if motion is not None:
-            down = self._down.astype(np.float32)
-            lift = np.clip(-(fwd @ down) / (cv2.magnitude(fwd[..., 0], fwd[..., 1]) + 1e-3), 0.0, 1.0)
-            fwd *= (1.0 - (1.0 - motion) * lift)[..., None]
-        dxx, dxy = np.gradient(fwd[..., 0], axis=(1, 0))  # d(dx)/dx, d(dx)/dy
-        dyx, dyy = np.gradient(fwd[..., 1], axis=(1, 0))
-        jac = cv2.merge([1 + dxx, dxy, dyx, 1 + dyy])  # Jacobian of q -> q + d(q), row-major 2x2 per pixel
+            part = fwd[motion.box]  # a view: the only pixels whose motion is held
+            lift = np.clip(-(part[..., 0] * self._down[0] + part[..., 1] * self._down[1])
+                           / (cv2.magnitude(part[..., 0], part[..., 1]) + 1e-3), 0.0, 1.0)
+            part *= (1.0 - motion.held * lift)[..., None]
+        # central differences (the field is 0 at the grid's edge, outside the anchor ring)
+        gx = cv2.filter2D(fwd, -1, _CENTRAL_X, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dx, d(dy)/dx
+        gy = cv2.filter2D(fwd, -1, _CENTRAL_Y, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dy, d(dy)/dy
+        jac = cv2.merge([1 + gx[..., 0], gy[..., 0], gx[..., 1], 1 + gy[..., 1]])  # Jacobian of q -> q + d(q),
+        # row-major 2x2 per pixel
         off = fwd.copy()  # d(q) at the current guess q = p - off
         r = cv2.remap(fwd, self._low_map - off, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - off
         size = cv2.magnitude(r[..., 0], r[..., 1]).ravel()
@@ -268,6 +288,10 @@ class WarpField:
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
         return tuple(cv2.scaleAdd(f, -1.0 / self.scale, g) for f, g in zip(cv2.split(full), self._grid))
+
+
+_CENTRAL_X = np.float32([[-0.5, 0.0, 0.5]])
+_CENTRAL_Y = _CENTRAL_X.T
 
 
 def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:

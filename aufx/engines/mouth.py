@@ -143,8 +143,9 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         known = 1.0 - np.maximum(inside, np.clip(cfg.fill_known_gain * leak, 0, 1) * clear)
         # lips are filled from lips, skin (a leak past the corners) from skin
         lips = poly_mask(known.shape, tgt[topo.loop("lips_outer")] - np.float32([x0, y0]))
-        fill = (_fill_from_around(out, known * lips, fill_sigma) * lips[..., None]
-                + _fill_from_around(out, known * (1 - lips), fill_sigma) * (1 - lips[..., None]))
+        used = sealed > 0  # the fill shows only on sealed pixels, each from its own side of the lip line
+        fill = (_fill_from_around(out, known * lips, fill_sigma, used & (lips > 0)) * lips[..., None]
+                + _fill_from_around(out, known * (1 - lips), fill_sigma, used & (lips < 1)) * (1 - lips[..., None]))
         closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
         # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert);
         # only where they close over the photo's opening: the thin wedges a smile pulls between lips that were
@@ -157,14 +158,17 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     return roi
 
 
-def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, levels: int = 3,
+def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, where: np.ndarray, levels: int = 3,
                       enough: float = 0.2) -> np.ndarray:
     """(h, w, 3) float32: ``image`` (h, w, 3) blurred by ``sigma`` px over its ``known`` (h, w) 0..1 pixels only
-    (normalised convolution). Where the known pixels within reach weigh less than ``enough`` of the kernel, the blur
-    widens 3x per level, so a hole of any width is filled from the pixels around it and never darkens toward black."""
+    (normalised convolution), at the pixels ``where`` (h, w) bool (0 elsewhere). Where the known pixels within reach
+    weigh less than ``enough`` of the kernel, the blur widens 3x per level, so a hole of any width is filled from the
+    pixels around it and never darkens toward black; the wider blurs run only while some pixel still needs them."""
     fill = np.zeros_like(image)
-    need = np.ones(known.shape, np.float32)  # share of each pixel still to fill
+    need = where.astype(np.float32)  # share of each pixel still to fill
     for level in range(levels):
+        if not need.any():
+            break
         s = sigma * 3 ** level
         num = cv2.GaussianBlur(image * known[..., None], (0, 0), s)
         den = cv2.GaussianBlur(known, (0, 0), s)

@@ -19,7 +19,7 @@ import numpy as np
 
 from aufx.au import AUVector
 from aufx.model.deform import Deformation, deform
-from aufx.engines.field import FieldConfig, WarpField
+from aufx.engines.field import FieldConfig, FrameHold, WarpField
 from aufx.engines.eyes import render_eyes
 from aufx.engines.interiors import InteriorConfig
 from aufx.engines.mouth import render_mouth
@@ -66,13 +66,13 @@ class WarpEngine:
             face.cache[key] = WarpField(face, self.config.field)
         return face.cache[key]
 
-    def motion(self, image: np.ndarray, face: FaceAnalysis) -> np.ndarray | None:
-        """(lh, lw) share of the lifting motion each field pixel takes: 0 under the top rims of spectacle frames
-        (None without frames), cached on the analysis."""
+    def motion(self, image: np.ndarray, face: FaceAnalysis) -> FrameHold | None:
+        """The share of the lifting motion each field pixel takes: 0 under the top rims of spectacle frames (None
+        without frames), cached on the analysis."""
         key = ("frame_motion", self.config.rigid, self.config.field)
         if key not in face.cache:
             held = frame_hold(image, face, self.config.rigid, self.config.photometry)
-            face.cache[key] = None if held is None else 1.0 - self.prepare(face).low_res(*held)
+            face.cache[key] = None if held is None else FrameHold.of(1.0 - self.prepare(face).low_res(*held))
         return face.cache[key]
 
     def render(self, image: np.ndarray, face: FaceAnalysis, target: AUVector,

@@ -14,6 +14,7 @@ from aufx.resources import ASSETS
 
 CALIBRATION_FILE = ASSETS / "au_calibration.json"
 _override: dict[str, dict[str, float]] = {}
+_vectors: dict[tuple[tuple[str, ...], str], np.ndarray] = {}  # gain_vector's, for the gains in force
 
 
 @lru_cache(maxsize=1)
@@ -32,20 +33,26 @@ def gains_overridden(gains: Mapping[str, Mapping[str, float]]) -> Iterator[None]
     """Render with other gains for some AUs (the calibration's trial renders); restored on exit."""
     saved = dict(_override)
     _override.update({k: dict(v) for k, v in gains.items()})
+    _vectors.clear()
     try:
         yield
     finally:
         _override.clear()
         _override.update(saved)
+        _vectors.clear()
 
 
 def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
     """(n_channels,) float64 gain of each basis channel for ``kind`` ("geometry", "appearance" or "removal");
     L12 and R12 share AU12's. "removal" scales the mesh motion that takes an AU away the photo shows; where an AU
-    has none, it is its "geometry" gain."""
-    gains = render_gains()
-    out = []
-    for ch in channels:
-        g = gains.get(channel_au(ch).code, {})
-        out.append(g.get(kind, g.get("geometry", 1.0) if kind == "removal" else 1.0))
-    return np.array(out, dtype=np.float64)
+    has none, it is its "geometry" gain. Built once per gains in force (every edit asks for three), read-only."""
+    key = (channels, kind)
+    if key not in _vectors:
+        gains = render_gains()
+        out = []
+        for ch in channels:
+            g = gains.get(channel_au(ch).code, {})
+            out.append(g.get(kind, g.get("geometry", 1.0) if kind == "removal" else 1.0))
+        _vectors[key] = np.array(out, dtype=np.float64)
+        _vectors[key].flags.writeable = False
+    return _vectors[key]
