@@ -20,7 +20,7 @@ import yaml
 from aufx.au import catalogue
 from aufx.model.basis import basis, mirror_map
 from aufx.model.deform import Deformation
-from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry, unclipped
+from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry, unclipped, wide_blur
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
 
@@ -313,8 +313,7 @@ def _fields(face: FaceAnalysis, shape: tuple[int, int], cfg: ShadingConfig) -> t
     key = ("relief_fields", shape, cfg.irregularity, cfg.irregularity_ipd)
     if key not in face.cache:
         size = max(shape)
-        wob = cv2.GaussianBlur(grain(size, 7)[:shape[0], :shape[1]], (0, 0), max(1.0, cfg.irregularity_ipd *
-                                                                                  face.pose.scale))
+        wob = wide_blur(grain(size, 7)[:shape[0], :shape[1]], max(1.0, cfg.irregularity_ipd * face.pose.scale))
         wob = (1.0 + cfg.irregularity * wob / (wob.std() + 1e-6)).astype(np.float32)
         face.cache[key] = (wob, grain(size)[:shape[0], :shape[1]])
     return face.cache[key]
