@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from aufx.model.deform import deform
-from aufx.engines.photometry import (WIDE_BLUR_PX, _noise, gradient_magnitude, luminance, measure, photometry, unclipped,
-                                     wide_blur)
+from aufx.engines.photometry import (WIDE_BLUR_PX, _noise, gradient_magnitude, luminance, measure, photometry,
+                                     unclipped, wide_blur)
 from aufx.engines.rigid import detect_frames
 from aufx.engines.shading import ShadingConfig, _offset, _place, appearance
 from aufx.engines.warp import WarpConfig, WarpEngine
