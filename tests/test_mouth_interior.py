@@ -306,6 +306,27 @@ def test_parted_lips_show_a_dark_line_under_the_upper_teeth(grace_editor):
     assert profile[int(np.argmax(profile[:len(profile) // 2])):].min() < 0.55 * teeth, profile
 
 
+def test_a_dropped_jaw_shows_the_tongue_not_a_black_hole(grace_editor):
+    """Grace Hopper's closed mouth opened as "surprise" opens it (AU25 0.6 + AU26 0.7): behind the teeth the tongue
+    fills the lower part of the opening, lit and red, with the dark of the mouth above it. When only the tongue's
+    dark back rose above the lower teeth (0.07 IPD, lit 0.35 of its front), the lower half of the opening had a
+    median luma of 56 and 0.39 of the opening was near black (luma < 40): a black hole between two rows of teeth
+    (now 69 and 0.37: the tongue rises 0.08 IPD, lit 0.6 of its front; the dark under the upper teeth stays, see
+    the test above, and so does a lip band without a bright line, test_a_small_edit_of_parted_lips_...)."""
+    ed = grace_editor
+    tgt = target(ed, "AU25:0.6,AU26:0.7")
+    d = deform(ed.face(), tgt)
+    out = edit(ed, tgt)
+    opening = poly_mask(out.shape[:2], d.target_landmarks[topology().loop("lips_inner")]) > 0.99
+    y = luminance(out)
+    lower = opening.copy()
+    lower[:int(np.median(np.nonzero(opening)[0]))] = False
+    assert opening.sum() > 500
+    assert np.median(y[lower]) > 65
+    rgb = np.median(out[lower].astype(np.float32), axis=0)
+    assert rgb[0] > 1.5 * rgb[2], rgb  # red, as flesh is
+
+
 @pytest.mark.parametrize("preset", ["neutral", "sad"])
 def test_lips_closed_over_teeth_hide_them(astronaut_editor, preset):
     """A preset that closes the astronaut's open smile (lip-parting AUs to 0) shows lips, not teeth, along the line

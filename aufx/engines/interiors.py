@@ -36,7 +36,7 @@ class MouthConfig:
     # line (a central incisor's crown is about 0.17 IPD tall; a smile shows 0.1-0.15 of it)
     crown_skip_px: float = 2.0  # ...skipping this many pixels of the lip's edge and shadow on the teeth
     tongue_gain: float = 0.6  # tongue = the person's lip colour x this
-    tongue_rise_ipd: float = 0.07  # tongue top above the lower incisal edge at the mouth centre (IPD)
+    tongue_rise_ipd: float = 0.08  # tongue top above the lower incisal edge at the mouth centre (IPD)
     tongue_share: float = 0.3  # ...and at least this share of the open gap, from the lower lip up
     tongue_depth_ipd: float = 0.08  # the tongue brightens from its dark back (top edge) over this depth (IPD)
     cavity_saturation: float = 0.5  # the dark of the mouth: the exemplar's darkest colour, this saturated
@@ -69,7 +69,9 @@ class MouthConfig:
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
     tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels), or as soft as the lips' edge
-    tongue_back: float = 0.35  # the tongue's dark back (top edge) is lit this much of its front
+    tongue_back: float = 0.6  # the tongue's back (top edge) is lit this much of its front: at 0.35, with its top
+    # 0.07 IPD above the lower teeth, only that dark back showed and an opened mouth was a black hole (higher
+    # still, its top showed as a light band along a barely parted lower lip)
     skin_ring_ipd: tuple[float, float] = (0.04, 0.12)  # perioral skin colour: a ring this far around the lips (IPD)
     lip_rgb: tuple[int, int, int] = (150, 80, 80)  # lip colour when too few lip pixels show
     skin_rgb: tuple[int, int, int] = (180, 140, 120)  # skin colour when too few skin pixels show
