@@ -494,14 +494,35 @@ def _lower_lip_point(face: FaceAnalysis, pts: np.ndarray) -> float:
 def test_a_preset_from_parted_lips_keeps_the_lower_lip_round(name, request):
     """The mesh estimator reads lips parted by AU25 / AU26 as AU16 too (OpenFace has no AU16 to correct it); taking
     that AU16 away lifted the lower lip's sides while the preset's own parting dropped its middle, and "happy" drew
-    a V-shaped lower lip (of_sample6, of_image_sequence_001). AU16's removal gain is 0 (au_calibration.json): from
-    a photo whose lips AUFX parted (no AU16 asked), "happy"'s lower inner lip stays round. At removal 1 its middle
-    lay 0.022 (astronaut) / 0.034 (Grace Hopper) IPD below the parabola through it, now -0.008 / 0.007."""
+    a V-shaped lower lip (of_sample6, of_image_sequence_001). AU16's removal now yields to a parting the edit adds
+    (DeformConfig.yields): from a photo whose lips AUFX parted (no AU16 asked), "happy"'s lower inner lip stays
+    round. Before, its middle lay 0.022 (astronaut) / 0.034 (Grace Hopper) IPD below the parabola through it, now
+    -0.008 / 0.007."""
     ed = Editor(request.getfixturevalue(name), cache=None)
     parted = Editor(edit(ed, "AU25:0.8,AU26:0.6").image, cache=None)
     face = parted.face()
     d = deform(face, EditRequest(preset="happy", intensity=1.0).target(parted.measured()))
     assert _lower_lip_point(face, d.target_landmarks) < 0.015
+
+
+def test_taking_au16_away_yields_to_a_parting_the_same_edit_adds(astronaut_editor):
+    """The AU16 the estimator reads on the astronaut (about 0.3) taken away alone lifts her lower lip's sides (a
+    slider moved down does something); taken away by an edit that also parts the lips, it moves nothing: the lower
+    lip is the parting's to set (with AU16's removal gain at 0, the slider alone did nothing)."""
+    face, m = astronaut_editor.face(), astronaut_editor.measured()
+    down = axes(face)[1]
+    pairs = topology().pairs["lip"]
+    middle = set(int(i) for i in pairs[len(pairs) // 2])
+    sides = [i for i in topology().groups["lips_inner_lower"] if i not in middle]
+    part = f"AU25:{min(1.0, m.au('AU25') + 0.3):.3f}"
+
+    def motion(text: str) -> np.ndarray:
+        return deform(face, EditRequest(au_text=text).target(m)).displacement_px
+
+    assert m["L16"] > 0.1 and m["R16"] > 0.1
+    rise = -(motion("L16:0,R16:0")[sides] @ down)
+    assert rise.max() > 0.01 * face.pose.scale, rise / face.pose.scale
+    np.testing.assert_allclose(motion(f"L16:0,R16:0,{part}"), motion(part), atol=1e-9)
 
 
 UPPER_BROW, LOWER_BROW = [70, 63, 105, 66, 107], [46, 53, 52, 65, 55]  # subject's right brow, outer to inner

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aufx.au import AUVector
+from aufx.au import AUVector, get_au
 from aufx.model.basis import Basis, basis
 from aufx.model.gains import gain_vector
 from aufx.model.estimate import channel_vector, estimate_raw
@@ -34,6 +34,12 @@ class DeformConfig:
     lips_apart_ipd: float = 0.05  # lips this far apart (IPD, the widest place, photo or request) take the fields
     # that move only parted lips (``apart`` in au_handles.yaml) in full; closed lips none of them
     parting: str = "AU25"  # parts the lips to a gap: what those fields lift the upper lip, its lower lip drops less
+    opening: tuple[str, ...] = ("AU25", "AU26", "AU27")  # the AUs that part the lips...
+    yields: tuple[str, ...] = ("AU16",)  # ...and the lower lip's own depression, whose removal yields to them: the
+    # estimator reads parted lips as AU16 too (OpenFace has none to correct it), and an edit that took that reading
+    # away lifted the lower lip's sides while its added parting dropped the middle, a V-shaped lower lip
+    yield_span: float = 0.1  # an edit that parts the lips this much further (largest increase of ``opening``)
+    # takes none of ``yields`` away; less, in proportion
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,23 @@ def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarr
     return float(1.0 - want / have)
 
 
+def _yield_to_parting(gain: np.ndarray, delta: np.ndarray, b: Basis, cfg: DeformConfig) -> np.ndarray:
+    """(n_channels,) ``gain`` with the removal of ``cfg.yields`` (AU16) scaled down as far as the edit parts the lips
+    further (``delta`` (n_channels,), the largest increase among ``cfg.opening``; all of it from ``yield_span``):
+    one lower lip cannot be lifted and dropped at once, and the parting is what the edit asks for."""
+    parting = max((delta[b.index(c)] for c in cfg.opening if c in b.channels), default=0.0)
+    if parting <= 0:
+        return gain
+    keep = 1.0 - min(1.0, parting / cfg.yield_span)
+    gain = gain.copy()
+    for au in cfg.yields:
+        for ch in get_au(au).channels():
+            i = b.index(ch)
+            if delta[i] < 0:
+                gain[i] *= keep
+    return gain
+
+
 def _lips_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, full: float) -> float:
     """0..1: how far the lips are apart, in the photo (``cur`` (478, 3)) or after the edit's motion (``new``): the
     widest gap between the lip ``pairs`` (k, 2) upper/lower indices, as a share of ``full`` (IPD)."""
@@ -167,6 +190,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     delta = channel_deltas(face, target, b, start, cfg)
     cur = face.canonical
     gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
+    gain = _yield_to_parting(gain, delta, b, cfg)
     new = cur + b.displacement(delta * gain)
     lift = _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
     new += lift - _parting_shared(lift, delta, gain, b, topo, cfg.parting)
