@@ -3,7 +3,10 @@
 A still photo is analysed once and edited many times; a video frame is analysed once and edited once, so the frame
 path skips the content-hash cache, follows the face with the session's tracker (aufx/face/tracker.py) and builds
 a warp field no finer than 160 px (the field is smooth; for a face filling a 640x480 frame it builds in about
-4 ms instead of 6 ms at the Edit tab's 256 px; a smaller face is below both and unchanged).
+4 ms instead of 6 ms at the Edit tab's 256 px; a smaller face is below both and unchanged). What a still photo
+measures once and every frame would measure again is left out where a frame does not show it: the easing of the
+face's own folds where an edit takes their AU away (aufx/engines/relax.py) builds its bands from each frame, 9 ms
+of a Mirror frame's 46 on this project's 2-core machine, for shading a moving webcam face hardly shows.
 
 ``LiveHub`` owns every session of one server: at most ``max_sessions`` at once (each holds a MediaPipe graph and
 about one core at camera rate), each closed at its time limit or when no frame came for ``idle_timeout_s``.
@@ -24,6 +27,7 @@ from aufx.au import AUVector, channels
 from aufx.engines import registry
 from aufx.engines.base import Engine
 from aufx.engines.field import FieldConfig
+from aufx.engines.relax import RelaxConfig
 from aufx.engines.warp import WarpConfig
 from aufx.face.tracker import FaceTracker, TrackerConfig
 from aufx.model.deform import deform
@@ -146,7 +150,8 @@ class LiveHub:
         self.time_limit_s = time_limit_s
         self.idle_timeout_s = idle_timeout_s
         self.tracker_config = tracker
-        self.engine = registry.engine("warp", config=WarpConfig(field=FieldConfig(field_max_side=field_max_side)))
+        self.engine = registry.engine("warp", config=WarpConfig(field=FieldConfig(field_max_side=field_max_side),
+                                                                relax=RelaxConfig(enabled=False)))
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
