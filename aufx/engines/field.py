@@ -169,9 +169,9 @@ class WarpField:
         lw, lh = self.low_size
         v = self._to_low(verts)
         index = np.full((lh, lw), -1, np.int32)
-        fixed = np.round(v * 16).astype(np.int32)
-        for k, tri in enumerate(tris):
-            cv2.fillConvexPoly(index, fixed[tri], int(k), lineType=cv2.LINE_8, shift=4)
+        polys = np.round(v * 16).astype(np.int32)[tris]  # (n, 3, 2): each triangle a contiguous view below
+        for k in range(len(polys)):
+            cv2.fillConvexPoly(index, polys[k], k, lineType=cv2.LINE_8, shift=4)
         ys, xs = np.nonzero(index >= 0)
         t = tris[index[ys, xs]]
         a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
@@ -193,7 +193,14 @@ class WarpField:
         lw, lh = self.low_size
         lam = np.where(ignore, 0.0, lam)
         lam /= lam.sum(axis=1, keepdims=True)
-        return sp.csr_matrix((lam.ravel(), (np.repeat(pixels, 3), corners.ravel())), shape=(lw * lh, self.n_verts))
+        # built as CSR directly: one row per covered pixel (``pixels`` ascending), three entries each, in column order
+        # as the COO route sorted them (the same sums, bit for bit), without that route's sort over every entry
+        order = np.argsort(corners, axis=1, kind="stable")
+        indptr = np.zeros(lw * lh + 1, np.int64)
+        indptr[pixels + 1] = 3
+        np.cumsum(indptr, out=indptr)
+        return sp.csr_matrix((np.take_along_axis(lam, order, 1).ravel(), np.take_along_axis(corners, order, 1).ravel(),
+                              indptr), shape=(lw * lh, self.n_verts))
 
     def closing_weights(self) -> sp.csr_matrix:
         """(lw * lh, n_verts): what changes in ``weights`` when the mouth's interior is squeezed between both lips
