@@ -47,12 +47,15 @@ def gain_vector(channels: tuple[str, ...], kind: str) -> np.ndarray:
     L12 and R12 share AU12's. "removal" scales the mesh motion that takes an AU away the photo shows; where an AU
     has none, it is its "geometry" gain. Built once per gains in force (every edit asks for three), read-only."""
     key = (channels, kind)
-    if key not in _vectors:
+    vec = _vectors.get(key)  # one lookup: a calibration's override may clear the cache from another thread
+    if vec is None:
         gains = render_gains()
-        out = []
-        for ch in channels:
-            g = gains.get(channel_au(ch).code, {})
-            out.append(g.get(kind, g.get("geometry", 1.0) if kind == "removal" else 1.0))
-        _vectors[key] = np.array(out, dtype=np.float64)
-        _vectors[key].flags.writeable = False
-    return _vectors[key]
+        vec = np.array([_gain(gains.get(channel_au(ch).code, {}), kind) for ch in channels], dtype=np.float64)
+        vec.flags.writeable = False
+        _vectors[key] = vec
+    return vec
+
+
+def _gain(g: Mapping[str, float], kind: str) -> float:
+    """One AU's gain of ``kind`` from its record ``g`` (a missing removal gain is the geometry gain)."""
+    return g.get(kind, g.get("geometry", 1.0) if kind == "removal" else 1.0)
