@@ -22,6 +22,7 @@ gap closes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -74,7 +75,7 @@ class WarpField:
 
     ``roi`` (x0, y0, x1, y1) px: the only pixels that may move; ``region`` (rh, rw) uint8: 1 inside the anchor ring;
     ``weights`` (lw * lh, n_verts) sparse: barycentric weights of the low-resolution grid over the mesh vertices and
-    the zero-motion anchors; ``closing_weights()`` (same shape, built on first use): what changes in them when the
+    the zero-motion anchors; ``closing_weights`` (same shape, built on first use): what changes in them when the
     mouth's interior is squeezed between both lips instead of riding on the lower one; ``scale``: low-resolution px
     per image px.
     """
@@ -115,8 +116,8 @@ class WarpField:
         pixels, corners, lam, tri = self._rasterise(verts, tris)
         self.weights = self._weights(pixels, corners, lam, ignore[tri])
         both_lips = ignore[tri] & ~mouth[tri, None]  # the mouth's interior interpolated between both lips
-        self._closing_parts = (pixels, corners, lam, both_lips)  # built into closing_weights when first needed:
-        self._closing: sp.csr_matrix | None = None  # a live frame's field is built for one edit, most never close
+        self._closing_parts = (pixels, corners, lam, both_lips)  # closing_weights, built when first needed: a live
+        # frame's field serves one edit, and most never close the lips
         self._pts, self._down = pts, down
 
         ring_roi = np.round((ring - [rx0, ry0]) * 8).astype(np.int32)
@@ -202,13 +203,11 @@ class WarpField:
         return sp.csr_matrix((np.take_along_axis(lam, order, 1).ravel(), np.take_along_axis(corners, order, 1).ravel(),
                               indptr), shape=(lw * lh, self.n_verts))
 
+    @cached_property
     def closing_weights(self) -> sp.csr_matrix:
         """(lw * lh, n_verts): what changes in ``weights`` when the mouth's interior is squeezed between both lips
         instead of riding on the lower one (built on first use)."""
-        if self._closing is None:
-            self._closing = self._weights(*self._closing_parts) - self.weights
-            self._closing_parts = None
-        return self._closing
+        return self._weights(*self._closing_parts) - self.weights
 
     def closing(self, disp_px: np.ndarray) -> float:
         """0..1: the share of the photo's lip gap that ``disp_px`` (478, 2) closes (0 where the lips part further
@@ -224,7 +223,7 @@ class WarpField:
         fwd = self.weights @ d
         shut = self.closing(disp_px)
         if shut > 0:
-            fwd += shut * (self.closing_weights() @ d)
+            fwd += shut * (self.closing_weights @ d)
         fwd = fwd.reshape(lh, lw, 2).astype(np.float32)
         if self._exact is not None:  # blurred only over the box where the field is not exact, read with the
             share, sigma, inner, outer = self._exact  # blur's reach around it: the same pixels, less work

@@ -34,7 +34,8 @@ class DeformConfig:
     lips_apart_ipd: float = 0.05  # lips this far apart (IPD, the widest place, photo or request) take the fields
     # that move only parted lips (``apart`` in au_handles.yaml) in full; closed lips none of them
     parting: str = "AU25"  # parts the lips to a gap: what those fields lift the upper lip, its lower lip drops less
-    opening: tuple[str, ...] = ("AU25", "AU26", "AU27")  # the AUs that part the lips...
+    opening: tuple[str, ...] = ("AU25", "AU26", "AU27")  # the AUs that part the lips (the lip-closure rule reads
+    # them as one)...
     yields: tuple[str, ...] = ("AU16",)  # ...and the lower lip's own depression, whose removal yields to them: the
     # estimator reads parted lips as AU16 too (OpenFace has none to correct it), and an edit that took that reading
     # away lifted the lower lip's sides while its added parting dropped the middle, a V-shaped lower lip
@@ -97,12 +98,14 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
     return out
 
 
-def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> float | None:
+def _lip_closure(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None,
+                 opening: tuple[str, ...]) -> float | None:
     """The fraction of the current lip gap to close (1 = lips together) when the request opens the mouth less than
-    it is: the lip-parting AUs (AU25, AU26, AU27) are measured and asked as the largest of the three, so "neutral"
-    on an open-mouthed smile closes the lips over the teeth instead of leaving a gap the basis cannot account for."""
+    it is: the lip-parting AUs ``opening`` (AU25, AU26, AU27) are measured and asked as the largest of them, so
+    "neutral" on an open-mouthed smile closes the lips over the teeth instead of leaving a gap the basis cannot
+    account for."""
     raw = np.clip(estimate_raw(face) if start is None else start, 0.0, 1.0)
-    chans = [c for c in ("AU25", "AU26", "AU27") if c in b.channels]
+    chans = [c for c in opening if c in b.channels]
     have = max(raw[b.index(c)] for c in chans)
     want = max(target[c] for c in chans)
     if have <= 1e-6 or want >= have:
@@ -197,7 +200,8 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     closing = _closure_fraction(face, target, b, start)
     # No folded triangles: corners lagging behind a fold are carried along with their neighbours.
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
-    shut = _lip_closure(face, target, b, start)  # a request that opens the mouth less than it is closes the gap
+    # a request that opens the mouth less than it is closes the gap
+    shut = _lip_closure(face, target, b, start, cfg.opening)
     lips = (np.asarray(topo.groups["lips_upper"]), np.asarray(topo.groups["lips_lower"]))
 
     def keep_apart() -> None:
