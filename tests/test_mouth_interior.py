@@ -436,7 +436,10 @@ def test_a_dropped_jaw_draws_no_lip_line_across_the_lower_teeth(astronaut, text)
     at twice the size) that was a crescent of her lower lip's soft inner edge, which a jaw drop drew across the lower
     teeth as a pink line. The carried part now ends above the lip's edge (and a band thinner than two seams, the
     shadow where upper teeth rest on the lip, is not carried at all). Redness of the light pixels in the opening's
-    lower half (CIELAB a*, 98th percentile minus median): 12.3 / 9.2 before, 4.3 / 5.0 now."""
+    lower half (CIELAB a*, 98th percentile minus median): 12.3 / 9.2 before, 4.3 / 5.0 after. Since the tongue is
+    drawn red as tissue is (test_gum_and_tongue_are_...), the light pixels are taken 2 px inside the light rows, off
+    the row's blur into the tongue above it and into the lip below: the lip line's commit's parent reads 13.1 / 10.1
+    so, now 7.0 / 4.0."""
     image = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     ed = Editor(image, name="astronaut_2x_jaw")
     tgt = target(ed, text)
@@ -447,10 +450,11 @@ def test_a_dropped_jaw_draws_no_lip_line_across_the_lower_teeth(astronaut, text)
     upper, lower = lip_mid()
     below = np.arange(out.shape[0])[:, None] > (t[upper, 1] + t[lower, 1]) / 2
     lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(float)
-    teeth = inner & below & (lab[..., 0] > 120)
-    assert teeth.sum() > 100  # a lower row shows
+    light = cv2.erode((lab[..., 0] > 120).astype(np.uint8), np.ones((5, 1), np.uint8)) > 0
+    teeth = inner & below & light
+    assert teeth.sum() > 40  # a lower row shows
     red = lab[..., 1][teeth]
-    assert np.percentile(red, 98) - np.median(red) < 7, np.percentile(red, 98) - np.median(red)
+    assert np.percentile(red, 98) - np.median(red) < 9, np.percentile(red, 98) - np.median(red)
 
 
 def test_a_black_and_white_photo_gets_a_grey_mouth(grace):
@@ -650,3 +654,23 @@ def test_a_slider_nudged_from_the_photo_keeps_its_open_mouth(jaw_dropped):
         if step == 0.1:
             assert (diff > 10).mean() < 0.05, (diff > 10).mean()
     assert changed[0] < changed[1] < changed[2], changed
+
+
+def test_gum_and_tongue_are_redder_than_pale_lips_never_paler_than_red_ones(astronaut, grace):
+    """Gum and tongue are the lips' tissue, redder than a pale lip: drawn as the astronaut's pale lips darkened
+    (colourfulness 0.24), a smile's raised lip showed a grey band of gum and an opened mouth a grey-brown tongue.
+    Their colour is now the lips' hue at twice its colourfulness, up to 0.5; Grace Hopper's orange-red lips (0.43)
+    come near that already and keep their hue; a black-and-white photo keeps a grey mouth (test above)."""
+    from aufx.engines.mouth_layers import _chroma
+
+    for image, name in ((astronaut, "astronaut"), (grace, "grace_hopper")):
+        ed = Editor(image, name=name)
+        lip, _ = mouth_colours(image, ed.face())
+        tongue = layers(image, ed.face(), MouthConfig()).tongue_rgb
+        c_lip, c_tongue = _chroma(lip), _chroma(tongue)
+        assert c_tongue >= min(2 * c_lip, 0.5) - 1e-3, (name, c_lip, c_tongue)
+        assert c_tongue <= max(c_lip, 0.5) + 1e-3, (name, c_lip, c_tongue)
+        assert tongue[0] > tongue[1] and tongue[0] > tongue[2]  # red as the lips are
+        assert np.argmax(lip) == np.argmax(tongue) and np.argmin(lip) == np.argmin(tongue)
+    assert _chroma(lip) > 0.4  # Grace's lips are already colourful...
+    assert c_tongue < 1.2 * _chroma(lip)  # ...and hardly more so in her mouth

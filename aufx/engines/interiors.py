@@ -30,12 +30,15 @@ class MouthConfig:
     normal_highlight: float = 215.0  # a normally exposed face's brightest pixels (Photometry.highlight) reach this
     # luma; a face whose do not is lit that much darker: the teeth, the mouth and white itself with it
     # (a black-and-white photo gets grey teeth and a grey mouth, not the exemplar's warm ones)
-    gum_gain: float = 0.7  # gum above the upper teeth = the person's lip colour x this
+    gum_gain: float = 0.85  # gum above the upper teeth = the person's lip tissue colour x this
     crown_reveal_ipd: float = 0.05  # an upper lip raised off the photo's own upper teeth shows this much more of
     # their crowns (IPD) before the gum: the crown's part under the lip is the visible part mirrored about the lip
     # line (a central incisor's crown is about 0.17 IPD tall; a smile shows 0.1-0.15 of it)
     crown_skip_px: float = 2.0  # ...skipping this many pixels of the lip's edge and shadow on the teeth
-    tongue_gain: float = 0.6  # tongue = the person's lip colour x this
+    tongue_gain: float = 0.6  # tongue = the person's lip tissue colour x this
+    tissue_saturation: float = 2.0  # lip tissue colour (gum, tongue): the lips' colour this many times as far from
+    tissue_chroma: float = 0.5  # its grey (both are redder than a pale lip), up to this colourfulness (_chroma;
+    # lips measure 0.24 (pale) to 0.71 (deep red): a red lip is not made redder, none is made paler)
     tongue_rise_ipd: float = 0.08  # tongue top above the lower incisal edge at the mouth centre (IPD)
     tongue_share: float = 0.3  # ...and at least this share of the open gap, from the lower lip up
     tongue_depth_ipd: float = 0.08  # the tongue brightens from its dark back (top edge) over this depth (IPD)

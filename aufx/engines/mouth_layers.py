@@ -195,6 +195,15 @@ def _chroma(rgb: np.ndarray) -> float:
     return float(np.linalg.norm(rgb - rgb.mean()) / max(rgb.mean(), 1.0))
 
 
+def _saturated(rgb: np.ndarray, factor: float, most: float) -> np.ndarray:
+    """One (3,) RGB colour (0-255) up to ``factor`` times as far from its grey, no more colourful than ``most``
+    (_chroma) unless it already is (then unchanged), within 0-255; a grey stays grey."""
+    c = _chroma(rgb)
+    scale = max(c, min(factor * c, most)) / c if c > 0 else 1.0
+    grey = float(np.mean(rgb))
+    return np.clip(grey + scale * (np.asarray(rgb, np.float32) - grey), 0.0, 255.0).astype(np.float32)
+
+
 def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """Premultiplied (h, w, 4) ``top`` over ``bottom``."""
     return top + bottom * (1.0 - top[..., 3:])
@@ -364,7 +373,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         lower, bottom = _crown(image, frame, u, v, lo_end, split, 1, in_width, ipd, cfg, skip_px=0.0)
     # gum beyond either row's crowns: a lip moved off the teeth (a raised upper lip; AU15, AU16, AU20 lowering the
     # lower lip of a parted mouth) shows them and then gum, not the dark of the mouth behind them
-    gum_rgba = np.append(lip * cfg.gum_gain, 1.0).astype(np.float32)
+    tissue = _saturated(lip, cfg.tissue_saturation, cfg.tissue_chroma)
+    gum_rgba = np.append(tissue * cfg.gum_gain, 1.0).astype(np.float32)
     upper = _over(upper, np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
     lower = _over(lower, np.clip((v - bottom) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
     for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
@@ -387,7 +397,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if seen else None
     return MouthLayers(box, frame, uv, upper, lower, own_up, under_lip, lip_edge,
                        up0.astype(np.float32), own_lo, opening, dark,
-                       (lip * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
+                       (tissue * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
                        _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure)
 
 
