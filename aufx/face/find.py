@@ -26,6 +26,8 @@ import numpy as np
 
 from aufx.face.detect import shared_detector
 
+EYE_OUTER = (33, 263)  # the mesh's outer eye corners: the subject's right (image left, upright) and left
+
 
 @dataclass(frozen=True)
 class FindConfig:
@@ -40,39 +42,98 @@ class FindConfig:
     crop_side: int = 640  # crops are resized to at most this: the face ~270 px, above the landmark model's 256
     min_score: float = 0.5
     same_face_iou: float = 0.3  # detections overlapping more than this are one face
+    upright_side: int = 256  # a face is judged upright or upside down on its mesh crop this large (the short-range
+    upright_margin: float = 0.1  # detector's input is 128 px), upside down if turned it scores this much more...
+    upright_min_score: float = 0.2  # ...detections weaker than this counting as none
+    turned_search_px: int = 25_000_000  # a photo without faces is searched turned up to this size (a 12-MP phone
+    # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)
 
 
-class _FullRange:
-    """MediaPipe's full-range face detector (legacy solutions API), serialised by a lock like the mesh."""
+class _Detector:
+    """One of MediaPipe's face detectors (legacy solutions API; ``model`` 0: short-range, 1: full-range), serialised
+    by a lock like the mesh."""
 
-    def __init__(self, min_score: float):
+    def __init__(self, model: int, min_score: float):
         import mediapipe as mp
 
-        self._det = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+        self._det = mp.solutions.face_detection.FaceDetection(model_selection=model,
+                                                              min_detection_confidence=min_score)
         self._lock = threading.Lock()
 
-    def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """(x0, y0, x1, y1) float px of each face in an (h, w, 3) uint8 ``rgb``."""
+    def scored(self, rgb: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:
+        """(score, (x0, y0, x1, y1) float px) of each face in an (h, w, 3) uint8 ``rgb``."""
         h, w = rgb.shape[:2]
         with self._lock:
             result = self._det.process(np.ascontiguousarray(rgb))
         out = []
         for d in result.detections or []:
             b = d.location_data.relative_bounding_box
-            out.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
+            box = (b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
+            out.append((float(d.score[0]), box))
         return out
 
+    def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """(x0, y0, x1, y1) float px of each face in an (h, w, 3) uint8 ``rgb``."""
+        return [box for _, box in self.scored(rgb)]
 
-_full_range: _FullRange | None = None
-_full_range_lock = threading.Lock()
+
+_detectors: dict[tuple[int, float], _Detector] = {}
+_detectors_lock = threading.Lock()
 
 
-def _detector(cfg: FindConfig) -> _FullRange:
-    global _full_range
-    with _full_range_lock:
-        if _full_range is None:
-            _full_range = _FullRange(cfg.min_score)
-        return _full_range
+def _detector(cfg: FindConfig, model: int = 1) -> _Detector:
+    """The shared full-range (``model`` 1) or short-range (0) detector."""
+    key = (model, cfg.min_score if model == 1 else cfg.upright_min_score)
+    with _detectors_lock:
+        if key not in _detectors:
+            _detectors[key] = _Detector(*key)
+        return _detectors[key]
+
+
+def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = FindConfig()) -> int:
+    """Quarter turns (``np.rot90``'s k, counter-clockwise) that bring the face whose mesh is ``landmarks`` (478, 3)
+    px in an (H, W, 3) photo upright: 0 unless the photo is turned (a phone photo without its orientation tag).
+    MediaPipe's mesh finds faces lying on their side or upside down but fits them a few pixels off or wrongly (the
+    astronaut upside down: her eyes taken for a mouth, and a "happy" edit drew teeth into them). Upside down: its
+    short-range detector, shown the face's mesh crop, scores the crop turned a half at least ``upright_margin`` higher
+    (upright faces score 0.85-0.97, upside down 0.00-0.78); on its side: the mesh's own eye line says so (the
+    detector scores faces on their side as high as upright ones)."""
+    x0, y0, x1, y1 = crop_rect(_box(landmarks), *rgb.shape[:2], cfg)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0
+    crop, _ = _resized(rgb, x0, y0, x1, y1, cfg.upright_side)
+    det = _detector(cfg, model=0)
+    as_is, half = (max((score for score, _ in det.scored(img)), default=0.0) for img in (crop, np.rot90(crop, 2)))
+    if half >= as_is + cfg.upright_margin:
+        return 2
+    right = landmarks[EYE_OUTER[1], :2] - landmarks[EYE_OUTER[0], :2]  # the face's right, in image px
+    down = np.array([-right[1], right[0]])  # ...and its down: how far down it points after each turn
+    return int(np.argmax([down[1], -down[0], -down[1], down[0]]))
+
+
+def _upright(rgb: np.ndarray, k: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(rgb, k))
+
+
+def _turn(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """Points (n, >=2) px of an (H, W) image, in the image ``np.rot90(image, k)`` (x, y only; z stays). Pixel
+    coordinates as MediaPipe gives them: 0 at the image's edge, pixel i spans [i, i + 1)."""
+    h, w = shape
+    out = np.array(points, dtype=np.float64, copy=True)
+    x, y = out[:, 0].copy(), out[:, 1].copy()
+    if k % 4 == 1:
+        out[:, 0], out[:, 1] = y, w - x
+    elif k % 4 == 2:
+        out[:, 0], out[:, 1] = w - x, h - y
+    elif k % 4 == 3:
+        out[:, 0], out[:, 1] = h - y, x
+    return out
+
+
+def _turned_box(box, k: int, shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    """A box (x0, y0, x1, y1) px of an (H, W) image, in the image ``np.rot90(image, k)``."""
+    corners = _turn(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), k, shape)
+    return (*corners.min(0), *corners.max(0))
 
 
 def finest_tile(h: int, w: int, cfg: FindConfig = FindConfig()) -> int:
@@ -187,8 +248,20 @@ def _whole(h: int, w: int, box, cfg: FindConfig) -> bool:
 
 
 def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
-    """Landmarks ((478, 3) px each) of the face in ``box`` (x0, y0, x1, y1 px), e.g. an edited face re-measured, seen the way find_faces saw
-    it: the whole image (as before, for portraits), or the same crop around it."""
+    """Landmarks ((478, 3) px each) of the face in ``box`` (x0, y0, x1, y1 px), e.g. an edited face re-measured,
+    seen the way find_faces saw it: turned upright, then the whole image (as before, for portraits), or the same crop
+    around it."""
+    def search(image: np.ndarray, k: int) -> list[np.ndarray]:
+        return _faces_near(image, _turned_box(box, k, rgb.shape[:2]), cfg)
+
+    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:
+        near = [lm for lm in faces if _iou(_box(lm), _turned_box(box, k, rgb.shape[:2])) > cfg.same_face_iou]
+        return max(near, key=lambda lm: _iou(_box(lm), _turned_box(box, k, rgb.shape[:2]))) if near else None
+
+    return _upright_search(rgb, search, judged, cfg)
+
+
+def _faces_near(rgb: np.ndarray, box, cfg: FindConfig) -> list[np.ndarray]:
     h, w = rgb.shape[:2]
     if _whole(h, w, box, cfg):
         found = shared_detector().detect(rgb)
@@ -201,7 +274,46 @@ def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.
 
 def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarray]:
     """Landmarks (478, 3) float64 px (x right, y down, z scaled like x) of every face at least
-    ``smallest_face_px`` wide in an (H, W, 3) uint8 image, at full resolution whatever the image's size."""
+    ``smallest_face_px`` wide in an (H, W, 3) uint8 image, at full resolution whatever the image's size; a turned
+    photo's faces are found upright (upright_turns, judged on its largest face) and their landmarks given in the
+    photo's own pixels."""
+    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:
+        return max(faces, key=lambda lm: float(np.prod(np.ptp(lm[:, :2], axis=0)))) if faces else None
+
+    return _upright_search(rgb, lambda image, k: _find_faces(image, cfg), judged, cfg)
+
+
+def _upright_search(rgb: np.ndarray, search, judged, cfg: FindConfig) -> list[np.ndarray]:
+    """``search(image, k)``'s faces in ``rgb`` turned upright, in ``rgb``'s own pixels: searched as it is, or (none
+    found there, in a photo of up to ``turned_search_px``) upside down, then on either side; then turned as the face
+    ``judged(faces, k)`` picks asks (upright_turns), at most twice, as long as the turned photo shows a face."""
+    k, faces, image = 0, search(rgb, 0), rgb
+    if judged(faces, 0) is None:
+        if rgb.shape[0] * rgb.shape[1] > cfg.turned_search_px:
+            return faces
+        for k in (2, 1, 3):
+            image = _upright(rgb, k)
+            again = search(image, k)
+            if judged(again, k) is not None:
+                faces = again
+                break
+        else:
+            return faces
+    for _ in range(2):
+        more = upright_turns(image, judged(faces, k), cfg)
+        if not more:
+            break
+        turn = (k + more) % 4
+        turned = _upright(rgb, turn)
+        again = search(turned, turn)
+        if judged(again, turn) is None:
+            break
+        k, faces, image = turn, again, turned
+    h, w = rgb.shape[:2]
+    return [_turn(lm, -k, (w, h) if k % 2 else (h, w)) for lm in faces] if k else faces
+
+
+def _find_faces(rgb: np.ndarray, cfg: FindConfig) -> list[np.ndarray]:
     h, w = rgb.shape[:2]
     faces = shared_detector().detect(rgb)
     if faces and _small(h, w, cfg):
