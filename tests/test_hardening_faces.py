@@ -142,15 +142,18 @@ def test_turned_points_land_on_the_same_pixels():
         assert np.allclose(_turn(moved, -k, turned.shape), point)
 
 
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_a_turned_photo_is_edited_as_its_upright_self(astronaut, k):
+@pytest.mark.parametrize("k,mirrored", [(1, False), (2, False), (3, False), (1, True)])
+def test_a_turned_photo_is_edited_as_its_upright_self(astronaut, k, mirrored):
     """A photo lying on its side or upside down (a phone photo without its orientation tag): MediaPipe's mesh found
     the astronaut turned a half or three quarters but fitted her wrongly (IPD 29-30 px instead of 41, and "happy"
-    drew teeth into her eyes). The photo is now turned upright to be analysed: her landmarks, in the turned photo's
-    own pixels, are the upright ones turned, and "happy" turned back is the upright edit."""
+    drew teeth into her eyes), and her mirror image turned a quarter wrongly with its eye line 43 deg from level
+    (IPD 26). The photo is now turned upright to be analysed: her landmarks, in the turned photo's own pixels, are
+    the upright ones turned, and "happy" turned back is the upright edit."""
     from aufx.face.find import _turn, upright_turns
     from aufx.request import EditRequest
 
+    if mirrored:
+        astronaut = np.ascontiguousarray(astronaut[:, ::-1])
     upright_face = analyze_faces(astronaut)[0]
     assert upright_turns(astronaut, upright_face.landmarks) == 0
     turned = np.ascontiguousarray(np.rot90(astronaut, k))

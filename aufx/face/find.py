@@ -45,6 +45,8 @@ class FindConfig:
     upright_side: int = 256  # a face is judged upright or upside down on its mesh crop this large (the short-range
     upright_margin: float = 0.1  # detector's input is 128 px), upside down if turned it scores this much more...
     upright_min_score: float = 0.2  # ...detections weaker than this counting as none
+    upright_tilt_deg: float = 45.0  # a mesh whose eye line is this near level is taken as upright...
+    sideways_tilt_deg: float = 60.0  # ...unless the detector's eyes tilt beyond this (upright faces: within 35 deg)
     turned_search_px: int = 25_000_000  # a photo without faces is searched turned up to this size (a 12-MP phone
     # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)
 
@@ -60,21 +62,22 @@ class _Detector:
                                                               min_detection_confidence=min_score)
         self._lock = threading.Lock()
 
-    def scored(self, rgb: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:
-        """(score, (x0, y0, x1, y1) float px) of each face in an (h, w, 3) uint8 ``rgb``."""
+    def scored(self, rgb: np.ndarray) -> list[tuple[float, tuple[float, float, float, float], np.ndarray]]:
+        """(score, (x0, y0, x1, y1) float px, eyes (2, 2) px: the subject's right then left) of each face in an
+        (h, w, 3) uint8 ``rgb``."""
         h, w = rgb.shape[:2]
         with self._lock:
             result = self._det.process(np.ascontiguousarray(rgb))
         out = []
         for d in result.detections or []:
-            b = d.location_data.relative_bounding_box
+            b, k = d.location_data.relative_bounding_box, d.location_data.relative_keypoints
             box = (b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
-            out.append((float(d.score[0]), box))
+            out.append((float(d.score[0]), box, np.array([[k[i].x * w, k[i].y * h] for i in (0, 1)])))
         return out
 
     def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         """(x0, y0, x1, y1) float px of each face in an (h, w, 3) uint8 ``rgb``."""
-        return [box for _, box in self.scored(rgb)]
+        return [box for _, box, _ in self.scored(rgb)]
 
 
 _detectors: dict[tuple[int, float], _Detector] = {}
@@ -96,19 +99,31 @@ def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = Find
     MediaPipe's mesh finds faces lying on their side or upside down but fits them a few pixels off or wrongly (the
     astronaut upside down: her eyes taken for a mouth, and a "happy" edit drew teeth into them). Upside down: its
     short-range detector, shown the face's mesh crop, scores the crop turned a half at least ``upright_margin`` higher
-    (upright faces score 0.85-0.97, upside down 0.00-0.78); on its side: the mesh's own eye line says so (the
-    detector scores faces on their side as high as upright ones)."""
+    (upright faces score 0.85-0.97, upside down 0.00-0.78). On its side: the mesh's own eye line says so, unless
+    it lies within ``upright_tilt_deg`` of level while the detector's lies beyond ``sideways_tilt_deg`` (the detector
+    scores faces on their side as high as upright ones and places their eyes within 35 deg; a mesh fitted wrongly to a
+    face on its side can lie near level)."""
     x0, y0, x1, y1 = crop_rect(_box(landmarks), *rgb.shape[:2], cfg)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return 0
     crop, _ = _resized(rgb, x0, y0, x1, y1, cfg.upright_side)
     det = _detector(cfg, model=0)
-    as_is, half = (max((score for score, _ in det.scored(img)), default=0.0) for img in (crop, np.rot90(crop, 2)))
-    if half >= as_is + cfg.upright_margin:
+    as_is, half = (det.scored(img) for img in (crop, np.rot90(crop, 2)))
+    best = lambda found: max((score for score, _, _ in found), default=0.0)  # noqa: E731
+    if best(half) >= best(as_is) + cfg.upright_margin:
         return 2
     right = landmarks[EYE_OUTER[1], :2] - landmarks[EYE_OUTER[0], :2]  # the face's right, in image px
-    down = np.array([-right[1], right[0]])  # ...and its down: how far down it points after each turn
+    if as_is and abs(_tilt(right)) < cfg.upright_tilt_deg:
+        eyes = max(as_is, key=lambda d: d[0])[2]
+        if abs(_tilt(eyes[1] - eyes[0])) > cfg.sideways_tilt_deg:
+            right = eyes[1] - eyes[0]
+    down = np.array([-right[1], right[0]])  # the face's down: how far down it points after each turn
     return int(np.argmax([down[1], -down[0], -down[1], down[0]]))
+
+
+def _tilt(right: np.ndarray) -> float:
+    """Degrees an eye line (2,) image px (the subject's right eye to the left one) turns from level."""
+    return math.degrees(math.atan2(right[1], right[0]))
 
 
 def _upright(rgb: np.ndarray, k: int) -> np.ndarray:
