@@ -10,9 +10,12 @@ so it misses faces under ~12 % of the image's long side (a 93 px face in a 900 p
 3. the mesh on a crop around each new detection, and around faces step 1 saw only small or on a shrunk copy, its
    landmarks mapped back to full-resolution pixels. The crop is snapped to a grid and iterated to a fixed point, so
    re-measuring the face after an edit (faces_near) sees it through the same crop: MediaPipe's landmarks depend on
-   the framing, and a different one would read as an AU change.
+   the framing, and a different one would read as an AU change;
+4. a photo turned on its side or upside down (upright_turns, judged on its largest face; a photo without faces is
+   searched turned too) is searched again turned upright, its landmarks mapped back to the photo's own pixels.
 
-Only tiles and crops are resized, never the whole image at full size: a 100-megapixel photo costs no extra copy.
+Only tiles and crops are resized, never the whole image at full size: a 100-megapixel photo costs no extra copy
+(a turned one is copied once, upright).
 """
 from __future__ import annotations
 
@@ -25,8 +28,7 @@ import cv2
 import numpy as np
 
 from aufx.face.detect import shared_detector
-
-EYE_OUTER = (33, 263)  # the mesh's outer eye corners: the subject's right (image left, upright) and left
+from aufx.face.topology import topology
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = Find
     best = lambda found: max((score for score, _, _ in found), default=0.0)  # noqa: E731
     if best(half) >= best(as_is) + cfg.upright_margin:
         return 2
-    right = landmarks[EYE_OUTER[1], :2] - landmarks[EYE_OUTER[0], :2]  # the face's right, in image px
+    eye_r, eye_l = topology().groups["eye_outer_corners"]  # the subject's right eye (image left, upright), left
+    right = landmarks[eye_l, :2] - landmarks[eye_r, :2]  # the face's right, in image px
     if as_is and abs(_tilt(right)) < cfg.upright_tilt_deg:
         eyes = max(as_is, key=lambda d: d[0])[2]
         if abs(_tilt(eyes[1] - eyes[0])) > cfg.sideways_tilt_deg:
