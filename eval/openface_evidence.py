@@ -256,7 +256,7 @@ def survey(faces: Path, level: float, binary: str | Path | None = None,
     images OpenFace does not find or fits with too little confidence, before or after, are left out (as
     eval.fidelity leaves them out)."""
     models = load_static_models(binary)
-    cfg = FidelityConfig(faces=Path(faces), aus=aus, targets=(level,), presets=())
+    cfg = FidelityConfig(faces=Path(faces), aus=aus, targets=(level,), presets=(), noise=False)
     edits = make_edits(cfg, progress=lambda *_: None)  # each face's source, then its AU edits
     if not edits:
         raise OpenFaceError(f"{faces}: no face found in any image")

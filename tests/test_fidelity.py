@@ -106,6 +106,22 @@ def test_a_sheet_tile_past_the_photo_edge_is_blank_not_streaked():
     assert (tile[80:] == 255).all() and read[80:].min() < 50 and read[80:].max() > 150
 
 
+def test_perturbations_are_changes_no_eye_sees(astronaut):
+    """The reader's noise floor is measured on the source changed as no eye sees: each perturbation moves the
+    pixels (it is a real change), by 0.7-2 levels on average on the astronaut (the half-pixel shift 4.8: it moves
+    every edge), and is the same every run."""
+    from eval.fidelity import NOISE_KINDS, perturbed
+
+    for kind in NOISE_KINDS:
+        out = perturbed(astronaut, kind)
+        assert out.shape == astronaut.shape and out.dtype == np.uint8
+        diff = np.abs(out.astype(int) - astronaut.astype(int))
+        assert 0.2 < diff.mean() < (6.0 if kind == "shift" else 3.0), (kind, diff.mean())
+        assert np.array_equal(out, perturbed(astronaut, kind))
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturbed(astronaut, "blur")
+
+
 def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENFACE_BIN", raising=False)
     faces = tmp_path / "faces"
@@ -125,8 +141,13 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert 0.0 < ident["mean"] <= ident["max"] < 0.6  # the same person after every edit (dlib: < 0.6)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["au"] == au
-    table = pd.read_csv(tmp_path / "out" / "edits.csv")  # every image, traceable: 2 sources + 2 x (2 AUs x 2 + 2)
-    assert len(table) == 2 + 2 * 6 and set(table["kind"]) == {"source", "au", "preset"}
+    # every image, traceable: 2 sources + 2 x (2 AUs x 2 + 2 presets) + 2 x the 4 perturbed sources
+    table = pd.read_csv(tmp_path / "out" / "edits.csv")
+    assert len(table) == 2 + 2 * 6 + 2 * 4 and set(table["kind"]) == {"source", "au", "preset", "noise"}
+    assert table.loc[table["kind"] == "noise", "identity_distance"].isna().all()  # not edits: no identity kept
+    noise = au["noise_openface_units"]  # the reader's own noise: each AU of each perturbed source
+    assert noise["n"] == 2 * 4 * 2 and 0.0 <= noise["median"] <= noise["p90"] <= noise["max"]
+    assert noise["max"] < 0.5  # AUFX's estimator reads a photo steadily (0.17 of 5 at most here)
     assert table["identity_distance"].max() == pytest.approx(ident["max"], abs=1e-3)
     assert table.loc[table["kind"] == "source", "identity_distance"].isna().all()
     full = table.loc[table["kind"] == "preset", "identity_distance"]  # the presets at 1.0, the issue's bound
