@@ -46,7 +46,8 @@ class FindConfig:
     same_face_iou: float = 0.3  # detections overlapping more than this are one face
     upright_side: int = 256  # a face is judged upright or upside down on its mesh crop this large (the short-range
     upright_margin: float = 0.1  # detector's input is 128 px), upside down if turned it scores this much more...
-    upright_min_score: float = 0.2  # ...detections weaker than this counting as none
+    upright_min_score: float = 0.2  # ...detections weaker than this counting as none; a face scoring
+    upright_sure: float = 0.85  # this is upright (upright crops score 0.85-0.97, upside-down ones 0.00-0.78)
     upright_tilt_deg: float = 45.0  # a mesh whose eye line is this near level is taken as upright...
     sideways_tilt_deg: float = 60.0  # ...unless the detector's eyes tilt beyond this (upright faces: within 35 deg)
     turned_search_px: int = 25_000_000  # a photo without faces is searched turned up to this size (a 12-MP phone
@@ -100,19 +101,19 @@ def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = Find
     px in an (H, W, 3) photo upright: 0 unless the photo is turned (a phone photo without its orientation tag).
     MediaPipe's mesh finds faces lying on their side or upside down but fits them a few pixels off or wrongly (the
     astronaut upside down: her eyes taken for a mouth, and a "happy" edit drew teeth into them). Upside down: its
-    short-range detector, shown the face's mesh crop, scores the crop turned a half at least ``upright_margin`` higher
-    (upright faces score 0.85-0.97, upside down 0.00-0.78). On its side: the mesh's own eye line says so, unless
-    it lies within ``upright_tilt_deg`` of level while the detector's lies beyond ``sideways_tilt_deg`` (the detector
-    scores faces on their side as high as upright ones and places their eyes within 35 deg; a mesh fitted wrongly to a
-    face on its side can lie near level)."""
+    short-range detector, shown the face's mesh crop, scores it under ``upright_sure`` and the crop turned a half at
+    least ``upright_margin`` higher (upright faces score 0.85-0.97, upside down 0.00-0.78). On its side: the mesh's
+    own eye line says so, unless it lies within ``upright_tilt_deg`` of level while the detector's lies beyond
+    ``sideways_tilt_deg`` (the detector scores faces on their side as high as upright ones and places their eyes
+    within 35 deg; a mesh fitted wrongly to a face on its side can lie near level)."""
     x0, y0, x1, y1 = crop_rect(_box(landmarks), *rgb.shape[:2], cfg)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return 0
     crop, _ = _resized(rgb, x0, y0, x1, y1, cfg.upright_side)
     det = _detector(cfg, model=0)
-    as_is, half = (det.scored(img) for img in (crop, np.rot90(crop, 2)))
     best = lambda found: max((score for score, _, _ in found), default=0.0)  # noqa: E731
-    if best(half) >= best(as_is) + cfg.upright_margin:
+    as_is = det.scored(crop)
+    if best(as_is) < cfg.upright_sure and best(det.scored(np.rot90(crop, 2))) >= best(as_is) + cfg.upright_margin:
         return 2
     eye_r, eye_l = topology().groups["eye_outer_corners"]  # the subject's right eye (image left, upright), left
     right = landmarks[eye_l, :2] - landmarks[eye_r, :2]  # the face's right, in image px
