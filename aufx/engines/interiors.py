@@ -103,7 +103,9 @@ class InteriorConfig:
     iris_rgb: tuple[int, int, int] = (90, 70, 55)  # ...or this when none show
     sclera_sample: float = 1.15  # sclera colour: the whitest of the visible pixels beyond this x the iris radius
     sclera_rgb: tuple[int, int, int] = (215, 205, 200)  # ...or this when too few show
-    sclera_tint: float = 0.12  # the sclera's colour spread (max - min channel) is at most this x its brightness
+    sclera_tint: float = 0.3  # the sclera's colour spread (max - min channel) is at most this x its brightness (the
+    # lid and lash pixels of a loose eye contour made Grace Hopper's a saturated brown, R-B 88 levels; at 0.12 her
+    # new sclera was a grey-blue line against the orange of her lenses and skin)
     limbus_width: float = 0.18  # dark ring around a synthesized iris: width in iris radii...
     limbus_min_px: float = 0.6  # ...at least this many pixels...
     limbus_dark: float = 0.35  # ...darkening this much at its centre
