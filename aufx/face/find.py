@@ -273,9 +273,10 @@ def faces_near(rgb: np.ndarray, box, cfg: FindConfig = FindConfig()) -> list[np.
     def search(image: np.ndarray, k: int) -> list[np.ndarray]:
         return _faces_near(image, _turned_box(box, k, rgb.shape[:2]), cfg)
 
-    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:
-        near = [lm for lm in faces if _iou(_box(lm), _turned_box(box, k, rgb.shape[:2])) > cfg.same_face_iou]
-        return max(near, key=lambda lm: _iou(_box(lm), _turned_box(box, k, rgb.shape[:2]))) if near else None
+    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:  # the face found where ``box`` is
+        where = _turned_box(box, k, rgb.shape[:2])
+        best = max(faces, key=lambda lm: _iou(_box(lm), where), default=None)
+        return best if best is not None and _iou(_box(best), where) > cfg.same_face_iou else None
 
     return _upright_search(rgb, search, judged, cfg)
 
@@ -296,8 +297,8 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
     ``smallest_face_px`` wide in an (H, W, 3) uint8 image, at full resolution whatever the image's size; a turned
     photo's faces are found upright (upright_turns, judged on its largest face) and their landmarks given in the
     photo's own pixels."""
-    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:
-        return max(faces, key=lambda lm: float(np.prod(np.ptp(lm[:, :2], axis=0)))) if faces else None
+    def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:  # the largest face
+        return max(faces, key=lambda lm: float(np.prod(np.ptp(lm[:, :2], axis=0))), default=None)
 
     return _upright_search(rgb, lambda image, k: _find_faces(image, cfg), judged, cfg)
 
