@@ -352,13 +352,30 @@ def test_lips_closed_over_teeth_hide_them(astronaut_editor, preset):
     assert np.percentile(out[seam > 0], 90) < np.percentile(grey[lips], 90)  # no brighter than her lips
 
 
-@pytest.mark.parametrize("preset", ["neutral", "disgust"])
-def test_closed_lips_meet_in_a_dark_red_line_not_a_grey_band(astronaut_editor, preset):
-    """Where closed lips meet, the shadow between them is darker *and redder* than the lips (light that crossed more
-    lip tissue; Grace Hopper's own closed lips: the line keeps 0.65 of the lips' red, 0.2 of their green and blue).
-    The astronaut's smile closed by a preset: CIELAB a* median 148-149 on the meeting line against 146-147 on her
-    lips; a grey band (the squeezed teeth blurred into the lips and darkened evenly) read 141 against 145-146."""
-    ed = astronaut_editor
+def _lab_chroma(lab: np.ndarray) -> float:
+    """Chroma of the median CIELAB a*, b* of ``lab`` (n, 3) OpenCV 8-bit Lab pixels."""
+    return float(np.hypot(np.median(lab[:, 1]) - 128, np.median(lab[:, 2]) - 128))
+
+
+def _evenly_shaded_lips(image: np.ndarray, face) -> np.ndarray:
+    """``image`` with its lips (between the outer and inner contours of ``face``) of one colour, each pixel as light
+    as it was: lips that only darken in shade, as a webcam's soft colour shows them."""
+    topo = topology()
+    src = face.landmarks[:, :2]
+    own = (poly_mask(image.shape[:2], src[topo.loop("lips_outer")]) > 0.5) & \
+        (poly_mask(image.shape[:2], src[topo.loop("lips_inner")]) < 0.01)
+    out = image.copy()
+    px = image[own].astype(float)
+    luma = np.float64([0.299, 0.587, 0.114])
+    med = np.median(px, axis=0)
+    out[own] = np.clip(med * (px @ luma / (med @ luma))[:, None], 0, 255).astype(np.uint8)
+    return out
+
+
+def _meeting_line(image: np.ndarray, preset: str) -> tuple[float, float, float, float]:
+    """(CIELAB L*, chroma) of the line where the lips meet and of the lips beside it (medians, 8-bit Lab) after
+    ``preset`` closes the smile in ``image``."""
+    ed = Editor(image)
     face, m = ed.face(), ed.measured()
     topo = topology()
     target = EditRequest(preset=preset).target(m)
@@ -366,11 +383,32 @@ def test_closed_lips_meet_in_a_dark_red_line_not_a_grey_band(astronaut_editor, p
     out = ed.edit(target, measure_output=False).image
     line = np.zeros(out.shape[:2], np.uint8)
     cv2.polylines(line, [np.round(tgt[list(topo.groups["lips_inner_upper"])]).astype(np.int32)], False, 1, 3)
-    lips = poly_mask(out.shape[:2], tgt[topo.loop("lips_outer"), :2])
-    lips = (cv2.erode((lips > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (line == 0)
+    body = poly_mask(out.shape[:2], tgt[topo.loop("lips_outer"), :2])
+    body = (cv2.erode((body > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (line == 0)
     lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(float)
-    assert np.median(lab[..., 0][line > 0]) < np.median(lab[..., 0][lips]) - 15  # a line, darker than the lips
-    assert np.median(lab[..., 1][line > 0]) > np.median(lab[..., 1][lips])  # ...and redder, not grey
+    return (float(np.median(lab[..., 0][line > 0])), _lab_chroma(lab[line > 0]),
+            float(np.median(lab[..., 0][body])), _lab_chroma(lab[body]))
+
+
+@pytest.mark.parametrize("preset", ["neutral", "disgust"])
+def test_closed_lips_meet_in_a_dark_line_not_a_grey_band(astronaut, preset):
+    """Where closed lips meet, the shadow between them is darker than the lips and no less colourful (light that
+    crossed more lip tissue): the astronaut's smile closed by a preset, CIELAB chroma 25-26 on the meeting line
+    against 21-22 on her lips; a grey band (the squeezed teeth blurred into the lips and darkened evenly) is not."""
+    light, chroma, lip_light, lip_chroma = _meeting_line(astronaut, preset)
+    assert light < lip_light - 15
+    assert chroma >= 0.9 * lip_chroma
+
+
+def test_evenly_shaded_lips_meet_in_a_dark_line_not_a_red_stroke(astronaut):
+    """A webcam's soft colour shows red lips only darker in shade: between them the line where they meet is dark,
+    not a saturated red pencil stroke. The astronaut's lips made one colour that only darkens (each pixel as light
+    as it was): the meeting line under "neutral" is no more colourful than the lips (CIELAB chroma 22 against 22;
+    the lips' colour x (colour / white) alone, darker and redder, made it 28)."""
+    light, chroma, lip_light, lip_chroma = _meeting_line(_evenly_shaded_lips(astronaut, Editor(astronaut).face()),
+                                                        "neutral")
+    assert light < lip_light - 15
+    assert chroma <= 1.1 * lip_chroma
 
 
 def _lip_sharpness(image: np.ndarray, lips: np.ndarray) -> float:

@@ -52,7 +52,10 @@ class MouthConfig:
     seal_roundness: float = 0.35  # ...times (1 - x^2)^this, x = 0 centre, 1 corner (0.5 = an ellipse; less = fuller)
     junction_depth: float = 1.0  # lips closed over the photo's opening: the line where they meet is the lips'
     # colour c x (c / white)^this, darker and redder as in shadow between lips (Grace Hopper's closed lips: about
-    # 2); white = 255 in the face's light (less in an underexposed photo, whose lips are not darker tissue)
+    # 2); white = 255 in the face's light (less in an underexposed photo, whose lips are not darker tissue)...
+    junction_chroma: float = 1.3  # ...and no more colourful (_chroma) than this times the photo's own lips in shade
+    # (lip_shade_chroma) or the lips around it: a webcam's red lips meet in a dark line, not a red pencil stroke
+    shadow_share: float = 0.1  # the photo's lips in shade: this darkest share of its lip pixels
     own_teeth_share: float = 0.2  # open mouth this tooth-bright (lower row: half): own teeth, no exemplar row
     own_erode_px: float = 0.6  # the photo's own interior is used this far inside its lip contour (pixels)
     box_side_ipd: float = 0.35  # layer box around the resting mouth: sideways beyond the corners (IPD)...

@@ -147,15 +147,27 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         fill = (_fill_from_around(out, known * lips, fill_sigma, used & (lips > 0)) * lips[..., None]
                 + _fill_from_around(out, known * (1 - lips), fill_sigma, used & (lips < 1)) * (1 - lips[..., None]))
         closed = np.clip(1 - gap / feather, 0, 1)  # the meeting line continues the mouth line where lips close
-        # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert);
-        # only where they close over the photo's opening: the thin wedges a smile pulls between lips that were
-        # already closed carry the photo's own line (a drawn one there is a dotted pencil line over it)
+        # the line in shadow between them: light that crossed more lip tissue, darker and redder (Beer-Lambert),
+        # but no redder than the photo shows its lips in shade; only where they close over the photo's opening:
+        # the thin wedges a smile pulls between lips that were already closed carry the photo's own line (a drawn
+        # one there is a dotted pencil line over it)
         depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2)) * (meets > 0)
         line = fill * np.power(np.clip(fill / lay.white, 1e-3, 1.0), depth[..., None])  # the same in a dark photo
+        line = _no_more_colourful(line, fill, cfg.junction_chroma * lay.shade_chroma)
         out = out * (1 - sealed[..., None]) + line * sealed[..., None]
     roi = roi.copy()
     roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return roi
+
+
+def _no_more_colourful(line: np.ndarray, fill: np.ndarray, most: float) -> np.ndarray:
+    """(h, w, 3) ``line`` with each pixel's colourfulness (_chroma: spread about its grey over the grey) brought
+    down to ``most``, or to that of ``fill`` (h, w, 3) where that is more, keeping its grey."""
+    grey = line.mean(axis=-1, keepdims=True)
+    spread = np.linalg.norm(line - grey, axis=-1, keepdims=True) / np.maximum(grey, 1.0)
+    g_fill = fill.mean(axis=-1, keepdims=True)
+    cap = np.maximum(np.linalg.norm(fill - g_fill, axis=-1, keepdims=True) / np.maximum(g_fill, 1.0), most)
+    return grey + (line - grey) * np.minimum(1.0, cap / np.maximum(spread, 1e-6))
 
 
 def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, where: np.ndarray, levels: int = 3,

@@ -62,11 +62,9 @@ def contour_fn(uv: np.ndarray):
     return lambda u: np.interp(u, us, vs).astype(np.float32)
 
 
-def mouth_colours(image: np.ndarray, face: FaceAnalysis,
-                  cfg: MouthConfig = MouthConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """(lip RGB (3,), perioral skin RGB (3,)) float32 0-255 medians over ``image`` (H, W, 3) uint8: the lips
-    between the outer and inner contours, the skin in a ring ``skin_ring_ipd`` around the outer lip contour. The
-    exemplar's builder measures its source the same way."""
+def _lip_pixels(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(lip pixels (n, 3), perioral skin pixels (m, 3)) uint8 of ``image`` (H, W, 3): the lips between the outer
+    and inner contours, the skin in a ring ``skin_ring_ipd`` around the outer lip contour."""
     topo = topology()
     ipd = face.pose.scale
     outer_idx = list(topo.loop("lips_outer"))
@@ -85,9 +83,27 @@ def mouth_colours(image: np.ndarray, face: FaceAnalysis,
 
     lips = outer & ~cv2.dilate(inner.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     skin = ring(cfg.skin_ring_ipd[1]) & ~ring(cfg.skin_ring_ipd[0])
-    med = [np.median(crop[m], axis=0) if m.sum() >= 4 else np.array(d, float)
-           for m, d in ((lips, cfg.lip_rgb), (skin, cfg.skin_rgb))]
+    return crop[lips], crop[skin]
+
+
+def mouth_colours(image: np.ndarray, face: FaceAnalysis,
+                  cfg: MouthConfig = MouthConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """(lip RGB (3,), perioral skin RGB (3,)) float32 0-255 medians over ``image`` (H, W, 3) uint8 (_lip_pixels).
+    The exemplar's builder measures its source the same way."""
+    med = [np.median(px, axis=0) if len(px) >= 4 else np.array(d, float)
+           for px, d in zip(_lip_pixels(image, face, cfg), (cfg.lip_rgb, cfg.skin_rgb))]
     return med[0].astype(np.float32), med[1].astype(np.float32)
+
+
+def lip_shade_chroma(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig = MouthConfig()) -> float:
+    """How colourful (_chroma) this photo shows lip tissue in shade: the mean colour of its darkest ``shadow_share``
+    of lip pixels (``image`` (H, W, 3) uint8). Grace Hopper's studio lipstick stays deep red in shade (1.24), a
+    webcam's lips (0.67) and the astronaut's (0.35) far less."""
+    lips = _lip_pixels(image, face, cfg)[0].astype(np.float32)
+    if len(lips) < 4:
+        return _chroma(np.asarray(cfg.lip_rgb, np.float32))
+    luma = lips @ np.float32([0.299, 0.587, 0.114])
+    return _chroma(lips[luma <= np.quantile(luma, cfg.shadow_share)].mean(axis=0))
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,7 @@ class MouthLayers:
     feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
     gain: np.ndarray  # (3,) colour gain that matched the exemplar to the person
     white: float  # the 8-bit level a white surface would have in the face's light: 255, less in a dark photo
+    shade_chroma: float  # how colourful the photo shows its lips in shade (lip_shade_chroma)
 
 
 def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
@@ -398,7 +415,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     return MouthLayers(box, frame, uv, upper, lower, own_up, under_lip, lip_edge,
                        up0.astype(np.float32), own_lo, opening, dark,
                        (tissue * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
-                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure)
+                       _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure,
+                       lip_shade_chroma(image, face, cfg))
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
