@@ -118,22 +118,48 @@ def test_a_large_face_is_measured_alike_on_a_shrunk_grid(grace):
     assert np.linalg.norm(lights[0] - lights[1]) < 0.02, lights
 
 
-def test_fold_contrast_follows_the_skin_texture(astronaut):
-    """The same fold on a copy of the photo with coarser skin texture is deeper (contrast follows the texture)."""
+def _with_pores(img: np.ndarray, sigma: float) -> np.ndarray:
+    """``img`` (h, w, 3) uint8 with coarser skin texture: fixed-seed noise blurred by ``sigma`` px, 12% contrast."""
+    pores = cv2.GaussianBlur(np.random.default_rng(0).standard_normal(img.shape[:2]).astype(np.float32),
+                             (0, 0), sigma)
+    return np.clip(img * (1 + 0.12 * pores / pores.std())[..., None], 0, 255).astype(np.uint8)
+
+
+def _fold_depths(images, text: str, blur: float = 0.0) -> list[tuple[float, float]]:
+    """(skin texture, 5th percentile of the shading's luma ratio where the first image's shading shows) for each
+    image edited by ``text``; the ratio is of both lumas blurred by ``blur`` px where given (a noisy copy's)."""
     from aufx.pipeline import Editor
 
-    pores = cv2.GaussianBlur(np.random.default_rng(0).standard_normal(astronaut.shape[:2]).astype(np.float32),
-                             (0, 0), 0.7)
-    rough = np.clip(astronaut * (1 + 0.12 * pores / pores.std())[..., None], 0, 255).astype(np.uint8)
     found, area = [], None
-    for img in (astronaut, rough):
+    for img in images:
         ed = Editor(img, cache=None)
-        change, d, face, _ = shading_change(ed, "AU04:1.0")
-        plain = luminance(PLAIN.render(img, face, EditRequest(au_text="AU04:1.0").target(ed.measured()), d))
+        change, d, face, _ = shading_change(ed, text)
+        plain = luminance(PLAIN.render(img, face, EditRequest(au_text=text).target(ed.measured()), d))
+        if blur:
+            change, plain = cv2.GaussianBlur(change, (0, 0), blur), cv2.GaussianBlur(plain, (0, 0), blur)
         area = np.abs(change) > 2 if area is None else area
         found.append((photometry(img, face).texture, float(np.percentile((change / np.maximum(plain, 1))[area], 5))))
+    return found
+
+
+def test_fold_contrast_follows_the_skin_texture(astronaut):
+    """The same fold on a copy of the photo with coarser skin texture is deeper (contrast follows the texture)."""
+    found = _fold_depths((astronaut, _with_pores(astronaut, 0.7)), "AU04:1.0")
     (t_raw, dark_raw), (t_rough, dark_rough) = found
     assert t_rough > 1.2 * t_raw and dark_rough < 1.1 * dark_raw, found
+
+
+def test_rougher_than_reference_skin_does_not_deepen_wrinkles(grace):
+    """Past the skin texture the appearance table was written for (ShadingConfig.texture_ref), what the texture
+    measure reads is pores, stubble and sensor noise as much as skin that creases: wrinkles stay at the table's
+    depth. Grace Hopper (texture 0.9 of the reference) and a copy with coarse pores added (2.3x the reference):
+    AU01's forehead wrinkles darken the rough copy at most 1.15x as much (1.05x; 1.55x when the depth followed the
+    texture up to 1.5x the table's, which drew three dark stripes on a bearded man's noisy close-up, 2.6x)."""
+    found = [(t / ShadingConfig.texture_ref, -dark) for t, dark in _fold_depths((grace, _with_pores(grace, 0.8)),
+                                                                                 "AU01:0.8", blur=1.5)]
+    (t_grace, dark_grace), (t_rough, dark_rough) = found
+    assert t_grace < 1.0 < 2.0 < t_rough, found
+    assert dark_grace < dark_rough < 1.15 * dark_grace, found
 
 
 def test_a_smile_s_nasolabial_shadow_is_as_deep_on_smooth_skin(grace):

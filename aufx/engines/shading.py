@@ -41,8 +41,10 @@ class ShadingConfig:
     irregularity: float = 0.2  # relative depth variation along a fold (creases are not uniform; more: blotches)
     taper: float = 0.5  # fraction of a fold's length that fades in, half at each end (0: even depth, round ends)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
-    texture_gain: tuple[float, float] = (0.3, 1.5)  # range of the texture scaling (smooth young skin folds softly:
-    # at 0.6 a child's forehead (texture 0.11 x texture_ref) showed three drawn stripes under AU01+AU02)
+    texture_gain: tuple[float, float] = (0.3, 1.0)  # range of the texture scaling (smooth young skin folds softly:
+    # at 0.6 a child's forehead (texture 0.11 x texture_ref) showed three drawn stripes under AU01+AU02; past the
+    # reference the measure reads pores, stubble and sensor noise: at 1.5 a bearded man's noisy close-up, 2.6 x
+    # texture_ref, did too)
     max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
     max_light: float = 0.05
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
