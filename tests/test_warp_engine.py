@@ -7,7 +7,7 @@ import pytest
 
 from aufx.au import AUVector
 from aufx.model.basis import basis
-from aufx.model.deform import deform
+from aufx.model.deform import deform, red_height
 from aufx.model.gains import gain_vector, gains_overridden
 from aufx.model.estimate import _solve, EstimatorConfig, estimate_raw
 from aufx.face.analysis import FaceAnalysis, analyze_faces
@@ -523,6 +523,22 @@ def test_taking_au16_away_yields_to_a_parting_the_same_edit_adds(astronaut_edito
     rise = -(motion("L16:0,R16:0")[sides] @ down)
     assert rise.max() > 0.01 * face.pose.scale, rise / face.pose.scale
     np.testing.assert_allclose(motion(f"L16:0,R16:0,{part}"), motion(part), atol=1e-9)
+
+
+@pytest.mark.parametrize("text, share", [("AU23:1", (0.3, 0.4)), ("AU24:1", (0.17, 0.3))])
+def test_lip_narrowing_takes_the_same_share_of_thin_and_full_lips(astronaut_editor, grace_editor, text, share):
+    """A lip tightener (AU23) or pressor (AU24) narrows the red of the lips by a share of the person's own red, not
+    by a fixed distance: at 1.0 the midline red of the astronaut's thin lips (half the canonical lips') and of
+    Grace Hopper's (two thirds) loses about a third under AU23 (35% and 33%), a fifth to a quarter under AU24 (24%
+    and 19%). A fixed distance took 35% of the astronaut's and 26% of Grace Hopper's, 19% of full lips
+    (of_sample6)."""
+    topo = topology()
+    for ed in (astronaut_editor, grace_editor):
+        face, m = ed.face(), ed.measured()
+        target = EditRequest(au_text=text).target(m)
+        assert target[text[:4]] - m[text[:4]] > 0.5
+        lost = 1 - red_height(deform(face, target).canonical_target, topo) / red_height(face.canonical, topo)
+        assert share[0] < lost < share[1], (ed.name, lost)
 
 
 UPPER_BROW, LOWER_BROW = [70, 63, 105, 66, 107], [46, 53, 52, 65, 55]  # subject's right brow, outer to inner

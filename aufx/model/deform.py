@@ -41,6 +41,10 @@ class DeformConfig:
     # away lifted the lower lip's sides while its added parting dropped the middle, a V-shaped lower lip
     yield_span: float = 0.1  # an edit that parts the lips this much further (largest increase of ``opening``)
     # takes none of ``yields`` away; less, in proportion
+    narrowing: tuple[str, ...] = ("AU23", "AU24")  # AUs that narrow the red of the lips: their motion up and down
+    # is in proportion to the person's own red (its height at the midline over the canonical lips'), so full lips
+    # are narrowed by as large a share as thin ones, and thin ones not past the line where they meet...
+    red_share: tuple[float, float] = (0.3, 1.2)  # ...within these bounds of the canonical motion
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,39 @@ def _yield_to_parting(gain: np.ndarray, delta: np.ndarray, b: Basis, cfg: Deform
     return gain
 
 
+def red_height(points: np.ndarray, topo: Topology) -> float:
+    """Height of the red of both lips at the midline (outer to inner contour, upper plus lower) of ``points``
+    (478, 3) in the canonical frame, IPD units."""
+    g = topo.groups
+
+    def mid(name: str) -> int:
+        return g[name][len(g[name]) // 2]
+    return float(points[mid("lips_inner_upper"), 1] - points[mid("lips_outer_upper"), 1]
+                 + points[mid("lips_outer_lower"), 1] - points[mid("lips_inner_lower"), 1])
+
+
+def render_gains(delta: np.ndarray, b: Basis, cfg: DeformConfig = DeformConfig()) -> np.ndarray:
+    """(n_channels,) what multiplies each channel's basis motion in an edit with intensity changes ``delta``
+    (n_channels,): the calibrated geometry gain, or the removal gain where an AU is taken away, the lower lip's own
+    depression yielding to a parting."""
+    gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
+    return _yield_to_parting(gain, delta, b, cfg)
+
+
+def basis_motion(face: FaceAnalysis, delta: np.ndarray, gain: np.ndarray, b: Basis, topo: Topology,
+                 cfg: DeformConfig = DeformConfig()) -> np.ndarray:
+    """(478, 3) canonical motion (IPD units) of ``delta`` (n_channels,) at ``gain`` (render_gains) on ``face``,
+    before lips, lids and folds are seen to. The lip-narrowing AUs (``cfg.narrowing``) move the lips up and down
+    in proportion to the person's red over the canonical lips' (red_height, within ``cfg.red_share``)."""
+    motion = b.displacement(delta * gain)
+    share = float(np.clip(red_height(face.canonical, topo) / red_height(topo.canonical, topo), *cfg.red_share))
+    for au in cfg.narrowing:
+        for ch in get_au(au).channels():
+            k = b.index(ch)
+            motion[:, 1] += (share - 1.0) * delta[k] * gain[k] * b.fields[k][:, 1]
+    return motion
+
+
 def _lips_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, full: float) -> float:
     """0..1: how far the lips are apart, in the photo (``cur`` (478, 3)) or after the edit's motion (``new``): the
     widest gap between the lip ``pairs`` (k, 2) upper/lower indices, as a share of ``full`` (IPD)."""
@@ -192,9 +229,8 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     topo = topology()
     delta = channel_deltas(face, target, b, start, cfg)
     cur = face.canonical
-    gain = np.where(delta < 0, gain_vector(b.channels, "removal"), gain_vector(b.channels, "geometry"))
-    gain = _yield_to_parting(gain, delta, b, cfg)
-    new = cur + b.displacement(delta * gain)
+    gain = render_gains(delta, b, cfg)
+    new = cur + basis_motion(face, delta, gain, b, topo, cfg)
     lift = _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
     new += lift - _parting_shared(lift, delta, gain, b, topo, cfg.parting)
     closing = _closure_fraction(face, target, b, start)
