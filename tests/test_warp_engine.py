@@ -541,6 +541,19 @@ def test_lip_narrowing_takes_the_same_share_of_thin_and_full_lips(astronaut_edit
         assert share[0] < lost < share[1], (ed.name, lost)
 
 
+def test_a_lip_stretch_opens_parted_lips_into_a_rectangle(astronaut_editor, grace_editor):
+    """AU20 stretches parted lips into a wide rectangle, as in fear, not a smile's crescent: the lower lip's sides
+    drop (the astronaut's parted smile: 0.085 IPD at AU20 1.0, its middle 0.011; before, about 0.015 like a closed
+    mouth's). Lips that stay together are only stretched: Grace Hopper's closed lips' sides move at most 0.02."""
+    lower = topology().groups["lips_inner_lower"]
+    sides = [lower[2], lower[-3]]
+    for ed, lo, hi in ((astronaut_editor, 0.05, 0.15), (grace_editor, 0.0, 0.02)):
+        face = ed.face()
+        drop = deform(face, EditRequest(au_text="AU20:1").target(ed.measured())).displacement_px[sides] @ \
+            axes(face)[1] / face.pose.scale
+        assert (lo <= drop).all() and (drop <= hi).all(), (ed.name, drop)
+
+
 UPPER_BROW, LOWER_BROW = [70, 63, 105, 66, 107], [46, 53, 52, 65, 55]  # subject's right brow, outer to inner
 
 
