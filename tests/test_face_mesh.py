@@ -10,7 +10,7 @@ from aufx.face import mesh
 from aufx.face.pose import fit_pose
 from aufx.face.topology import topology
 from aufx.model.basis import basis
-from aufx.model.deform import basis_motion, channel_deltas, render_gains
+from aufx.model.deform import basis_motion, channel_deltas, edit_gains
 from aufx.model.gains import gain_vector
 from aufx.request import EditRequest
 
@@ -72,7 +72,7 @@ def test_fold_repair_opens_every_fold_of_a_real_edit(request, who, request_text)
     ed = request.getfixturevalue(who)
     face, b = ed.face(), basis()
     delta = channel_deltas(face, EditRequest(au_text=request_text).target(ed.measured()))
-    motion = basis_motion(face, delta, render_gains(delta, b), b, topology())
+    motion = basis_motion(face, delta, edit_gains(delta, b), b, topology())
     cur = face.canonical
     assert mesh.folded_triangles(cur, cur + motion)[0] > 0
     fixed = mesh.unfold(cur, motion, mesh.lagging_corners, patience=4)

@@ -145,7 +145,7 @@ def red_height(points: np.ndarray, topo: Topology) -> float:
                  + points[mid("lips_outer_lower"), 1] - points[mid("lips_inner_lower"), 1])
 
 
-def render_gains(delta: np.ndarray, b: Basis, cfg: DeformConfig = DeformConfig()) -> np.ndarray:
+def edit_gains(delta: np.ndarray, b: Basis, cfg: DeformConfig = DeformConfig()) -> np.ndarray:
     """(n_channels,) what multiplies each channel's basis motion in an edit with intensity changes ``delta``
     (n_channels,): the calibrated geometry gain, or the removal gain where an AU is taken away, the lower lip's own
     depression yielding to a parting."""
@@ -155,7 +155,7 @@ def render_gains(delta: np.ndarray, b: Basis, cfg: DeformConfig = DeformConfig()
 
 def basis_motion(face: FaceAnalysis, delta: np.ndarray, gain: np.ndarray, b: Basis, topo: Topology,
                  cfg: DeformConfig = DeformConfig()) -> np.ndarray:
-    """(478, 3) canonical motion (IPD units) of ``delta`` (n_channels,) at ``gain`` (render_gains) on ``face``,
+    """(478, 3) canonical motion (IPD units) of ``delta`` (n_channels,) at ``gain`` (edit_gains) on ``face``,
     before lips, lids and folds are seen to. The lip-narrowing AUs (``cfg.narrowing``) move the lips up and down
     in proportion to the person's red over the canonical lips' (red_height, within ``cfg.red_share``)."""
     motion = b.displacement(delta * gain)
@@ -229,7 +229,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     topo = topology()
     delta = channel_deltas(face, target, b, start, cfg)
     cur = face.canonical
-    gain = render_gains(delta, b, cfg)
+    gain = edit_gains(delta, b, cfg)
     new = cur + basis_motion(face, delta, gain, b, topo, cfg)
     lift = _lips_apart(cur, new, topo.pairs["lip"], cfg.lips_apart_ipd) * np.tensordot(delta * gain, b.apart, axes=1)
     new += lift - _parting_shared(lift, delta, gain, b, topo, cfg.parting)
