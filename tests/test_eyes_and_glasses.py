@@ -359,6 +359,26 @@ def test_a_raised_upper_lid_margin_is_a_line_not_dashes(request, editor_name):
         assert roughness(after, d.target_landmarks[upper]) < 1.6 * roughness(before, face.landmarks[upper, :2])
 
 
+def test_a_cheek_raise_narrows_the_eye_from_below(astronaut_editor, grace_editor):
+    """AU06 at 1.0 pushes the lower lids up (the raised cheek), not the upper ones: 0.06-0.085 IPD from the
+    astronaut's and Grace Hopper's measured AU06 (0.15-0.41), keeping 0.41-0.64 of each eye's opening (the
+    calibration's bound, 0.35). The lower lid rose 0.0375 IPD at most before, and OpenFace read AU06 at a slope of
+    0.03 (0.09 now)."""
+    topo = topology()
+    for ed in (astronaut_editor, grace_editor):
+        face = ed.face()
+        d = deform(face, EditRequest(au_text="AU06:1").target(ed.measured()))
+        down = face.pose.image_axes()[1]
+        for eye in ("eye_R", "eye_L"):
+            lo, up = topo.groups[f"{eye}_lower"], topo.groups[f"{eye}_upper"]
+            lo, up = lo[len(lo) // 2], up[len(up) // 2]
+            rise = -float(d.displacement_px[lo] @ down) / face.pose.scale
+            kept = float((d.target_landmarks[lo] - d.target_landmarks[up]) @ down) / float(
+                (face.landmarks[lo, :2] - face.landmarks[up, :2]) @ down)
+            assert rise > 0.05 and abs(float(d.displacement_px[up] @ down)) < 0.01 * face.pose.scale, (ed.name, eye)
+            assert kept > 0.35, (ed.name, eye, kept)
+
+
 def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
     """AU07 raises the lower lid over the eyeball: what it now covers is the photo's lower lid moved up, not the
     pieces of iris the warp's inversion leaves there. Mean luminance of that strip against the lid skin below the
