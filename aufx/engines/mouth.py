@@ -151,18 +151,20 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
         # but no redder than the photo shows its lips in shade; only where they close over the photo's opening:
         # the thin wedges a smile pulls between lips that were already closed carry the photo's own line (a drawn
         # one there is a dotted pencil line over it)
-        depth = cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2)) * (meets > 0)
-        line = fill * np.power(np.clip(fill / lay.white, 1e-3, 1.0), depth[..., None])  # the same in a dark photo
+        depth = (cfg.junction_depth * closed * np.exp(-(((v - mid) * ipd / feather) ** 2)) * (meets > 0))[used]
+        fill = fill[used]  # (n, 3): only the sealed pixels show it
+        line = fill * np.power(np.clip(fill / lay.white, 1e-3, 1.0), depth[:, None])  # the same in a dark photo
         line = _no_more_colourful(line, fill, cfg.junction_chroma * lay.shade_chroma)
-        out = out * (1 - sealed[..., None]) + line * sealed[..., None]
+        a = sealed[used][:, None]
+        out[used] = out[used] * (1 - a) + line * a
     roi = roi.copy()
     roi[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return roi
 
 
 def _no_more_colourful(line: np.ndarray, fill: np.ndarray, most: float) -> np.ndarray:
-    """(h, w, 3) ``line`` with each pixel's colourfulness (_chroma: spread about its grey over the grey) brought
-    down to ``most``, or to that of ``fill`` (h, w, 3) where that is more, keeping its grey."""
+    """(n, 3) ``line`` colours with each one's colourfulness (_chroma: spread about its grey over the grey) brought
+    down to ``most``, or to that of ``fill`` (n, 3) where that is more, keeping its grey."""
     grey = line.mean(axis=-1, keepdims=True)
     spread = np.linalg.norm(line - grey, axis=-1, keepdims=True) / np.maximum(grey, 1.0)
     g_fill = fill.mean(axis=-1, keepdims=True)
