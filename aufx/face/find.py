@@ -51,7 +51,10 @@ class FindConfig:
     upright_tilt_deg: float = 45.0  # a mesh whose eye line is this near level is taken as upright...
     sideways_tilt_deg: float = 60.0  # ...unless the detector's eyes tilt beyond this (upright faces: within 35 deg)
     turned_search_px: int = 25_000_000  # a photo without faces is searched turned up to this size (a 12-MP phone
-    # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)
+    # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)...
+    turned_min_score: float = 0.7  # ...and a face found only turned counts if the short-range detector scores its
+    # mesh crop this high at its best turn (upright faces 0.85-0.97; the mesh's own detector found a "face" in
+    # scikit-image's coffee cup turned three quarters, which scores 0.54)
 
 
 class _Detector:
@@ -106,10 +109,9 @@ def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = Find
     own eye line says so, unless it lies within ``upright_tilt_deg`` of level while the detector's lies beyond
     ``sideways_tilt_deg`` (the detector scores faces on their side as high as upright ones and places their eyes
     within 35 deg; a mesh fitted wrongly to a face on its side can lie near level)."""
-    x0, y0, x1, y1 = crop_rect(_box(landmarks), *rgb.shape[:2], cfg)
-    if x1 - x0 < 8 or y1 - y0 < 8:
+    crop = _mesh_crop(rgb, landmarks, cfg)
+    if crop is None:
         return 0
-    crop, _ = _resized(rgb, x0, y0, x1, y1, cfg.upright_side)
     det = _detector(cfg, model=0)
     best = lambda found: max((score for score, _, _ in found), default=0.0)  # noqa: E731
     as_is = det.scored(crop)
@@ -123,6 +125,22 @@ def upright_turns(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig = Find
             right = eyes[1] - eyes[0]
     down = np.array([-right[1], right[0]])  # the face's down: how far down it points after each turn
     return int(np.argmax([down[1], -down[0], -down[1], down[0]]))
+
+
+def _mesh_crop(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig) -> np.ndarray | None:
+    """The crop (at most ``upright_side`` px) around the face whose mesh is ``landmarks`` (478, 3) px in an
+    (H, W, 3) photo, as the mesh is fitted on it; None if it is a sliver."""
+    x0, y0, x1, y1 = crop_rect(_box(landmarks), *rgb.shape[:2], cfg)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return _resized(rgb, x0, y0, x1, y1, cfg.upright_side)[0]
+
+
+def _face_score(rgb: np.ndarray, landmarks: np.ndarray, cfg: FindConfig) -> float:
+    """The short-range detector's best score on the mesh crop of ``landmarks`` (478, 3) px in ``rgb``."""
+    crop = _mesh_crop(rgb, landmarks, cfg)
+    return max((score for score, _, _ in _detector(cfg, model=0).scored(crop)), default=0.0) if crop is not None \
+        else 0.0
 
 
 def _tilt(right: np.ndarray) -> float:
@@ -305,20 +323,24 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
 
 def _upright_search(rgb: np.ndarray, search, judged, cfg: FindConfig) -> list[np.ndarray]:
     """``search(image, k)``'s faces in ``rgb`` turned upright, in ``rgb``'s own pixels: searched as it is, or (none
-    found there, in a photo of up to ``turned_search_px``) upside down, then on either side; then turned as the face
-    ``judged(faces, k)`` picks asks (upright_turns), at most twice, as long as the turned photo shows a face."""
+    found there, in a photo of up to ``turned_search_px``) upside down and on either side, taking the turn whose
+    face ``judged(faces, k)`` the short-range detector scores highest, if high enough (``turned_min_score``); then
+    turned as that face asks (upright_turns), at most twice, as long as the turned photo shows a face."""
     k, faces, image = 0, search(rgb, 0), rgb
     if judged(faces, 0) is None:
         if rgb.shape[0] * rgb.shape[1] > cfg.turned_search_px:
             return faces
-        for k in (2, 1, 3):
-            image = _upright(rgb, k)
-            again = search(image, k)
-            if judged(again, k) is not None:
-                faces = again
-                break
-        else:
+        found = []  # (score, k, faces, image) of each turn that shows a face
+        for turn in (2, 1, 3):
+            turned = _upright(rgb, turn)
+            again = search(turned, turn)
+            face = judged(again, turn)
+            if face is not None:
+                found.append((_face_score(turned, face, cfg), turn, again, turned))
+        best = max(found, key=lambda f: f[0], default=None)
+        if best is None or best[0] < cfg.turned_min_score:
             return faces
+        _, k, faces, image = best
     for _ in range(2):
         more = upright_turns(image, judged(faces, k), cfg)
         if not more:
