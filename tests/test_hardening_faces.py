@@ -175,15 +175,17 @@ def test_a_turned_photo_is_edited_as_its_upright_self(astronaut, k, mirrored):
 
 
 def test_a_photo_without_a_face_is_not_searched_into_one():
-    """A photo without a face gets the no-face message, turned or not: searching it turned, MediaPipe's mesh found a
-    "face" in scikit-image's coffee cup turned three quarters (the short-range detector scores its crop 0.54,
-    upright faces 0.85-0.97), and the Edit tab edited the cup. A face found only turned now counts if that
-    detector scores it as a face (FindConfig.turned_min_score)."""
+    """A photo without a face gets the no-face message, turned or not: MediaPipe's mesh took scikit-image's colour
+    wheel for a face, and, searching it turned, its coffee cup turned three quarters; the Edit tab edited them. A
+    face now counts if the short-range detector, shown its mesh crop, scores it as one (FindConfig.face_score: the
+    wheel 0.58, the cup 0.54; the 33 faces of the development and sample photos and the cameraman 0.75-0.97)."""
     from skimage import data
 
     from aufx.face.find import find_faces
 
-    cup = data.coffee()
+    cup, wheel = data.coffee(), np.ascontiguousarray(data.colorwheel()[..., :3])
     assert find_faces(cup) == [] and find_faces(np.ascontiguousarray(np.rot90(cup, 1))) == []
+    assert find_faces(wheel) == []
+    assert len(find_faces(np.dstack([data.camera()] * 3))) == 1  # the cameraman's face, 60 px across, counts
     with pytest.raises(ValueError, match="no face found"):
         Editor(cup, name="coffee").face()

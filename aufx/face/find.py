@@ -11,7 +11,9 @@ so it misses faces under ~12 % of the image's long side (a 93 px face in a 900 p
    landmarks mapped back to full-resolution pixels. The crop is snapped to a grid and iterated to a fixed point, so
    re-measuring the face after an edit (faces_near) sees it through the same crop: MediaPipe's landmarks depend on
    the framing, and a different one would read as an AU change;
-4. a photo turned on its side or upside down (upright_turns, judged on its largest face; a photo without faces is
+4. a face counts if MediaPipe's short-range detector, shown its mesh crop, scores it as one (the mesh's own
+   detector takes a colour wheel for a face);
+5. a photo turned on its side or upside down (upright_turns, judged on its largest face; a photo without faces is
    searched turned too) is searched again turned upright, its landmarks mapped back to the photo's own pixels.
 
 Only tiles and crops are resized, never the whole image at full size: a 100-megapixel photo costs no extra copy
@@ -43,6 +45,9 @@ class FindConfig:
     crop_factor: float = 2.4  # mesh crop side / detected box side: the whole head with margin, as the mesh expects
     crop_side: int = 640  # crops are resized to at most this: the face ~270 px, above the landmark model's 256
     min_score: float = 0.5
+    face_score: float = 0.65  # a face counts if the short-range detector scores its mesh crop this high: real faces
+    # 0.75-0.97 (19 development and sample photos, their 33 faces, the cameraman), while the mesh's own detector
+    # took scikit-image's colour wheel (0.58) and its coffee cup turned three quarters (0.54) for faces
     same_face_iou: float = 0.3  # detections overlapping more than this are one face
     upright_side: int = 256  # a face is judged upright or upside down on its mesh crop this large (the short-range
     upright_margin: float = 0.1  # detector's input is 128 px), upside down if turned it scores this much more...
@@ -51,10 +56,7 @@ class FindConfig:
     upright_tilt_deg: float = 45.0  # a mesh whose eye line is this near level is taken as upright...
     sideways_tilt_deg: float = 60.0  # ...unless the detector's eyes tilt beyond this (upright faces: within 35 deg)
     turned_search_px: int = 25_000_000  # a photo without faces is searched turned up to this size (a 12-MP phone
-    # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)...
-    turned_min_score: float = 0.7  # ...and a face found only turned counts if the short-range detector scores its
-    # mesh crop this high at its best turn (upright faces 0.85-0.97; the mesh's own detector found a "face" in
-    # scikit-image's coffee cup turned three quarters, which scores 0.54)
+    # photo without its orientation tag; a 100-MP scan without faces is not copied three more times)
 
 
 class _Detector:
@@ -318,14 +320,17 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
     def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:  # the largest face
         return max(faces, key=lambda lm: float(np.prod(np.ptp(lm[:, :2], axis=0))), default=None)
 
-    return _upright_search(rgb, lambda image, k: _find_faces(image, cfg), judged, cfg)
+    def faces(image: np.ndarray, k: int) -> list[np.ndarray]:
+        return [lm for lm in _find_faces(image, cfg) if _face_score(image, lm, cfg) >= cfg.face_score]
+
+    return _upright_search(rgb, faces, judged, cfg)
 
 
 def _upright_search(rgb: np.ndarray, search, judged, cfg: FindConfig) -> list[np.ndarray]:
     """``search(image, k)``'s faces in ``rgb`` turned upright, in ``rgb``'s own pixels: searched as it is, or (none
     found there, in a photo of up to ``turned_search_px``) upside down and on either side, taking the turn whose
-    face ``judged(faces, k)`` the short-range detector scores highest, if high enough (``turned_min_score``); then
-    turned as that face asks (upright_turns), at most twice, as long as the turned photo shows a face."""
+    face ``judged(faces, k)`` the short-range detector scores highest; then turned as that face asks
+    (upright_turns), at most twice, as long as the turned photo shows a face."""
     k, faces, image = 0, search(rgb, 0), rgb
     if judged(faces, 0) is None:
         if rgb.shape[0] * rgb.shape[1] > cfg.turned_search_px:
@@ -337,10 +342,9 @@ def _upright_search(rgb: np.ndarray, search, judged, cfg: FindConfig) -> list[np
             face = judged(again, turn)
             if face is not None:
                 found.append((_face_score(turned, face, cfg), turn, again, turned))
-        best = max(found, key=lambda f: f[0], default=None)
-        if best is None or best[0] < cfg.turned_min_score:
+        if not found:
             return faces
-        _, k, faces, image = best
+        _, k, faces, image = max(found, key=lambda f: f[0])
     for _ in range(2):
         more = upright_turns(image, judged(faces, k), cfg)
         if not more:
