@@ -178,7 +178,7 @@ def test_a_photo_without_a_face_is_not_searched_into_one():
     """A photo without a face gets the no-face message, turned or not: MediaPipe's mesh took scikit-image's colour
     wheel for a face, and, searching it turned, its coffee cup turned three quarters; the Edit tab edited them. A
     face now counts if the short-range detector, shown its mesh crop, scores it as one (FindConfig.face_score: the
-    wheel 0.58, the cup 0.54; the 33 faces of the development and sample photos and the cameraman 0.75-0.97)."""
+    wheel 0.58, the cup 0.54; the 35 faces of the development and sample photos and the cameraman 0.75-0.97)."""
     from skimage import data
 
     from aufx.face.find import find_faces

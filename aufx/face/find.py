@@ -46,7 +46,7 @@ class FindConfig:
     crop_side: int = 640  # crops are resized to at most this: the face ~270 px, above the landmark model's 256
     min_score: float = 0.5
     face_score: float = 0.65  # a face counts if the short-range detector scores its mesh crop this high: real faces
-    # 0.75-0.97 (19 development and sample photos, their 33 faces, the cameraman), while the mesh's own detector
+    # 0.75-0.97 (19 development and sample photos, their 35 faces, the cameraman), while the mesh's own detector
     # took scikit-image's colour wheel (0.58) and its coffee cup turned three quarters (0.54) for faces
     same_face_iou: float = 0.3  # detections overlapping more than this are one face
     upright_side: int = 256  # a face is judged upright or upside down on its mesh crop this large (the short-range
@@ -320,10 +320,10 @@ def find_faces(rgb: np.ndarray, cfg: FindConfig = FindConfig()) -> list[np.ndarr
     def judged(faces: list[np.ndarray], k: int) -> np.ndarray | None:  # the largest face
         return max(faces, key=lambda lm: float(np.prod(np.ptp(lm[:, :2], axis=0))), default=None)
 
-    def faces(image: np.ndarray, k: int) -> list[np.ndarray]:
+    def counted(image: np.ndarray, k: int) -> list[np.ndarray]:  # the faces the detector scores as faces
         return [lm for lm in _find_faces(image, cfg) if _face_score(image, lm, cfg) >= cfg.face_score]
 
-    return _upright_search(rgb, faces, judged, cfg)
+    return _upright_search(rgb, counted, judged, cfg)
 
 
 def _upright_search(rgb: np.ndarray, search, judged, cfg: FindConfig) -> list[np.ndarray]:
