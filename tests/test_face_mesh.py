@@ -65,10 +65,10 @@ def test_inside_an_opening_the_warp_follows_one_side():
 @pytest.mark.parametrize("who, request_text", [("astronaut_editor", "AU17:1"), ("grace_editor", "AU17:0.8"),
                                                ("grace_editor", "AU14:1")])
 def test_fold_repair_opens_every_fold_of_a_real_edit(request, who, request_text):
-    """The raw basis motion of these requests (at the edit's render gains) turns triangles over on the real faces;
-    the repair the deformation uses opens all of them, and moves only the vertices near a fold. (Combined lip AUs
-    leave some to the squeezing that follows the repair in ``deform``, which ends with none: AU17 at 0.8 with AU23
-    at 1 leaves 1 of 6 on the astronaut, AU15 and AU17 at 1 9 of 8 on Grace Hopper.)"""
+    """The raw basis motion of these requests (at the edit's gains) turns triangles over on the real faces; the
+    repair the deformation uses opens all of them, and moves only the vertices near a fold. (Combined lip AUs leave
+    some to the squeezing that follows the repair in ``deform``, which ends with none: AU17 at 0.8 with AU23 at 1
+    leaves 1 of 6 on the astronaut; AU15 and AU17 at 1 leave 9 on Grace Hopper, where the raw motion turned 8.)"""
     ed = request.getfixturevalue(who)
     face, b = ed.face(), basis()
     delta = channel_deltas(face, EditRequest(au_text=request_text).target(ed.measured()))
