@@ -379,6 +379,26 @@ def test_a_cheek_raise_narrows_the_eye_from_below(astronaut_editor, grace_editor
             assert kept > 0.35, (ed.name, eye, kept)
 
 
+def test_no_lid_is_painted_over_an_opaque_lens(astronaut):
+    """Eyes behind opaque sunglasses are not redrawn: the astronaut with two black lenses drawn over her eyes, AU45
+    at 1.0 painted lid skin over one lens (99th percentile of luma 170 there); now the lenses stay as dark as
+    they were (the eye's brightest fifth is 0.1 x her skin's luma there, the 38 eyes of the development and sample
+    photos 0.36-1.07)."""
+    face = Editor(astronaut).face()
+    lm, ipd = face.landmarks[:, :2], face.pose.scale
+    shades = astronaut.copy()
+    lenses = np.zeros(astronaut.shape[:2], np.uint8)
+    for eye in ("eye_R", "eye_L"):
+        c = lm[topology().loop(eye)].mean(axis=0)
+        axes = (int(0.32 * ipd), int(0.22 * ipd))
+        cv2.ellipse(shades, (int(c[0]), int(c[1])), axes, 0, 0, 360, (20, 20, 25), -1, cv2.LINE_AA)
+        cv2.ellipse(lenses, (int(c[0]), int(c[1])), (axes[0] - 3, axes[1] - 3), 0, 0, 360, 1, -1)
+    ed = Editor(shades)
+    for text in ("AU45:1", "AU05:1"):
+        out = ed.edit(EditRequest(au_text=text).target(ed.measured()), measure_output=False).image
+        assert np.percentile(luminance(out)[lenses > 0], 99) < 60, text
+
+
 def test_a_raised_lower_lid_covers_the_eyeball_with_lid(astronaut_editor):
     """AU07 raises the lower lid over the eyeball: what it now covers is the photo's lower lid moved up, not the
     pieces of iris the warp's inversion leaves there. Mean luminance of that strip against the lid skin below the

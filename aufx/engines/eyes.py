@@ -47,6 +47,8 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             continue
         shape = (y1 - y0, x1 - x0)
         corner = np.array([x0, y0], float)
+        if not _eye_shown(image, face.landmarks[loop, :2], photometry(image, face, photo), cfg):
+            continue
         m_tgt = poly_mask(shape, tgt[loop] - corner)
         m_src = poly_mask(shape, src[loop] - corner)
         covered = np.clip(m_src - m_tgt, 0, 1)  # eyeball the lids now cover
@@ -203,6 +205,20 @@ def _raised_lower_lid(patch: np.ndarray, image: np.ndarray, origin: tuple[int, i
     lid = cv2.remap(image, (gx - mx + origin[0]).astype(np.float32), (gy - my + origin[1]).astype(np.float32),
                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     return patch * (1 - lost) + lid * lost
+
+
+def _eye_shown(image: np.ndarray, contour: np.ndarray, pm: Photometry, cfg: InteriorConfig) -> bool:
+    """Whether the photo (H, W, 3) uint8 shows the eye inside ``contour`` (k, 2) image px: its brightest fifth
+    (sclera, a catchlight, a closed lid's skin) at least ``eye_shown`` x the skin's luma. Behind an opaque lens it
+    is as dark as the lens, and a lid drawn there is skin painted over the lens."""
+    x0, y0, x1, y1 = bbox(contour, 1, image.shape[:2])
+    if x1 <= x0 or y1 <= y0:
+        return False
+    inside = poly_mask((y1 - y0, x1 - x0), contour - [x0, y0]) > 0.5
+    if not inside.any():
+        return True  # a shut eye's sliver: its lid is what the photo shows
+    bright = float(np.percentile(luminance(image[y0:y1, x0:x1])[inside], 80))
+    return bright >= cfg.eye_shown * float(np.dot(pm.skin_rgb, [0.299, 0.587, 0.114]))
 
 
 def _frame(corner0: np.ndarray, corner1: np.ndarray, down: np.ndarray):

@@ -93,6 +93,10 @@ class InteriorConfig:
 
     mouth: MouthConfig = field(default_factory=MouthConfig)  # teeth, cavity and sealed lips (mouth.py)
     min_move_px: float = 0.05  # an aperture whose landmarks move less than this (pixels) is left to the warp
+    eye_shown: float = 0.2  # an eye whose brightest fifth (sclera, a closed lid's skin) is darker than this x the
+    # skin's luma is behind an opaque lens: left to the warp (the 38 eyes of the development and sample photos
+    # 0.36-1.07, the shaded side of a side-lit face the least, Grace Hopper's behind tinted lenses 0.43-0.63; black
+    # lenses drawn on the astronaut 0.1)
     lash_band_ipd: float = 0.025  # an opening eye: the photo's lash line, this wide (IPD) under its upper margin,
     # is lid, not eyeball; it is continued as sclera and iris instead of being left as a ghost line
     lash_band_min_px: float = 1.0  # ...at least this many pixels
