@@ -110,8 +110,9 @@ def perturbed(image: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown perturbation {kind!r} (one of {', '.join(NOISE_KINDS)})")
 
 
-def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
-    """The source and every edit of every face (warp engine, the CLI's defaults)."""
+def make_edits(cfg: FidelityConfig, progress=print, skipped: dict[str, str] | None = None) -> list[Edit]:
+    """The source and every edit of every face (warp engine, the CLI's defaults); photos without a usable face
+    are left out, and why is put in ``skipped`` (file name -> message) where given."""
     paths = sorted(p for p in Path(cfg.faces).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not paths:
         raise SystemExit(f"{cfg.faces}: no images ({', '.join(sorted(IMAGE_EXTS))})")
@@ -121,6 +122,8 @@ def make_edits(cfg: FidelityConfig, progress=print) -> list[Edit]:
             editor = Editor(path)
         except ValueError as exc:
             progress(f"skip {path.name}: {exc}")
+            if skipped is not None:
+                skipped[path.name] = str(exc)
             continue
         face, measured = editor.face(0), editor.measured(0)
         box = face.box
@@ -403,7 +406,8 @@ r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openf
 pixel, resampled or given one level of noise (changes no eye sees): {esc(json.dumps(au['noise_openface_units']))}.
 Differences between two engines smaller than this are not measured.</p>
 <p>Images the reader could not read (no face found, or an OpenFace fit below confidence {cfg.min_confidence:g}), left
-out of every number: {result['unread']}.</p>
+out of every number: {result['unread']}. Photos in which AUFX found no usable face, not edited:
+{esc(', '.join(result.get('skipped', {})) or 'none')}.</p>
 <h2>Dose slope per face</h2><table><tr><th>AU</th>{''.join(f'<th>{esc(f)}</th>' for f in faces)}</tr>{frows}</table>
 <h2>Emotion (FER2013)</h2><table><tr><th>preset</th>{''.join(f'<th>{i:g}</th>' for i in cfg.preset_intensities)}
 </tr>{erows}</table>
@@ -416,7 +420,8 @@ out of every number: {result['unread']}.</p>
 def run(cfg: FidelityConfig, progress=print) -> dict:
     t0 = time.perf_counter()
     reader = reader_for(cfg.openface_bin, cfg.min_confidence)
-    edits = make_edits(cfg, progress)
+    skipped: dict[str, str] = {}
+    edits = make_edits(cfg, progress, skipped)
     progress(f"reading {len(edits)} images with {reader.source}")
     read_all(edits, cfg, reader)
     missing = judge(edits, cfg)
@@ -424,7 +429,7 @@ def run(cfg: FidelityConfig, progress=print) -> dict:
         "aufx_version": __version__, "date": time.strftime("%Y-%m-%d %H:%M"), "reader": reader.source,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "au": au_metrics(edits, cfg), "emotion": emotion_metrics(edits, cfg),
-        "identity": identity_metrics(edits, cfg), "unavailable": missing,
+        "identity": identity_metrics(edits, cfg), "unavailable": missing, "skipped": skipped,
         "unread": sum(e.reading is None for e in edits),
         "unread_low_confidence": getattr(reader, "low_confidence", 0),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -463,6 +468,8 @@ def print_summary(result: dict, cfg: FidelityConfig) -> None:
               f"below {cfg.min_confidence:g}, the rest without a face found); they are left out of the metrics")
     for k, why in result["unavailable"].items():
         print(f"{k}: {why}")
+    if result["skipped"]:
+        print(f"skipped (no usable face, left out of every number): {', '.join(result['skipped'])}")
     print(f"written: {Path(cfg.out) / 'metrics.json'}, edits.csv, report.html, sheet_presets.png, sheet_aus.png "
           f"({result['seconds']} s)")
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from skimage import data
 
 from aufx.model.gains import CALIBRATION_FILE
 from aufx.face.mesh import MAX_FOLDS
@@ -128,10 +129,12 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     faces.mkdir()
     cv2.imwrite(str(faces / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(faces / "grace.png"), cv2.cvtColor(grace, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(faces / "coffee.png"), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))  # a folder's stray photo
     cfg = FidelityConfig(faces=faces, out=tmp_path / "out", aus=("AU26", "AU04"), targets=(0.2, 0.8),
                          presets=("happy", "sad"), preset_intensities=(1.0,))
     result = run(cfg, progress=lambda *_: None)
     assert result["reader"] == AUFX_SOURCE and result["unread"] == 0
+    assert list(result["skipped"]) == ["coffee.png"] and "no face found" in result["skipped"]["coffee.png"]
     au = result["au"]
     assert au["faces_read"] == 2 and set(au["per_au"]) == {"AU26", "AU04"}
     assert set(au["per_au"]["AU26"]["slope_per_face"]) == {"astronaut", "grace"}
@@ -157,6 +160,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert sheet.shape[:2] == (2 * cfg.sheet_tile, 3 * cfg.sheet_tile)  # 2 faces x (source + 2 presets)
     report = (tmp_path / "out" / "report.html").read_text()
     assert "AUFX estimator" in report and "<th>astronaut</th><th>grace</th>" in report  # slopes per face, by name
+    assert "not edited:\ncoffee.png" in report
 
 
 @needs_openface
