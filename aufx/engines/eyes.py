@@ -47,7 +47,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
             continue
         shape = (y1 - y0, x1 - x0)
         corner = np.array([x0, y0], float)
-        if not _eye_shown(image, face.landmarks[loop, :2], photometry(image, face, photo), cfg):
+        if not _eye_shown(image, face, eye, cfg, photo):
             continue
         m_tgt = poly_mask(shape, tgt[loop] - corner)
         m_src = poly_mask(shape, src[loop] - corner)
@@ -207,18 +207,25 @@ def _raised_lower_lid(patch: np.ndarray, image: np.ndarray, origin: tuple[int, i
     return patch * (1 - lost) + lid * lost
 
 
-def _eye_shown(image: np.ndarray, contour: np.ndarray, pm: Photometry, cfg: InteriorConfig) -> bool:
-    """Whether the photo (H, W, 3) uint8 shows the eye inside ``contour`` (k, 2) image px: its brightest fifth
-    (sclera, a catchlight, a closed lid's skin) at least ``eye_shown`` x the skin's luma. Behind an opaque lens it
-    is as dark as the lens, and a lid drawn there is skin painted over the lens."""
-    x0, y0, x1, y1 = bbox(contour, 1, image.shape[:2])
-    if x1 <= x0 or y1 <= y0:
-        return False
-    inside = poly_mask((y1 - y0, x1 - x0), contour - [x0, y0]) > 0.5
-    if not inside.any():
-        return True  # a shut eye's sliver: its lid is what the photo shows
-    bright = float(np.percentile(luminance(image[y0:y1, x0:x1])[inside], 80))
-    return bright >= cfg.eye_shown * float(np.dot(pm.skin_rgb, [0.299, 0.587, 0.114]))
+def _eye_shown(image: np.ndarray, face: FaceAnalysis, eye: str, cfg: InteriorConfig,
+               photo: PhotometryConfig) -> bool:
+    """Whether the photo (H, W, 3) uint8 shows ``eye`` of ``face``: the brightest fifth inside its contour (sclera, a
+    catchlight, a closed lid's skin) at least ``eye_shown`` x the skin's luma. Behind an opaque lens it is as dark
+    as the lens, and a lid drawn there is skin painted over the lens. Cached per face: the photo does not change."""
+    key = ("eye_shown", eye, cfg.eye_shown, photo)
+    if key not in face.cache:
+        contour = face.landmarks[topology().loop(eye), :2]
+        x0, y0, x1, y1 = bbox(contour, 1, image.shape[:2])
+        shown = False
+        if x1 > x0 and y1 > y0:
+            inside = poly_mask((y1 - y0, x1 - x0), contour - [x0, y0]) > 0.5
+            shown = True  # a shut eye's sliver: its lid is what the photo shows
+            if inside.any():
+                bright = float(np.percentile(luminance(image[y0:y1, x0:x1])[inside], 80))
+                skin = photometry(image, face, photo).skin_rgb
+                shown = bright >= cfg.eye_shown * float(np.dot(skin, [0.299, 0.587, 0.114]))
+        face.cache[key] = shown
+    return face.cache[key]
 
 
 def _frame(corner0: np.ndarray, corner1: np.ndarray, down: np.ndarray):

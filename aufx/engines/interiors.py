@@ -54,7 +54,8 @@ class MouthConfig:
     # colour c x (c / white)^this, darker and redder as in shadow between lips (Grace Hopper's closed lips: about
     # 2); white = 255 in the face's light (less in an underexposed photo, whose lips are not darker tissue)...
     junction_chroma: float = 1.3  # ...and no more colourful (_chroma) than this times the photo's own lips in shade
-    # (lip_shade_chroma) or the lips around it: a webcam's red lips meet in a dark line, not a red pencil stroke
+    # (mouth_layers._shade_chroma) or the lips around it: a webcam's red lips meet in a dark line, not a red pencil
+    # stroke
     shadow_share: float = 0.1  # the photo's lips in shade: this darkest share of its lip pixels
     own_teeth_share: float = 0.2  # open mouth this tooth-bright (lower row: half): own teeth, no exemplar row
     own_erode_px: float = 0.6  # the photo's own interior is used this far inside its lip contour (pixels)

@@ -90,18 +90,24 @@ def mouth_colours(image: np.ndarray, face: FaceAnalysis,
                   cfg: MouthConfig = MouthConfig()) -> tuple[np.ndarray, np.ndarray]:
     """(lip RGB (3,), perioral skin RGB (3,)) float32 0-255 medians over ``image`` (H, W, 3) uint8 (_lip_pixels).
     The exemplar's builder measures its source the same way."""
+    return _medians(*_lip_pixels(image, face, cfg), cfg)
+
+
+def _medians(lips: np.ndarray, skin: np.ndarray, cfg: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(lip RGB (3,), skin RGB (3,)) float32 medians of the pixels ``lips`` (n, 3) and ``skin`` (m, 3) (the
+    defaults where fewer than 4 show)."""
     med = [np.median(px, axis=0) if len(px) >= 4 else np.array(d, float)
-           for px, d in zip(_lip_pixels(image, face, cfg), (cfg.lip_rgb, cfg.skin_rgb))]
+           for px, d in ((lips, cfg.lip_rgb), (skin, cfg.skin_rgb))]
     return med[0].astype(np.float32), med[1].astype(np.float32)
 
 
-def lip_shade_chroma(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig = MouthConfig()) -> float:
-    """How colourful (_chroma) this photo shows lip tissue in shade: the mean colour of its darkest ``shadow_share``
-    of lip pixels (``image`` (H, W, 3) uint8). Grace Hopper's studio lipstick stays deep red in shade (1.24), a
+def _shade_chroma(lips: np.ndarray, cfg: MouthConfig) -> float:
+    """How colourful (_chroma) the photo shows lip tissue in shade: the mean colour of the darkest ``shadow_share``
+    of its lip pixels ``lips`` (n, 3) uint8. Grace Hopper's studio lipstick stays deep red in shade (1.24), a
     webcam's lips (0.67) and the astronaut's (0.35) far less."""
-    lips = _lip_pixels(image, face, cfg)[0].astype(np.float32)
     if len(lips) < 4:
         return _chroma(np.asarray(cfg.lip_rgb, np.float32))
+    lips = lips.astype(np.float32)
     luma = lips @ np.float32([0.299, 0.587, 0.114])
     return _chroma(lips[luma <= np.quantile(luma, cfg.shadow_share)].mean(axis=0))
 
@@ -150,7 +156,7 @@ class MouthLayers:
     feather_px: float  # width of the lips' edge over the interior: as soft as the photo's edges, no steeper
     gain: np.ndarray  # (3,) colour gain that matched the exemplar to the person
     white: float  # the 8-bit level a white surface would have in the face's light: 255, less in a dark photo
-    shade_chroma: float  # how colourful the photo shows its lips in shade (lip_shade_chroma)
+    shade_chroma: float  # how colourful the photo shows its lips in shade (_shade_chroma)
 
 
 def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: MouthConfig):
@@ -305,7 +311,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
 
     photo = photometry(image, face, photo_cfg)
     ex = exemplar()
-    lip, skin = mouth_colours(image, face, cfg)
+    lip_px, skin_px = _lip_pixels(image, face, cfg)
+    lip, skin = _medians(lip_px, skin_px, cfg)
     # teeth are white things: as bright as the face's light and of its colour (read from its highlights, not from
     # the skin, whose colour is the person's as much as the light's); colourless in a black-and-white photo
     exposure = min(1.0, photo.highlight / cfg.normal_highlight)
@@ -416,7 +423,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
                        up0.astype(np.float32), own_lo, opening, dark,
                        (tissue * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,
                        _seam_px(_luma(lip) - _luma(dark), photo, cfg), gain, 255.0 * exposure,
-                       lip_shade_chroma(image, face, cfg))
+                       _shade_chroma(lip_px, cfg))
 
 
 def layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
