@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
+from aufx.engines.channels import painted, planes, weighted
 from aufx.engines.interiors import InteriorConfig, bbox, carried, median_colour, poly_mask, polyline_distance
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
@@ -75,15 +76,15 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
 
         # Continue sclera and iris into what the source lids hid: colours from the visible parts.
         rr, r = _iris_distance(src - corner, eye, shape)
+        rr = rr.astype(np.float32)
         iris_rgb, sclera_rgb = _eyeball_colours(image, face, eye, opening, lowered, cfg)
-        disk = np.clip(r + 0.5 - rr, 0, 1)[..., None]
-        limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1)[..., None] * \
-            cfg.limbus_dark
-        pupil = np.clip(cfg.pupil_radius * r + 0.5 - rr, 0, 1)[..., None]
-        synth = sclera_rgb * (1 - disk) + iris_rgb * disk
-        synth = synth * (1 - limbus) * (1 - cfg.pupil_dark * pupil)
-        known = m_src[..., None]
-        content = static * known + synth * (1 - known)
+        disk = np.clip(r + 0.5 - rr, 0, 1)
+        limbus = np.clip(1 - np.abs(rr - r) / max(cfg.limbus_width * r, cfg.limbus_min_px), 0, 1) * cfg.limbus_dark
+        pupil = np.clip(cfg.pupil_radius * r + 0.5 - rr, 0, 1)
+        shade = (1 - limbus) * (1 - cfg.pupil_dark * pupil)
+        synth = painted((1 - disk) * shade, sclera_rgb) + painted(disk * shade, iris_rgb)
+        known = m_src
+        content = weighted(static, known) + weighted(synth, 1 - known)
 
         # Shadow of the upper lid and lashes along the new lid margin, where that margin is new: synthesized
         # eyeball, and the photo's eyeball under a lid that came down (a margin that stays has its shadow already)
@@ -92,17 +93,17 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         reach = max(cfg.lid_shadow_ipd * face.pose.scale, cfg.lid_shadow_min_px)
         moved = float(np.clip(np.mean((tgt[margin] - src[margin]) @ down) / (cfg.lid_shadow_full * reach), 0, 1))
         where = (1 - known) + known * moved
-        content *= (1.0 - cfg.lid_shadow * where * np.exp(-dist / reach)[..., None])
+        content *= planes(1.0 - cfg.lid_shadow * where * np.exp(-dist / reach))
 
-        a = m_tgt[..., None]
+        a = m_tgt
         if opening:  # the warp carried the photo's lash lines with the lids: keep them along the new margins
             if lowered:  # (sclera synthesized up to a lowered lower margin drew a pale line along it)
                 dist = np.minimum(dist, polyline_distance(shape, tgt[lower] - corner) / cfg.lower_lash_share)
-            a = a * np.clip(dist / band - 0.5, 0, 1)[..., None]  # lash within half a band, eyeball past 1.5
+            a = a * np.clip(dist / band - 0.5, 0, 1)  # lash within half a band, eyeball past 1.5
         roi = roi.copy()
         patch = _raised_lower_lid(roi[y0:y1, x0:x1].astype(np.float32), image, at, covered, leak, src, tgt, eye,
                                   corner, down, cfg)
-        roi[y0:y1, x0:x1] = np.clip(patch * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
+        roi[y0:y1, x0:x1] = np.clip(weighted(patch, 1 - a) + weighted(content, a) + 0.5, 0, 255).astype(np.uint8)
         roi = _closing_lid(roi, image, face, eye, src, tgt, box, cfg, photo)
     return roi
 
@@ -118,8 +119,7 @@ def _iris_distance(src: np.ndarray, eye: str, shape: tuple[int, int]) -> tuple[n
     iris = list(topology().groups[f"iris_{eye[-1]}"])  # centre, then four points on the limbus
     c = src[iris[0]]
     r = float(np.mean(np.linalg.norm(src[iris[1:]] - c, axis=1)))
-    gx, gy = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
-    return np.hypot(gx - c[0], gy - c[1]), r
+    return np.hypot(np.arange(shape[1]) - c[0], (np.arange(shape[0]) - c[1])[:, None]), r
 
 
 def _photo_eyeball(m_src: np.ndarray, src: np.ndarray, eye: str, opening: bool, lowered: bool, band: float,
@@ -194,17 +194,17 @@ def _raised_lower_lid(patch: np.ndarray, image: np.ndarray, origin: tuple[int, i
         return patch
     h, w = patch.shape[:2]
     frame = o, ex, ey, length = _frame(tgt[lower][0] - corner, tgt[lower][-1] - corner, down)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    pts = np.stack([gx, gy], -1)
-    u = np.clip(((pts - o) @ ex) / length, 0, 1)
-    below = ((pts - o) @ ey) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
-    lost = ((np.maximum(covered, leak) if rises else leak) * below)[..., None]
+    gx, gy = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]  # a row, a column
+    rx, ry = gx - o[0], gy - o[1]
+    u = np.clip((rx * ex[0] + ry * ex[1]) / length, 0, 1)
+    below = (rx * ey[0] + ry * ey[1]) > _curve(tgt[lower] - corner, frame, u) - 1.0  # the lower lid's side only
+    lost = ((np.maximum(covered, leak) if rises else leak) * below).astype(np.float32)
     at = (tgt[lower] - corner - o) @ ex / length
     order = np.argsort(at)
     mx, my = (np.interp(u, at[order], move[order, i]).astype(np.float32) for i in (0, 1))
     lid = cv2.remap(image, (gx - mx + origin[0]).astype(np.float32), (gy - my + origin[1]).astype(np.float32),
                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    return patch * (1 - lost) + lid * lost
+    return weighted(patch, 1 - lost) + weighted(lid, lost)
 
 
 def _eye_shown(image: np.ndarray, face: FaceAnalysis, eye: str, cfg: InteriorConfig,

@@ -160,14 +160,13 @@ def polyline_distance(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     """(h, w) float32 Euclidean distance (pixels) from each pixel of an array of ``shape`` to the polyline ``poly``
     (k, 2) pixels, exact to the sub-pixel (a rasterised 1-px line steps by whole pixels, and blends keyed on it
     show the steps as dashes on a small eye)."""
-    gx = np.arange(shape[1], dtype=np.float32)[None, :]
-    gy = np.arange(shape[0], dtype=np.float32)[:, None]
-    best = np.full(shape, np.inf, np.float32)
-    for (ax, ay), (bx, by) in zip(poly[:-1].astype(np.float32), poly[1:].astype(np.float32)):
-        dx, dy = bx - ax, by - ay
-        t = np.clip(((gx - ax) * dx + (gy - ay) * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
-        np.minimum(best, (gx - ax - t * dx) ** 2 + (gy - ay - t * dy) ** 2, out=best)
-    return np.sqrt(best)
+    p = poly.astype(np.float32)
+    a, step = p[:-1, :, None, None], (p[1:] - p[:-1])[:, :, None, None]  # each (segments, 2, 1, 1)
+    dx, dy = step[:, 0], step[:, 1]
+    ex = np.arange(shape[1], dtype=np.float32)[None, None, :] - a[:, 0]  # (segments, 1, w): from each segment's start
+    ey = np.arange(shape[0], dtype=np.float32)[None, :, None] - a[:, 1]  # (segments, h, 1)
+    t = np.clip((ex * dx + ey * dy) / np.maximum(dx * dx + dy * dy, np.float32(1e-9)), 0.0, 1.0)
+    return np.sqrt(((ex - t * dx) ** 2 + (ey - t * dy) ** 2).min(axis=0))  # all segments at once: a few calls
 
 
 def carried(mask: np.ndarray, maps: tuple[np.ndarray, np.ndarray], at: tuple[int, int]) -> np.ndarray:

@@ -20,6 +20,7 @@ import yaml
 from aufx.au import catalogue
 from aufx.model.basis import basis, mirror_map
 from aufx.model.deform import Deformation
+from aufx.engines.channels import planes
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry, unclipped, wide_blur
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, topology
@@ -299,13 +300,14 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     patch = roi[y0:y1, x0:x1]  # a fold on overexposed skin darkens its true colour, not clipped white
     patch = unclipped(patch, pm.skin_rgb, photo.clip_level) if pm.overexposed else patch.astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
-    lost = (pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1])[..., None]
+    lost = pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1]
     # shadows on skin turn redder, as the skin's own do: gain ** tint per channel, to second order
-    dg = (gain - 1.0)[..., None]
+    dg = gain - 1.0
+    dg2 = dg * dg
     t = pm.tint
-    tinted = 1.0 + t * dg + (0.5 * t * (t - 1.0)) * (dg * dg)
+    tinted = cv2.merge([1.0 + tc * dg + qc * dg2 for tc, qc in zip(t, 0.5 * t * (t - 1.0))])
     out = roi.copy()
-    out[y0:y1, x0:x1] = np.clip(patch * tinted + lost + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.clip(patch * tinted + planes(lost) + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

@@ -5,6 +5,7 @@ Shared by every engine: the warp engine moves pixels with it, the diffusion engi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
     t = channel_vector(target)
     for ch, other in b.ties.items():  # AU45 and AU43 close the same lid: the larger request drives it...
         i, j = b.index(ch), b.index(other)
-        if not np.isclose(t[i], shown[i], atol=1e-9):  # ...when AU45 is asked for at all: a blink the photo
+        if not _untouched(t[i], shown[i]):  # ...when AU45 is asked for at all: a blink the photo
             t[j] = max(t[i], t[j])  # shows and the request leaves alone closes nothing further
         t[i] = shown[i]
     ramp_lo = np.clip(t / cfg.ramp, 0.0, 1.0)
@@ -82,8 +83,14 @@ def channel_deltas(face: FaceAnalysis, target: AUVector, b: Basis | None = None,
     raw = np.clip(raw, -cfg.floor, 1.0 + cfg.floor)
     start = shown + (raw - shown) * np.where(raw < 0, ramp_lo, ramp_hi)
     delta = t - start
-    delta[np.isclose(t, shown, atol=1e-9)] = 0.0  # an untouched slider is no edit at all
+    delta[_untouched(t, shown)] = 0.0  # an untouched slider is no edit at all
     return delta
+
+
+def _untouched(asked, shown):
+    """Whether a request ``asked`` (a value or an array) leaves ``shown`` as it is: np.isclose's test at an absolute
+    tolerance of 1e-9, without its overhead (np.isclose cost 0.1 ms per edit on these few values)."""
+    return np.abs(asked - shown) <= 1e-9 + 1e-5 * np.abs(shown)
 
 
 def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.ndarray | None) -> dict[str, float]:
@@ -94,7 +101,7 @@ def _closure_fraction(face: FaceAnalysis, target: AUVector, b: Basis, start: np.
         if ch in b.ties:
             continue
         tied = [c for c, o in b.ties.items() if o == ch]  # AU45 counts where it is asked for (channel_deltas)
-        want = max([target[ch]] + [target[c] for c in tied if not np.isclose(target[c], raw[b.index(c)], atol=1e-9)])
+        want = max([target[ch]] + [target[c] for c in tied if not _untouched(target[c], raw[b.index(c)])])
         m = raw[b.index(ch)]
         if want > m + 1e-9 and m < 1.0:
             gain = float(gain_vector((ch, *tied), "geometry").max())  # AU45 closes AU43's lid with its own gain
@@ -197,8 +204,9 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
     """Lids and lips never cross: a pair's gap (``pairs`` (k, 2) upper/lower indices into ``cur``/``new`` (478, 3),
     no index in two pairs) may shrink to zero (or to what the input already had), not below; ``new`` is corrected in
     place, the upper side taking ``upper_share`` of the correction. Where a pair was apart in ``cur``, the rest of
-    ``bodies`` (upper, lower vertex indices) moves with its side's correction at the same place across the face:
-    lips that close keep their thickness, lips already together are pressed thinner."""
+    the ``bodies`` (upper, lower vertex indices outside ``pairs``: _lip_bodies) moves with its side's correction at
+    the same place across the face: lips that close keep their thickness, lips already together are pressed
+    thinner."""
     up, lo = np.asarray(pairs).T
     gap0 = cur[lo, 1] - cur[up, 1]  # along the face's down axis (canonical y)
     gap1 = new[lo, 1] - new[up, 1]
@@ -212,9 +220,16 @@ def _keep_apart(cur: np.ndarray, new: np.ndarray, pairs: np.ndarray, close: floa
         return
     order = np.argsort(cur[up, 0])
     x, carried = cur[up, 0][order], (fix * (gap0 > 0))[order]
-    for body, sign, share in ((bodies[0], -1.0, upper_share), (bodies[1], 1.0, 1.0 - upper_share)):
-        rest = np.setdiff1d(body, pairs)
+    for rest, sign, share in ((bodies[0], -1.0, upper_share), (bodies[1], 1.0, 1.0 - upper_share)):
         new[rest, 1] += sign * share * np.interp(cur[rest, 0], x, carried, left=0.0, right=0.0)
+
+
+@lru_cache(maxsize=1)
+def _lip_bodies() -> tuple[np.ndarray, np.ndarray]:
+    """The upper and the lower lip's vertices (each (n,) indices) that are in no lip pair: they move with the pairs'
+    correction in _keep_apart."""
+    topo = topology()
+    return tuple(np.setdiff1d(topo.groups[f"lips_{side}"], topo.pairs["lip"]) for side in ("upper", "lower"))
 
 
 def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None,
@@ -238,7 +253,7 @@ def deform(face: FaceAnalysis, target: AUVector, start: np.ndarray | None = None
     new = cur + unfold(cur, new - cur, lagging_corners, max_iter=cfg.unfold_rounds, patience=cfg.unfold_patience)
     # a request that opens the mouth less than it is closes the gap
     shut = _lip_closure(face, target, b, start, cfg.opening)
-    lips = (np.asarray(topo.groups["lips_upper"]), np.asarray(topo.groups["lips_lower"]))
+    lips = _lip_bodies()
 
     def keep_apart() -> None:
         _keep_apart(cur, new, topo.pairs["lip"], shut, cfg.lip_upper_share, lips)
