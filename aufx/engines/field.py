@@ -249,7 +249,8 @@ class WarpField:
             part = fwd[motion.box]  # a view: the only pixels whose motion is held
             lift = np.clip(-(part[..., 0] * self._down[0] + part[..., 1] * self._down[1])
                            / (cv2.magnitude(part[..., 0], part[..., 1]) + 1e-3), 0.0, 1.0)
-            part *= (1.0 - motion.held * lift)[..., None]
+            keep = 1.0 - motion.held * lift
+            part *= cv2.merge([keep, keep])
         # central differences (the field is 0 at the grid's edge, outside the anchor ring)
         gx = cv2.filter2D(fwd, -1, _CENTRAL_X, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dx, d(dy)/dx
         gy = cv2.filter2D(fwd, -1, _CENTRAL_Y, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dy, d(dy)/dy
@@ -269,7 +270,7 @@ class WarpField:
         for _ in range(self.cfg.inverse_iterations):
             if act.size == 0:
                 break
-            a, b, c, e = _sample(jac, px - ox, py - oy, cv2.BORDER_REPLICATE).T
+            a, b, c, e = _sample(jac, px - ox, py - oy, cv2.BORDER_REPLICATE)
             det = a * e - b * c
             fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
             if fold.any():
@@ -277,15 +278,15 @@ class WarpField:
                 a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
             sx, sy = (e * rx - b * ry) / det, (a * ry - c * rx) / det
             # A step far longer than the residual jumps across a fold: cap it (damped Newton).
-            cap = np.maximum(np.hypot(sx, sy) / (self.cfg.max_step_ratio * size + 1e-6), 1.0)
+            cap = np.maximum(cv2.magnitude(sx, sy) / (self.cfg.max_step_ratio * size + 1e-6), 1.0)
             sx /= cap
             sy /= cap
             # Where a pinned band meets stretched skin the field has a kink, and a full step can overshoot across
             # it and back: halve the step wherever it would leave a larger residual (backtracking).
             nx, ny = ox + sx, oy + sy
-            rx, ry = _sample(fwd, px - nx, py - ny).T
+            rx, ry = _sample(fwd, px - nx, py - ny)
             rx, ry = rx - nx, ry - ny
-            new_size = np.hypot(rx, ry)
+            new_size = cv2.magnitude(rx, ry)  # (numpy's float32 hypot is 15x slower)
             worse = np.flatnonzero(new_size > size)
             for _ in range(self.cfg.backtracks):
                 if worse.size == 0:
@@ -293,12 +294,12 @@ class WarpField:
                 sx[worse] *= 0.5
                 sy[worse] *= 0.5
                 cx, cy = ox[worse] + sx[worse], oy[worse] + sy[worse]
-                wx, wy = _sample(fwd, px[worse] - cx, py[worse] - cy).T
+                wx, wy = _sample(fwd, px[worse] - cx, py[worse] - cy)
                 nx[worse], ny[worse], rx[worse], ry[worse] = cx, cy, wx - cx, wy - cy
-                new_size[worse] = np.hypot(rx[worse], ry[worse])
+                new_size[worse] = cv2.magnitude(rx[worse], ry[worse])
                 worse = worse[new_size[worse] > size[worse]]
             ox_all[act], oy_all[act] = nx, ny
-            keep = new_size > self.cfg.tolerance
+            keep = np.flatnonzero(new_size > self.cfg.tolerance)  # indices: gathering by a bool mask is 6x slower
             act, px, py, ox, oy, rx, ry, size = (v[keep] for v in (act, px, py, nx, ny, rx, ry, new_size))
         off = cv2.merge([ox_all.reshape(off.shape[:2]), oy_all.reshape(off.shape[:2])])
         rx0, ry0, rx1, ry1 = self.roi
@@ -315,13 +316,14 @@ def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[sli
     return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
 
 
-def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
-    """(n, c) float32: ``img`` (h, w, c) float32 sampled bilinearly at the points (``qx``, ``qy``), each (n,) px, 0
-    outside (or the edge replicated). The points go to cv2.remap as the rows of a block: each side of its maps must
-    stay under 32767."""
+def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> list[np.ndarray]:
+    """c arrays (n,) float32, one per channel: ``img`` (h, w, c) float32 sampled bilinearly at the points (``qx``,
+    ``qy``), each (n,) px, 0 outside (or the edge replicated). The points go to cv2.remap as the rows of a block:
+    each side of its maps must stay under 32767. The channels come back contiguous: the Newton step's arithmetic on
+    (n, c) columns ran at a quarter of the speed."""
     n, cols = len(qx), 256
     maps = np.zeros((2, -(-n // cols) * cols), np.float32)
     maps[0, :n], maps[1, :n] = qx, qy
     out = cv2.remap(img, maps[0].reshape(-1, cols), maps[1].reshape(-1, cols), cv2.INTER_LINEAR, borderMode=border,
                     borderValue=0)
-    return out.reshape(maps.shape[1], -1)[:n]
+    return [c.ravel()[:n] for c in cv2.split(out)]
