@@ -10,6 +10,7 @@ increase of each AU.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -128,8 +129,10 @@ def _place(anchor, pts: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
+@lru_cache(maxsize=None)
 def _weights(anchors) -> tuple[np.ndarray, np.ndarray]:
-    """A stroke's anchors as padded (points, k) landmark indices and weights: placing it is one product."""
+    """A stroke's anchors as padded (points, k) landmark indices and (points, k, 1) weights: placing it is one
+    product (built once per stroke; the arrays are shared, read only)."""
     k = max(len(a) for a in anchors)
     idx = np.zeros((len(anchors), k), np.intp)
     wts = np.zeros((len(anchors), k, 1))
@@ -205,32 +208,41 @@ class _Relief:
 
 
 @lru_cache(maxsize=None)
-def _taper_profile(taper: float, fade: str, pieces: int) -> tuple[np.ndarray, tuple[float, ...]]:
-    """(pieces + 1,) piece ends along a stroke (0..1) and each piece's value: 1, fading to 0 (raised cosine) over
-    ``taper`` / 2 of the length at each ``fade`` end ("both", "first", "last")."""
+def _taper_profile(taper: float, fade: str, pieces: int) -> tuple[tuple[float, ...], tuple[tuple[int, float], ...]]:
+    """Piece ends along a stroke (pieces + 1 values, 0..1), and the runs of pieces of one value as (first piece,
+    value): 1, fading to 0 (raised cosine) over ``taper`` / 2 of the length at each ``fade`` end ("both", "first",
+    "last")."""
     u = np.linspace(0.0, 1.0, pieces + 1)
     mid = (u[:-1] + u[1:]) / 2
     end = {"both": np.minimum(mid, 1.0 - mid), "first": mid, "last": 1.0 - mid}[fade]
     ramp = np.clip(end / max(taper / 2.0, 1e-6), 0.0, 1.0) if taper > 0 else np.ones_like(mid)
-    return u, tuple((0.5 - 0.5 * np.cos(np.pi * ramp)).tolist())
+    values = (0.5 - 0.5 * np.cos(np.pi * ramp)).tolist()
+    runs = tuple((k, v) for k, v in enumerate(values) if k == 0 or v != values[k - 1])
+    return tuple(u.tolist()), runs
 
 
 def draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = "both", pieces: int = 10) -> None:
     """Draw the polyline ``poly`` (k, 2) layer pixels into ``layer`` (h, w) as a 1 px line that fades out at its
     ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases are deepest in their
-    middle and die out; a stroke of even depth with round ends reads as stamped."""
-    step = poly[1:] - poly[:-1]  # a stroke has a handful of points: few numpy calls, no helpers
-    arc = np.zeros(len(poly))
-    np.cumsum(np.hypot(step[:, 0], step[:, 1]), out=arc[1:])
+    middle and die out; a stroke of even depth with round ends reads as stamped. A stroke has a handful of points:
+    its arc length is walked in plain Python, and pieces of one value are drawn as one polyline (the same pixels
+    as piece by piece)."""
+    pts = poly.tolist()
+    arc = [0.0]
+    for (ax, ay), (bx, by) in zip(pts, pts[1:]):
+        arc.append(arc[-1] + math.hypot(bx - ax, by - ay))
     if arc[-1] <= 0:
         return
-    u, values = _taper_profile(taper, fade, pieces)
-    s = u * arc[-1]
-    ends = np.empty((len(s), 2))
-    ends[:, 0], ends[:, 1] = np.interp(s, arc, poly[:, 0]), np.interp(s, arc, poly[:, 1])
-    ends = (ends * 16 + 0.5).astype(np.int32).tolist()
-    for a, b, v in zip(ends[:-1], ends[1:], values):
-        cv2.line(layer, a, b, v, 1, cv2.LINE_AA, shift=4)
+    u, runs = _taper_profile(taper, fade, pieces)
+    ends, j = [], 0
+    for s in (f * arc[-1] for f in u):  # the point at arc length s, linear between the polyline's points
+        while j < len(arc) - 2 and arc[j + 1] < s:
+            j += 1
+        t = min(max((s - arc[j]) / (arc[j + 1] - arc[j]), 0.0), 1.0) if arc[j + 1] > arc[j] else 0.0
+        (ax, ay), (bx, by) = pts[j], pts[j + 1]
+        ends.append((int((ax + t * (bx - ax)) * 16 + 0.5), int((ay + t * (by - ay)) * 16 + 0.5)))
+    for (k, v), nxt in zip(runs, [r[0] for r in runs[1:]] + [pieces]):
+        cv2.polylines(layer, [np.array(ends[k:nxt + 1], np.int32)], False, v, 1, cv2.LINE_AA, shift=4)
 
 
 def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
