@@ -126,7 +126,8 @@ class WarpField:
         self._grid = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32), np.arange(ry0, ry1, dtype=np.float32))
         lw, lh = self.low_size
         gx, gy = np.meshgrid(np.arange(lw, dtype=np.float32), np.arange(lh, dtype=np.float32))
-        self._low_map = np.dstack([gx, gy])  # (lh, lw, 2) each low-res pixel's own position
+        self._low_map = np.dstack([gx, gy])  # (lh, lw, 2) each low-res pixel's own position...
+        self._low_x, self._low_y = gx.ravel(), gy.ravel()  # ...and its x and y, flat
         self._exact = self._exact_share(face, ring)
 
     def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple | None:
@@ -251,26 +252,28 @@ class WarpField:
                            / (cv2.magnitude(part[..., 0], part[..., 1]) + 1e-3), 0.0, 1.0)
             keep = 1.0 - motion.held * lift
             part *= cv2.merge([keep, keep])
-        # central differences (the field is 0 at the grid's edge, outside the anchor ring)
+        # central differences (the field is 0 at the grid's edge, outside the anchor ring): the Jacobian of
+        # q -> q + d(q) is [[1 + gx0, gy0], [gx1, 1 + gy1]], sampled where each step needs it
         gx = cv2.filter2D(fwd, -1, _CENTRAL_X, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dx, d(dy)/dx
         gy = cv2.filter2D(fwd, -1, _CENTRAL_Y, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dy, d(dy)/dy
-        jac = cv2.merge([1 + gx[..., 0], gy[..., 0], gx[..., 1], 1 + gy[..., 1]])  # Jacobian of q -> q + d(q),
-        # row-major 2x2 per pixel
-        off = fwd.copy()  # d(q) at the current guess q = p - off
-        r = cv2.remap(fwd, self._low_map - off, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - off
-        size = cv2.magnitude(r[..., 0], r[..., 1]).ravel()
+        r = cv2.remap(fwd, self._low_map - fwd, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - fwd
+        rx_all, ry_all = (c.ravel() for c in cv2.split(r))  # the residual at the first guess q = p - d(p)
+        size = cv2.magnitude(rx_all, ry_all)
         # Only pixels whose residual exceeds the tolerance take a step (where d(p) = 0 the guess q = p is exact):
         # after the first step most of the face has converged, so the later ones touch a few pixels each. The
         # active pixels are kept as flat x and y arrays: gathering single floats is far cheaper than (n, 2) rows.
         act = np.flatnonzero(size > self.cfg.tolerance)
-        ox_all, oy_all = (np.ascontiguousarray(off[..., i]).ravel() for i in (0, 1))
-        px, py = (self._low_map[..., i].ravel()[act] for i in (0, 1))
-        rx, ry, size = r[..., 0].ravel()[act], r[..., 1].ravel()[act], size[act]
+        ox_all, oy_all = (c.ravel() for c in cv2.split(fwd))  # d(q) at the current guess q = p - off
+        px, py = self._low_x[act], self._low_y[act]
+        rx, ry, size = rx_all[act], ry_all[act], size[act]
         ox, oy = ox_all[act], oy_all[act]
         for _ in range(self.cfg.inverse_iterations):
             if act.size == 0:
                 break
-            a, b, c, e = _sample(jac, px - ox, py - oy, cv2.BORDER_REPLICATE)
+            qx, qy = px - ox, py - oy
+            (a, c), (b, e) = _sample(gx, qx, qy, cv2.BORDER_REPLICATE), _sample(gy, qx, qy, cv2.BORDER_REPLICATE)
+            a += 1.0
+            e += 1.0
             det = a * e - b * c
             fold = det <= self.cfg.min_jacobian  # no inverse Jacobian: the plain fixed-point step
             if fold.any():
@@ -301,7 +304,7 @@ class WarpField:
             ox_all[act], oy_all[act] = nx, ny
             keep = np.flatnonzero(new_size > self.cfg.tolerance)  # indices: gathering by a bool mask is 6x slower
             act, px, py, ox, oy, rx, ry, size = (v[keep] for v in (act, px, py, nx, ny, rx, ry, new_size))
-        off = cv2.merge([ox_all.reshape(off.shape[:2]), oy_all.reshape(off.shape[:2])])
+        off = cv2.merge([ox_all.reshape(fwd.shape[:2]), oy_all.reshape(fwd.shape[:2])])
         rx0, ry0, rx1, ry1 = self.roi
         full = cv2.resize(off, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
         return tuple(cv2.scaleAdd(f, -1.0 / self.scale, g) for f, g in zip(cv2.split(full), self._grid))

@@ -24,7 +24,7 @@ from aufx.model.deform import Deformation
 from aufx.engines.channels import planes
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry, unclipped, wide_blur
 from aufx.face.analysis import FaceAnalysis
-from aufx.face.topology import ASSETS, topology
+from aufx.face.topology import ASSETS, N_LANDMARKS, topology
 
 
 @dataclass(frozen=True)
@@ -130,22 +130,19 @@ def _place(anchor, pts: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 @lru_cache(maxsize=None)
-def _weights(anchors) -> tuple[np.ndarray, np.ndarray]:
-    """A stroke's anchors as padded (points, k) landmark indices and (points, k, 1) weights: placing it is one
-    product (built once per stroke; the arrays are shared, read only)."""
-    k = max(len(a) for a in anchors)
-    idx = np.zeros((len(anchors), k), np.intp)
-    wts = np.zeros((len(anchors), k, 1))
+def _placement(anchors) -> np.ndarray:
+    """A stroke's anchors as a (points, 478) matrix of landmark weights: placing it is one product (built once per
+    stroke, shared, read only)."""
+    m = np.zeros((len(anchors), N_LANDMARKS))
     for i, a in enumerate(anchors):
-        for j, (lm, wt) in enumerate(a):
-            idx[i, j], wts[i, j, 0] = lm, wt
-    return idx, wts
+        for lm, wt in a:
+            m[i, lm] += wt
+    return m
 
 
 def stroke_polyline(anchors, pts: np.ndarray) -> np.ndarray:
     """(points, 2) pixels of a stroke placed on the landmarks ``pts`` (478, 2) pixels."""
-    idx, wts = _weights(anchors)
-    return (pts[idx] * wts).sum(axis=1)
+    return _placement(anchors) @ pts
 
 
 class _Relief:
@@ -242,7 +239,10 @@ def draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = 
         (ax, ay), (bx, by) = pts[j], pts[j + 1]
         ends.append((int((ax + t * (bx - ax)) * 16 + 0.5), int((ay + t * (by - ay)) * 16 + 0.5)))
     for (k, v), nxt in zip(runs, [r[0] for r in runs[1:]] + [pieces]):
-        cv2.polylines(layer, [np.array(ends[k:nxt + 1], np.int32)], False, v, 1, cv2.LINE_AA, shift=4)
+        if nxt == k + 1:
+            cv2.line(layer, ends[k], ends[nxt], v, 1, cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(layer, [np.array(ends[k:nxt + 1], np.int32)], False, v, 1, cv2.LINE_AA, shift=4)
 
 
 def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
@@ -250,14 +250,16 @@ def _offset(poly: np.ndarray, dist: float, towards: np.ndarray) -> np.ndarray:
     points to."""
     if len(poly) < 2:
         return poly + towards * dist
-    t = np.empty_like(poly)
-    t[1:-1] = poly[2:] - poly[:-2]
-    t[0], t[-1] = poly[1] - poly[0], poly[-1] - poly[-2]
-    n = t[:, ::-1] * (-1.0, 1.0)  # (-ty, tx)
-    n /= np.sqrt((n * n).sum(axis=1, keepdims=True)) + 1e-9
-    if float((n @ towards).sum()) < 0:
-        n = -n
-    return poly + n * dist
+    p = poly.tolist()  # a handful of points: plain Python is faster than a dozen numpy calls
+    ends = [(p[0], p[1])] + [(p[i - 1], p[i + 1]) for i in range(1, len(p) - 1)] + [(p[-2], p[-1])]
+    normals = []
+    for (ax, ay), (bx, by) in ends:  # the normal (-ty, tx) of the tangent (central differences inside)
+        tx, ty = bx - ax, by - ay
+        size = math.sqrt(tx * tx + ty * ty) + 1e-9
+        normals.append((-ty / size, tx / size))
+    tx, ty = float(towards[0]), float(towards[1])
+    flip = -dist if sum(nx * tx + ny * ty for nx, ny in normals) < 0 else dist
+    return poly + np.array(normals) * flip
 
 
 def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Deformation,
