@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
+from aufx.engines.channels import painted, planes, weighted
 from aufx.engines.interiors import InteriorConfig, MouthConfig, carried, poly_mask
 from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
 from aufx.engines.photometry import PhotometryConfig
@@ -127,14 +128,14 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
     rows, cols = np.flatnonzero(alpha.max(1) >= cfg.min_alpha), np.flatnonzero(alpha.max(0) >= cfg.min_alpha)
     if len(rows):  # the interior, on the part of the work box where it shows
         i = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        a = alpha[i][..., None]
+        a = alpha[i]
         if lay.opening is not None:  # the photo's own mouth is redrawn as far as its lips moved (recompose_ipd);
             a = a * min(1.0, moved / (cfg.recompose_ipd * ipd))  # the rest of it is the warped photo
         sub = np.s_[sl[0].start + rows[0]:sl[0].start + rows[-1] + 1, sl[1].start + cols[0]:sl[1].start + cols[-1] + 1]
         half_gap = gap[i] / (2 * ipd)
-        interior = _interior(lay, d, sub, (us[0], us[-1]), u[i], v[i], mid[i] - half_gap, mid[i] + half_gap,
-                             v_up[i], cfg)
-        out[i] = out[i] * (1 - a) + interior * a
+        interior = _interior(lay, d, sub, (float(us[0]), float(us[-1])), u[i], v[i], mid[i] - half_gap,
+                             mid[i] + half_gap, v_up[i], cfg)
+        out[i] = weighted(out[i], 1 - a) + weighted(interior, a)
     if sealed.max() >= cfg.min_alpha:  # lips that stay together: their own colour, with the line where they meet
         # the soft edge of a sealed leak is dark photo, not lips: it does not colour the fill (away from an
         # opening, whose own soft edge the fill meets)
@@ -206,29 +207,37 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     own_lower = _shift(lay.own_lower, jaw_px - offset, size)
     # a raised upper lip takes its edge and shadow along: the photo's own pixels there give way to the crown
     raised = lay.lip_edge[sl] * np.clip((lay.lip_line[sl] - lip) * f.ipd / cfg.crown_skip_px, 0, 1)
-    upper = lay.upper[sl] + (lay.under_lip[sl] - lay.upper[sl]) * raised[..., None]
+    upper = lay.upper[sl] + (lay.under_lip[sl] - lay.upper[sl]) * cv2.merge([raised] * 4)
 
     half = max((span[1] - span[0]) / 2, 1e-6)
     x = np.abs(u - (span[0] + span[1]) / 2) / half
     tongue_top = np.minimum(lay.lower_incisal + jaw_v - cfg.tongue_rise_ipd * (1 - cfg.tongue_curve * x * x),
                             bottom - cfg.tongue_share * (bottom - top))
     edge = max(cfg.tongue_edge_px, lay.feather_px)  # no sharper than the photo's own edges (a large face's are wide)
-    tongue = np.clip((v - tongue_top) * ipd / edge + 0.5, 0, 1)[..., None]
+    tongue = np.clip((v - tongue_top) * ipd / edge + 0.5, 0, 1)
     back = cfg.tongue_back  # its back is in shade
-    lit = (back + (1 - back) * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1))[..., None]
-    tongue_rgb = lay.cavity_rgb + (lay.tongue_rgb - lay.cavity_rgb) * lit
-    colour = lay.cavity_rgb * (1 - tongue) + tongue_rgb * tongue
-    colour = lower[..., :3] + colour * (1 - lower[..., 3:])
+    lit = back + (1 - back) * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1)
+    cavity = painted(np.ones_like(tongue), lay.cavity_rgb)
+    colour = cavity + weighted(painted(lit, lay.tongue_rgb - lay.cavity_rgb), tongue)  # the tongue over the dark
+    lower_rgb, lower_a = _rgb_alpha(lower)
+    colour = lower_rgb + weighted(colour, 1 - lower_a)
     # what lies behind the upper incisal edge is in its shadow: a dark line between the rows where the lips part
     behind = np.exp(-np.clip(v - lay.upper_edge[sl], 0, None) / cfg.incisal_shadow_ipd)
-    colour = colour + (lay.cavity_rgb - colour) * (cfg.incisal_shadow * behind)[..., None]
-    colour = upper[..., :3] + colour * (1 - upper[..., 3:])
-    own = lay.own[sl] * (1 - raised) + own_lower * (1 - upper[..., 3])
+    colour = colour + weighted(cavity - colour, cfg.incisal_shadow * behind)
+    upper_rgb, upper_a = _rgb_alpha(upper)
+    colour = upper_rgb + weighted(colour, 1 - upper_a)
+    own = lay.own[sl] * (1 - raised) + own_lower * (1 - upper_a)
 
     # Shadow: toward the corners, under the upper lip, above the lower lip; toward the cavity's dark, not black.
     ramp = np.clip((x - cfg.corner_start) / (1 - cfg.corner_start), 0, 1)
     shade = (1 - cfg.corner_dark * ramp * ramp * (3 - 2 * ramp))
     shade *= 1 - cfg.upper_lip_shadow * np.exp(-np.clip(v - top, 0, None) / cfg.lip_shadow_ipd)
     shade *= 1 - cfg.lower_lip_shadow * np.exp(-np.clip(bottom - v, 0, None) / cfg.lip_shadow_ipd)
-    synth = lay.cavity_rgb + (colour - lay.cavity_rgb) * shade[..., None] + lay.grain[sl][..., None]
-    return colour * own[..., None] + synth * (1 - own[..., None])
+    synth = cavity + weighted(colour - cavity, shade) + planes(lay.grain[sl])
+    return weighted(colour, own) + weighted(synth, 1 - own)
+
+
+def _rgb_alpha(layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A premultiplied (h, w, 4) layer as its colour (h, w, 3) and its alpha (h, w), each contiguous."""
+    r, g, b, a = cv2.split(layer)
+    return cv2.merge([r, g, b]), a

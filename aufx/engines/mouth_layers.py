@@ -368,7 +368,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
             incisal = float(up_uv[len(up_uv) // 2, 1] + frac * (lo_uv[len(lo_uv) // 2, 1] - up_uv[len(up_uv) // 2, 1]))
         else:
             incisal = float(up_uv[len(up_uv) // 2, 1]) + cfg.upper_incisal_ipd
-    lower_incisal = incisal - cfg.overbite_ipd
+    lower_incisal = float(incisal - cfg.overbite_ipd)
     ex_inc = contour_fn(ex.lower)  # the exemplar's upper incisal edge (it rests on the inner lower lip), v(u)
     inc_e = float(ex_inc(np.array(0.0)))
     k = cfg.lower_teeth_scale
@@ -419,6 +419,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
     opening = _soft_band(v, up0, lo0, ipd, -cfg.opening_grow_px) * in_reach if seen else None
+    upper, lower, under_lip = (layer.astype(np.float32) for layer in (upper, lower, under_lip))  # warped per edit
     return MouthLayers(box, frame, uv, upper, lower, own_up, under_lip, lip_edge,
                        up0.astype(np.float32), own_lo, opening, dark,
                        (tissue * cfg.tongue_gain).astype(np.float32), lower_incisal, edge.astype(np.float32), noise,

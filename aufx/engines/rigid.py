@@ -134,12 +134,15 @@ def keep_rigid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tupl
     fr = detect_frames(image, face, cfg, photo)
     if fr is None:
         return roi
-    rows, cols = fr.at[0] - box[1], fr.at[1] - box[0]
-    keep = (rows >= 0) & (rows < roi.shape[0]) & (cols >= 0) & (cols < roi.shape[1])
-    rows, cols = rows[keep], cols[keep]
-    a = fr.weight[keep]
+    key = ("frames_in_box", cfg, photo, box, roi.shape[:2])
+    if key not in face.cache:  # the frame's pixels inside the box and their weights over 3 channels, per face
+        rows, cols = fr.at[0] - box[1], fr.at[1] - box[0]
+        keep = (rows >= 0) & (rows < roi.shape[0]) & (cols >= 0) & (cols < roi.shape[1])
+        a = np.repeat(fr.weight[keep], 3, axis=1)  # (n, 3): a (n, 1) broadcast runs a 3-long inner loop
+        face.cache[key] = (rows[keep], cols[keep], 1 - a, fr.pixels[keep] * a)
+    rows, cols, behind, front = face.cache[key]
     out = roi.copy()
-    out[rows, cols] = np.clip(out[rows, cols] * (1 - a) + fr.pixels[keep] * a + 0.5, 0, 255).astype(np.uint8)
+    out[rows, cols] = np.clip(out[rows, cols] * behind + front + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
