@@ -99,3 +99,28 @@ def test_nothing_is_eased_where_no_au_decreases(astronaut_editor):
     eased, origin = relax_folds(ed.image, ed.face(), d, region)
     assert origin == (100, 20) and eased.shape == (240, 250, 3)
     assert not np.array_equal(eased, ed.image[20:260, 100:350])
+
+
+def test_only_the_bands_an_edit_eases_are_built(astronaut):
+    """A new photo (every Live frame is one) builds no band for an edit that only adds, and for one that takes the
+    astronaut's smile away only AU12's two bands: building all 23 channels' bands cost 47 ms per photo at 512^2.
+    The eased pixels are those the full build gives (the bands are independent per channel)."""
+    from aufx.model.basis import basis
+    from aufx.pipeline import Editor
+
+    ed = Editor(astronaut, name="astronaut", cache=None)
+    face = ed.face()
+    d = deform(face, EditRequest(au_text="AU04:0.8").target(ed.measured()))
+    relax_folds(ed.image, face, d, (0, 0) + ed.image.shape[1::-1])
+    assert not [k for k in face.cache if k[0] == "relax_bands"]
+    d = deform(face, EditRequest(au_text="AU12:0").target(ed.measured()))
+    eased, _ = relax_folds(ed.image, face, d, (0, 0) + ed.image.shape[1::-1])
+    (bands,) = [v for k, v in face.cache.items() if k[0] == "relax_bands"]
+    b = basis()
+    decreased = {ch for ch in b.channels if d.delta[b.index(ch)] < -1e-3}
+    assert set(bands.built) == decreased == {"L12", "R12"} and len(bands.strokes) == 23, bands.built
+    assert not np.array_equal(eased, ed.image)
+    for ch in bands.strokes:  # every band built after all: the same eased photo
+        bands.channel(ch, RelaxConfig())
+    again, _ = relax_folds(ed.image, face, d, (0, 0) + ed.image.shape[1::-1])
+    assert np.array_equal(again, eased)

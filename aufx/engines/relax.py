@@ -10,12 +10,12 @@ bulge flatten toward the skin around them; eyes, brows, lips and whatever is not
 shading finer than ``texture_ipd`` (freckles, pores) is eased only on a crease's core, where the stroke lies, so a
 smile taken away leaves a cheek with its freckles, not an airbrushed one.
 
-Per face (cached): each channel's eased band (strokes x skin x not a feature) and the photo's shading at the scale
-of folds; per edit, only the strongest ease per pixel times that shading.
+Per face (cached): the photo's shading at the scale of folds, and each channel's eased band (strokes x skin x not a
+feature) the first time an edit eases it; per edit, only the strongest ease per pixel times that shading.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -52,17 +52,28 @@ class RelaxConfig:
     # smooth at that scale, and a 1000-px face in a 10900^2 photo needs no full-resolution float maps
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Bands:
     """One face's eased bands on a grid ``k`` image px per cell whose cell (0, 0) starts at ``origin`` (x, y image
-    px): per channel, where its band is (x0, y0, x1, y1 grid cells) and there the band and the creases' core, each
-    (2, bh, bw) float32 0..1; and the log of the photo's shading over the grid, (2, gh, gw) float32: between the
-    texture and context scales (eased on the band), and between the detail and texture scales (on the core)."""
+    px): the log of the photo's shading over the grid, (2, gh, gw) float32: between the texture and context scales
+    (eased on the band), and between the detail and texture scales (on the core); the skin there (gh, gw) float32,
+    eyes, brows and lips left out; and per channel its creases' strokes (grid-cell polylines (k, 2) with their
+    widths in image px). A channel's band is built the first time an edit eases it (``channel``): most edits ease
+    none or a few of them, and a new photo (every Live frame) paid for all of them."""
 
     origin: tuple[int, int]
     k: int
-    channels: dict[str, tuple[tuple[int, int, int, int], np.ndarray]]
     log_shade: np.ndarray
+    skin: np.ndarray
+    strokes: dict[str, list[tuple[np.ndarray, float]]]
+    built: dict = field(default_factory=dict)
+
+    def channel(self, ch: str, cfg: RelaxConfig) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """Where ``ch``'s band is (x0, y0, x1, y1 grid cells) and there the band and the creases' core, each (2, bh,
+        bw) float32 0..1; None where it has no strokes on the grid or no band on skin."""
+        if ch not in self.built:
+            self.built[ch] = _channel_band(self.strokes.get(ch, []), self.skin, self.k, cfg)
+        return self.built[ch]
 
 
 def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: tuple[int, int, int, int],
@@ -78,8 +89,10 @@ def relax_folds(image: np.ndarray, face: FaceAnalysis, d: Deformation, region: t
     full = cfg.max_ease * min(1.0, cfg.texture_full / max(pm.texture, 1e-6))
     ease = {ch: full * min(1.0, -float(d.delta[b.index(ch)]) / cfg.full_at) for ch in b.channels
             if d.delta[b.index(ch)] < -1e-3}
+    if not ease:
+        return image, (0, 0)
     bands = _bands(image, face, cfg, photo)
-    active = [(ease[ch], bands.channels[ch]) for ch in ease if ch in bands.channels]
+    active = [(e, band) for e, band in ((ease[ch], bands.channel(ch, cfg)) for ch in ease) if band is not None]
     if not active:
         return image, (0, 0)
     x0, y0 = min(bx[0] for _, (bx, _) in active), min(bx[1] for _, (bx, _) in active)
@@ -127,8 +140,8 @@ def _bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: Photo
 
 
 def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo: PhotometryConfig) -> _Bands:
-    """Per channel with strokes (lid closure aside: the lids are the eyes' business), its band and shading, on the
-    work grid (everything below in grid cells)."""
+    """The work grid over every channel's strokes (lid closure aside: the lids are the eyes' business), the photo's
+    shading and skin on it, and each channel's strokes in grid cells; the bands themselves come per channel."""
     k = max(1, int(np.ceil(face.pose.scale / cfg.work_ipd)))
     ipd = face.pose.scale / k
     b = basis()
@@ -158,43 +171,47 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
     fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
     texture = cv2.GaussianBlur(y, (0, 0), max(cfg.texture_ipd * ipd, 0.5))
     wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
-    channels = {}
-    for ch, items in polys.items():
-        # each stroke is drawn and blurred in its own box, as wide as its blur reaches (OpenCV's float kernels end at
-        # 4 sigma), and the channel's band is kept over the union of its strokes' boxes: boxes over the whole face
-        # made this the slowest step of a new photo
-        strokes = []
-        for poly, wd in items:
-            cells = (poly - (x0, y0) + 0.5) / k - 0.5
-            box = bbox(cells, int(np.ceil(4 * max(cfg.reach * wd / k, 1.0))) + 5, y.shape)
-            if box[2] > box[0] and box[3] > box[1]:
-                strokes.append((cells, wd, box))
-        if not strokes:
-            continue
-        ux0, uy0 = min(st[2][0] for st in strokes), min(st[2][1] for st in strokes)
-        ux1, uy1 = max(st[2][2] for st in strokes), max(st[2][3] for st in strokes)
-        band = np.zeros((2, uy1 - uy0, ux1 - ux0), np.float32)  # the band, the creases' core
-        for cells, wd, (bx0, by0, bx1, by1) in strokes:
-            line = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-            cells = cells - (bx0, by0)
-            if len(cells) == 1:
-                c = np.round(cells[0]).astype(int)
-                cv2.circle(line, (int(c[0]), int(c[1])), 1, 1.0, -1)
-            else:
-                draw_tapered(line, cells, cfg.taper)
-            for i, sigma in enumerate((cfg.reach * wd / k, wd / k)):
-                layer = cv2.GaussianBlur(line, (0, 0), max(sigma, 1.0))
-                peak = float(layer.max())
-                if peak > 0:
-                    dst = band[i, by0 - uy0:by1 - uy0, bx0 - ux0:bx1 - ux0]
-                    np.maximum(dst, layer / peak, out=dst)
-        band *= skin[uy0:uy1, ux0:ux1]
-        ys, xs = np.nonzero(band[0] > cfg.min_band)
-        if len(xs):
-            sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-            channels[ch] = ((sub[0] + ux0, sub[1] + uy0, sub[2] + ux0, sub[3] + uy0),
-                            np.ascontiguousarray(band[:, sub[1]:sub[3], sub[0]:sub[2]]))
-    return _Bands((x0, y0), k, channels, np.stack([np.log(texture / wide), np.log(fine / texture)]))
+    strokes = {ch: [((poly - (x0, y0) + 0.5) / k - 0.5, wd) for poly, wd in items] for ch, items in polys.items()}
+    return _Bands((x0, y0), k, np.stack([np.log(texture / wide), np.log(fine / texture)]), skin, strokes)
+
+
+def _channel_band(strokes: list[tuple[np.ndarray, float]], skin: np.ndarray, k: int,
+                  cfg: RelaxConfig) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """One channel's band and creases' core on the work grid (see _Bands.channel) from its ``strokes`` (grid-cell
+    polylines, widths in image px) and the ``skin`` (gh, gw) there. Each stroke is drawn and blurred in its own box,
+    as wide as its blur reaches (OpenCV's float kernels end at 4 sigma), and the band is kept over the union of the
+    strokes' boxes: boxes over the whole face made this the slowest step of a new photo."""
+    placed = []
+    for cells, wd in strokes:
+        box = bbox(cells, int(np.ceil(4 * max(cfg.reach * wd / k, 1.0))) + 5, skin.shape)
+        if box[2] > box[0] and box[3] > box[1]:
+            placed.append((cells, wd, box))
+    if not placed:
+        return None
+    ux0, uy0 = min(st[2][0] for st in placed), min(st[2][1] for st in placed)
+    ux1, uy1 = max(st[2][2] for st in placed), max(st[2][3] for st in placed)
+    band = np.zeros((2, uy1 - uy0, ux1 - ux0), np.float32)  # the band, the creases' core
+    for cells, wd, (bx0, by0, bx1, by1) in placed:
+        line = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+        cells = cells - (bx0, by0)
+        if len(cells) == 1:
+            c = np.round(cells[0]).astype(int)
+            cv2.circle(line, (int(c[0]), int(c[1])), 1, 1.0, -1)
+        else:
+            draw_tapered(line, cells, cfg.taper)
+        for i, sigma in enumerate((cfg.reach * wd / k, wd / k)):
+            layer = cv2.GaussianBlur(line, (0, 0), max(sigma, 1.0))
+            peak = float(layer.max())
+            if peak > 0:
+                dst = band[i, by0 - uy0:by1 - uy0, bx0 - ux0:bx1 - ux0]
+                np.maximum(dst, layer / peak, out=dst)
+    band *= skin[uy0:uy1, ux0:ux1]
+    ys, xs = np.nonzero(band[0] > cfg.min_band)
+    if not len(xs):
+        return None
+    sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return ((sub[0] + ux0, sub[1] + uy0, sub[2] + ux0, sub[3] + uy0),
+            np.ascontiguousarray(band[:, sub[1]:sub[3], sub[0]:sub[2]]))
 
 
 def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], k: int, cfg: RelaxConfig) -> np.ndarray:
