@@ -263,7 +263,7 @@ class WarpField:
         # after the first step most of the face has converged, so the later ones touch a few pixels each. The
         # active pixels are kept as flat x and y arrays: gathering single floats is far cheaper than (n, 2) rows.
         act = np.flatnonzero(size > self.cfg.tolerance)
-        ox_all, oy_all = (c.ravel() for c in cv2.split(fwd))  # d(q) at the current guess q = p - off
+        ox_all, oy_all = (c.ravel() for c in cv2.split(fwd))  # the guess q = p - (ox, oy), first d(p)
         px, py = self._low_x[act], self._low_y[act]
         rx, ry, size = rx_all[act], ry_all[act], size[act]
         ox, oy = ox_all[act], oy_all[act]
@@ -322,8 +322,7 @@ def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[sli
 def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> list[np.ndarray]:
     """c arrays (n,) float32, one per channel: ``img`` (h, w, c) float32 sampled bilinearly at the points (``qx``,
     ``qy``), each (n,) px, 0 outside (or the edge replicated). The points go to cv2.remap as the rows of a block:
-    each side of its maps must stay under 32767. The channels come back contiguous: the Newton step's arithmetic on
-    (n, c) columns ran at a quarter of the speed."""
+    each side of its maps must stay under 32767."""
     n, cols = len(qx), 256
     maps = np.zeros((2, -(-n // cols) * cols), np.float32)
     maps[0, :n], maps[1, :n] = qx, qy

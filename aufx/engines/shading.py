@@ -129,7 +129,6 @@ def _place(anchor, pts: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-@lru_cache(maxsize=None)
 def _placement(anchors) -> np.ndarray:
     """A stroke's anchors as a (points, 478) matrix of landmark weights: placing it is one product (built once per
     stroke, shared, read only)."""
