@@ -11,16 +11,20 @@ import cv2
 import numpy as np
 
 
-def planes(weight: np.ndarray) -> np.ndarray:
-    """(h, w, 3): ``weight`` (h, w) in each channel (what ``weight[..., None]`` broadcasts to)."""
-    return cv2.merge([weight, weight, weight])
+def planes(weight: np.ndarray, n: int = 3) -> np.ndarray:
+    """(h, w, n): ``weight`` (h, w) in each channel (what ``weight[..., None]`` broadcasts to)."""
+    return cv2.merge([weight] * n)
 
 
 def weighted(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``colour`` (h, w, 3) float32 times ``weight`` (h, w) float32 at each pixel: ``colour * weight[..., None]``."""
-    return cv2.multiply(colour, planes(weight))
+    """``colour`` (h, w, c) float32 (RGB, or premultiplied RGBA) times ``weight`` (h, w) float32 at each pixel:
+    ``colour * weight[..., None]``."""
+    w = planes(weight, colour.shape[2])
+    if colour.dtype == w.dtype:
+        return cv2.multiply(colour, w)
+    return cv2.multiply(colour, w, dtype=cv2.CV_64F)  # float32 with float64: float64, as numpy promotes them
 
 
-def painted(weight: np.ndarray, rgb) -> np.ndarray:
-    """(h, w, 3): ``weight`` (h, w) float32 times one colour ``rgb`` (3,) float32: ``weight[..., None] * rgb``."""
-    return cv2.merge([weight * c for c in rgb])
+def painted(weight: np.ndarray, colour) -> np.ndarray:
+    """(h, w, c): ``weight`` (h, w) float32 times one ``colour`` (c,) float32: ``weight[..., None] * colour``."""
+    return cv2.merge([weight * c for c in colour])

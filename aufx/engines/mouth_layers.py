@@ -18,6 +18,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from aufx.engines.channels import painted, weighted
 from aufx.engines.interiors import MouthConfig, poly_mask
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
@@ -185,10 +186,11 @@ def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: 
     extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
     if extra > cfg.exemplar_min_blur_px:
         out = cv2.GaussianBlur(out, (0, 0), extra)
-    out[..., :3] *= gain * 255.0
-    grey = out[..., :3].mean(axis=-1, keepdims=True)
-    out[..., :3] = grey + chroma * (out[..., :3] - grey)
-    return out
+    r, g, b, a = cv2.split(out)  # plane by plane (see channels.py)
+    for c, k in zip((r, g, b), gain * 255.0):
+        c *= k
+    grey = (r + g + b) / 3
+    return cv2.merge([grey + chroma * (c - grey) for c in (r, g, b)] + [a])
 
 
 def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, lip: np.ndarray,
@@ -208,8 +210,8 @@ def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, l
     mirrored = frame.to_xy(np.stack([u, 2 * lip - direction * skip - v], -1)).astype(np.float32)
     rgb = cv2.remap(image, mirrored[..., 0], mirrored[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     band = np.minimum(direction * (far - v), direction * (v - lip) + 1.0 / ipd)  # to where own teeth fully show
-    alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)[..., None]
-    return np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1), far
+    alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)
+    return _rgba(rgb.astype(np.float32), alpha), far
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -229,7 +231,12 @@ def _saturated(rgb: np.ndarray, factor: float, most: float) -> np.ndarray:
 
 def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """Premultiplied (h, w, 4) ``top`` over ``bottom``."""
-    return top + bottom * (1.0 - top[..., 3:])
+    return top + weighted(bottom, 1.0 - top[..., 3])
+
+
+def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Premultiplied (h, w, 4) RGBA of ``rgb`` (h, w, 3) float32 with coverage ``alpha`` (h, w) float32."""
+    return cv2.merge([c * alpha for c in cv2.split(rgb)] + [alpha])
 
 
 def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_px: float) -> np.ndarray:
@@ -399,11 +406,10 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     # lower lip of a parted mouth) shows them and then gum, not the dark of the mouth behind them
     tissue = _saturated(lip, cfg.tissue_saturation, cfg.tissue_chroma)
     gum_rgba = np.append(tissue * cfg.gum_gain, 1.0).astype(np.float32)
-    upper = _over(upper, np.clip((top - v) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
-    lower = _over(lower, np.clip((v - bottom) * ipd + 0.5, 0, 1)[..., None] * gum_rgba)
+    upper = _over(upper, painted(np.clip((top - v) * ipd + 0.5, 0, 1), gum_rgba))
+    lower = _over(lower, painted(np.clip((v - bottom) * ipd + 0.5, 0, 1), gum_rgba))
     for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
-        own_rgba = np.concatenate([rgb * own[..., None], own[..., None]], -1)
-        layer[:] = _over(own_rgba, layer)
+        layer[:] = _over(_rgba(rgb, own), layer)
     # the own rows at the lip's edge, and the crown as it goes on below that edge (its first clean row) to show
     # in their place when the lip rises off them
     lip_edge, under_lip = np.zeros(v.shape, np.float32), upper
@@ -413,8 +419,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
                     * in_width).astype(np.float32)
         clean = frame.to_xy(np.stack([u, np.maximum(v, up0 + edge_px / ipd)], -1)).astype(np.float32)
         clean_rgb = cv2.remap(image, clean[..., 0], clean[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        under_lip = _over(np.concatenate([clean_rgb.astype(np.float32), np.ones_like(lip_edge)[..., None]], -1)
-                          * lip_edge[..., None], upper)
+        under_lip = _over(_rgba(clean_rgb.astype(np.float32), lip_edge), upper)
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
