@@ -131,7 +131,7 @@ class WarpField:
         self._exact = self._exact_share(face, ring)
 
     def _exact_share(self, face: FaceAnalysis, ring: np.ndarray) -> tuple | None:
-        """(the share of the blurred field per low-res pixel (bh, bw) float32 over the box (a pair of slices) where
+        """(the share of the blurred field per low-res pixel (bh, bw, 2) float32 over the box (a pair of slices) where
         it is not 0, the blur sigma in low-res px, that box and the box the blur reads for it), or None where the
         blur is too small to matter. The field is exact (piecewise linear) near the lips, over the upper face and
         outside the anchor ring (where motion is exactly zero)."""
@@ -159,7 +159,8 @@ class WarpField:
         reach = int(np.ceil(4 * sigma)) + 2  # OpenCV's float kernel reaches 4 sigma
         inner = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
         outer = np.s_[max(0, ys.min() - reach):ys.max() + 1 + reach, max(0, xs.min() - reach):xs.max() + 1 + reach]
-        return blurred[inner], float(sigma), inner, outer
+        share = blurred[inner]
+        return cv2.merge([share, share]), float(sigma), inner, outer  # both channels of the field at once
 
     def _to_low(self, xy: np.ndarray) -> np.ndarray:
         rx0, ry0 = self.roi[:2]
@@ -237,7 +238,7 @@ class WarpField:
         if self._exact is not None:  # blurred only over the box where the field is not exact, read with the
             share, sigma, inner, outer = self._exact  # blur's reach around it: the same pixels, less work
             part = fwd[inner]
-            part += (cv2.GaussianBlur(fwd[outer], (0, 0), sigma)[_within(inner, outer)] - part) * share[..., None]
+            part += (cv2.GaussianBlur(fwd[outer], (0, 0), sigma)[_within(inner, outer)] - part) * share
         return fwd
 
     def low_res(self, box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
