@@ -168,17 +168,19 @@ class _Relief:
         sigma = width_px / 2.0
         pad = int(3 * sigma) + 3
         h, w = self.rel.shape
-        (px0, py0), (px1, py1) = poly.min(axis=0), poly.max(axis=0)
-        x0, y0 = max(int(px0) - pad, 0), max(int(py0) - pad, 0)
-        x1, y1 = min(int(px1) + pad + 1, w), min(int(py1) + pad + 1, h)
+        pts = poly.tolist()  # a handful of points: plain Python for the box
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        x0, y0 = max(int(min(xs)) - pad, 0), max(int(min(ys)) - pad, 0)
+        x1, y1 = min(int(max(xs)) + pad + 1, w), min(int(max(ys)) + pad + 1, h)
         if x1 <= x0 or y1 <= y0:
             return
         layer = np.zeros((y1 - y0, x1 - x0), np.float32)
-        if len(poly) == 1:
-            p = ((poly - (x0, y0)) * 16 + 0.5).astype(np.int32)
-            cv2.circle(layer, (int(p[0, 0]), int(p[0, 1])), 16, 1.0, -1, cv2.LINE_AA, shift=4)
+        local = [(x - x0, y - y0) for x, y in pts]
+        if len(local) == 1:
+            (lx, ly), = local
+            cv2.circle(layer, (int(lx * 16 + 0.5), int(ly * 16 + 0.5)), 16, 1.0, -1, cv2.LINE_AA, shift=4)
         else:
-            draw_tapered(layer, poly - (x0, y0), self.taper, fade)
+            draw_tapered(layer, local, self.taper, fade)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         _, peak, _, _ = cv2.minMaxLoc(layer)
         if peak <= 0:
@@ -217,13 +219,13 @@ def _taper_profile(taper: float, fade: str, pieces: int) -> tuple[tuple[float, .
     return tuple(u.tolist()), runs
 
 
-def draw_tapered(layer: np.ndarray, poly: np.ndarray, taper: float, fade: str = "both", pieces: int = 10) -> None:
-    """Draw the polyline ``poly`` (k, 2) layer pixels into ``layer`` (h, w) as a 1 px line that fades out at its
-    ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases are deepest in their
-    middle and die out; a stroke of even depth with round ends reads as stamped. A stroke has a handful of points:
-    its arc length is walked in plain Python, and pieces of one value are drawn as one polyline (the same pixels
-    as piece by piece)."""
-    pts = poly.tolist()
+def draw_tapered(layer: np.ndarray, poly, taper: float, fade: str = "both", pieces: int = 10) -> None:
+    """Draw the polyline ``poly`` ((k, 2) array or k (x, y) pairs, layer pixels) into ``layer`` (h, w) as a 1 px
+    line that fades out at its ends (_taper_profile), in ``pieces`` steps that the blur afterwards smooths: creases
+    are deepest in their middle and die out; a stroke of even depth with round ends reads as stamped. A stroke has
+    a handful of points: its arc length is walked in plain Python, and pieces of one value are drawn as one
+    polyline (the same pixels as piece by piece)."""
+    pts = poly.tolist() if isinstance(poly, np.ndarray) else poly
     arc = [0.0]
     for (ax, ay), (bx, by) in zip(pts, pts[1:]):
         arc.append(arc[-1] + math.hypot(bx - ax, by - ay))
