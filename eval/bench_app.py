@@ -90,7 +90,8 @@ def _slider_latency(url: str, photo: Path, repeats: int) -> tuple[float, float]:
 
     q = QueueSession(url)
     try:
-        out = q.call("analyze", [q.upload(photo), None, None])  # the photo; the session and engine states
+        states = [None] * (len(q.fn["analyze"]["inputs"]) - 1)  # the app's session states, as a new page has them
+        out = q.call("analyze", [q.upload(photo), *states])
         values = dict(zip(slider_keys(), q.outputs_of_type("analyze", out, "slider")))
         live, final = [], []
         for i in range(repeats + 2):
