@@ -1,5 +1,6 @@
 """The running app driven through gradio_client, as a script would: a preset, a slider, the download; the stateless
-/edit_image; user errors; two users at once; the live endpoint; and no torch in a warp-mode server."""
+/edit_image; user errors; two users at once; the live endpoint; no torch in a warp-mode server; and the app
+benchmark's own calls."""
 from __future__ import annotations
 
 import json
@@ -265,3 +266,13 @@ def test_local_only_bounded_uploads_no_analytics(app):
                    timeout=60)
     assert r.status_code == 413  # over the 25 MB limit
     assert httpx.get(app.url + "config", trust_env=False).json()["analytics_enabled"] is False
+
+
+def test_the_app_benchmark_speaks_the_app_s_protocol(app, photo):
+    """`eval/bench.py --app` drives the page's queue protocol by hand (join, the event stream, fetching the image).
+    It stopped running when the app's analyze event gained a third session state and nothing noticed: one pass of
+    it here (a photo, three slider moves, the final pass) fails if the app and the benchmark part ways again."""
+    from eval.bench_app import _slider_latency
+
+    live, final = _slider_latency(app.url, photo, repeats=1)
+    assert 0 < live < 30_000 and 0 < final < 30_000
