@@ -699,7 +699,7 @@ def test_gum_and_tongue_are_redder_than_pale_lips_never_paler_than_red_ones(astr
     (colourfulness 0.24), a smile's raised lip showed a grey band of gum and an opened mouth a grey-brown tongue.
     Their colour is now the lips' hue at twice its colourfulness, up to 0.5; Grace Hopper's orange-red lips (0.43)
     come near that already and keep their hue; a black-and-white photo keeps a grey mouth (test above)."""
-    from aufx.engines.mouth_layers import _chroma
+    from aufx.engines.mouth_layers import colourfulness as _chroma
 
     for image, name in ((astronaut, "astronaut"), (grace, "grace_hopper")):
         ed = Editor(image, name=name)

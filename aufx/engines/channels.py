@@ -28,3 +28,14 @@ def weighted(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def painted(weight: np.ndarray, colour) -> np.ndarray:
     """(h, w, c): ``weight`` (h, w) float32 times one ``colour`` (c,) float32: ``weight[..., None] * colour``."""
     return cv2.merge([weight * c for c in colour])
+
+
+def premultiplied(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(h, w, 4) premultiplied RGBA of ``rgb`` (h, w, 3) float32 with coverage ``alpha`` (h, w) float32."""
+    return cv2.merge([c * alpha for c in cv2.split(rgb)] + [alpha])
+
+
+def colour_and_alpha(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (h, w, 4) layer as its colour (h, w, 3) and its alpha (h, w), each contiguous."""
+    r, g, b, a = cv2.split(rgba)
+    return cv2.merge([r, g, b]), a

@@ -37,8 +37,9 @@ class MouthConfig:
     crown_skip_px: float = 2.0  # ...skipping this many pixels of the lip's edge and shadow on the teeth
     tongue_gain: float = 0.6  # tongue = the person's lip tissue colour x this
     tissue_saturation: float = 2.0  # lip tissue colour (gum, tongue): the lips' colour this many times as far from
-    tissue_chroma: float = 0.5  # its grey (both are redder than a pale lip), up to this colourfulness (_chroma;
-    # lips measure 0.24 (pale) to 0.71 (deep red): a red lip is not made redder, none is made paler)
+    tissue_chroma: float = 0.5  # its grey (both are redder than a pale lip), up to this colourfulness
+    # (mouth_layers.colourfulness; lips measure 0.24 (pale) to 0.71 (deep red): a red lip is not made redder, none
+    # is made paler)
     tongue_rise_ipd: float = 0.08  # tongue top above the lower incisal edge at the mouth centre (IPD)
     tongue_share: float = 0.3  # ...and at least this share of the open gap, from the lower lip up
     tongue_depth_ipd: float = 0.08  # the tongue brightens from its dark back (top edge) over this depth (IPD)
@@ -53,7 +54,7 @@ class MouthConfig:
     junction_depth: float = 1.0  # lips closed over the photo's opening: the line where they meet is the lips'
     # colour c x (c / white)^this, darker and redder as in shadow between lips (Grace Hopper's closed lips: about
     # 2); white = 255 in the face's light (less in an underexposed photo, whose lips are not darker tissue)...
-    junction_chroma: float = 1.3  # ...and no more colourful (_chroma) than this times the photo's own lips in shade
+    junction_chroma: float = 1.3  # ...and no more colourful than this times the photo's own lips in shade
     # (mouth_layers._shade_chroma) or the lips around it: a webcam's red lips meet in a dark line, not a red pencil
     # stroke
     shadow_share: float = 0.1  # the photo's lips in shade: this darkest share of its lip pixels

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from aufx.model.deform import Deformation
-from aufx.engines.channels import painted, planes, weighted
+from aufx.engines.channels import colour_and_alpha, painted, planes, weighted
 from aufx.engines.interiors import InteriorConfig, MouthConfig, carried, poly_mask
-from aufx.engines.mouth_layers import MouthLayers, contour_fn, layers
+from aufx.engines.mouth_layers import MouthLayers, colourfulness, contour_fn, layers
 from aufx.engines.photometry import PhotometryConfig
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.mesh import lips_closing
@@ -164,13 +164,11 @@ def render_mouth(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defo
 
 
 def _no_more_colourful(line: np.ndarray, fill: np.ndarray, most: float) -> np.ndarray:
-    """(n, 3) ``line`` colours with each one's colourfulness (_chroma: spread about its grey over the grey) brought
-    down to ``most``, or to that of ``fill`` (n, 3) where that is more, keeping its grey."""
+    """(n, 3) ``line`` colours with each one's colourfulness brought down to ``most``, or to that of ``fill`` (n, 3)
+    where that is more, keeping its grey."""
     grey = line.mean(axis=-1, keepdims=True)
-    spread = np.linalg.norm(line - grey, axis=-1, keepdims=True) / np.maximum(grey, 1.0)
-    g_fill = fill.mean(axis=-1, keepdims=True)
-    cap = np.maximum(np.linalg.norm(fill - g_fill, axis=-1, keepdims=True) / np.maximum(g_fill, 1.0), most)
-    return grey + (line - grey) * np.minimum(1.0, cap / np.maximum(spread, 1e-6))
+    cap = np.maximum(colourfulness(fill), most) / np.maximum(colourfulness(line), 1e-6)
+    return grey + (line - grey) * np.minimum(1.0, cap)[:, None]
 
 
 def _fill_from_around(image: np.ndarray, known: np.ndarray, sigma: float, where: np.ndarray, levels: int = 3,
@@ -219,12 +217,12 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     lit = back + (1 - back) * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1)
     cavity = painted(np.ones_like(tongue), lay.cavity_rgb)
     colour = cavity + weighted(painted(lit, lay.tongue_rgb - lay.cavity_rgb), tongue)  # the tongue over the dark
-    lower_rgb, lower_a = _rgb_alpha(lower)
+    lower_rgb, lower_a = colour_and_alpha(lower)
     colour = lower_rgb + weighted(colour, 1 - lower_a)
     # what lies behind the upper incisal edge is in its shadow: a dark line between the rows where the lips part
     behind = np.exp(-np.clip(v - lay.upper_edge[sl], 0, None) / cfg.incisal_shadow_ipd)
     colour = colour + weighted(cavity - colour, cfg.incisal_shadow * behind)
-    upper_rgb, upper_a = _rgb_alpha(upper)
+    upper_rgb, upper_a = colour_and_alpha(upper)
     colour = upper_rgb + weighted(colour, 1 - upper_a)
     own = lay.own[sl] * (1 - raised) + own_lower * (1 - upper_a)
 
@@ -236,8 +234,3 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     synth = cavity + weighted(colour - cavity, shade) + planes(lay.grain[sl])
     return weighted(colour, own) + weighted(synth, 1 - own)
 
-
-def _rgb_alpha(layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A premultiplied (h, w, 4) layer as its colour (h, w, 3) and its alpha (h, w), each contiguous."""
-    r, g, b, a = cv2.split(layer)
-    return cv2.merge([r, g, b]), a

@@ -18,7 +18,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from aufx.engines.channels import painted, weighted
+from aufx.engines.channels import painted, premultiplied, weighted
 from aufx.engines.interiors import MouthConfig, poly_mask
 from aufx.engines.photometry import PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
@@ -103,14 +103,14 @@ def _medians(lips: np.ndarray, skin: np.ndarray, cfg: MouthConfig) -> tuple[np.n
 
 
 def _shade_chroma(lips: np.ndarray, cfg: MouthConfig) -> float:
-    """How colourful (_chroma) the photo shows lip tissue in shade: the mean colour of the darkest ``shadow_share``
-    of its lip pixels ``lips`` (n, 3) uint8. Grace Hopper's studio lipstick stays deep red in shade (1.24), a
-    webcam's lips (0.67) and the astronaut's (0.35) far less."""
+    """How colourful (colourfulness) the photo shows lip tissue in shade: the mean colour of the darkest
+    ``shadow_share`` of its lip pixels ``lips`` (n, 3) uint8. Grace Hopper's studio lipstick stays deep red in shade
+    (1.24), a webcam's lips (0.67) and the astronaut's (0.35) far less."""
     if len(lips) < 4:
-        return _chroma(np.asarray(cfg.lip_rgb, np.float32))
+        return colourfulness(np.asarray(cfg.lip_rgb, np.float32))
     lips = lips.astype(np.float32)
     luma = lips @ np.float32([0.299, 0.587, 0.114])
-    return _chroma(lips[luma <= np.quantile(luma, cfg.shadow_share)].mean(axis=0))
+    return colourfulness(lips[luma <= np.quantile(luma, cfg.shadow_share)].mean(axis=0))
 
 
 @dataclass(frozen=True)
@@ -211,19 +211,22 @@ def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, l
     rgb = cv2.remap(image, mirrored[..., 0], mirrored[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     band = np.minimum(direction * (far - v), direction * (v - lip) + 1.0 / ipd)  # to where own teeth fully show
     alpha = (np.clip(band * ipd + 0.5, 0.0, 1.0) * (height > 0) * in_width).astype(np.float32)
-    return _rgba(rgb.astype(np.float32), alpha), far
+    return premultiplied(rgb.astype(np.float32), alpha), far
 
 
-def _chroma(rgb: np.ndarray) -> float:
-    """Colourfulness of one (3,) RGB colour: its spread about its grey, relative to that grey."""
-    rgb = np.asarray(rgb, np.float64)
-    return float(np.linalg.norm(rgb - rgb.mean()) / max(rgb.mean(), 1.0))
+def colourfulness(rgb) -> np.ndarray | float:
+    """Colourfulness of RGB colours (..., 3): each one's spread about its grey, relative to that grey; a float for
+    one colour (3,)."""
+    rgb = np.asarray(rgb, np.float64) if np.ndim(rgb) == 1 else rgb
+    grey = rgb.mean(axis=-1, keepdims=True)
+    c = np.linalg.norm(rgb - grey, axis=-1) / np.maximum(grey[..., 0], 1.0)
+    return float(c) if np.ndim(c) == 0 else c
 
 
 def _saturated(rgb: np.ndarray, factor: float, most: float) -> np.ndarray:
     """One (3,) RGB colour (0-255) up to ``factor`` times as far from its grey, no more colourful than ``most``
-    (_chroma) unless it already is (then unchanged), within 0-255; a grey stays grey."""
-    c = _chroma(rgb)
+    (colourfulness) unless it already is (then unchanged), within 0-255; a grey stays grey."""
+    c = colourfulness(rgb)
     scale = max(c, min(factor * c, most)) / c if c > 0 else 1.0
     grey = float(np.mean(rgb))
     return np.clip(grey + scale * (np.asarray(rgb, np.float32) - grey), 0.0, 255.0).astype(np.float32)
@@ -233,10 +236,6 @@ def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """Premultiplied (h, w, 4) ``top`` over ``bottom``."""
     return top + weighted(bottom, 1.0 - top[..., 3])
 
-
-def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Premultiplied (h, w, 4) RGBA of ``rgb`` (h, w, 3) float32 with coverage ``alpha`` (h, w) float32."""
-    return cv2.merge([c * alpha for c in cv2.split(rgb)] + [alpha])
 
 
 def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_px: float) -> np.ndarray:
@@ -326,7 +325,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     ex_exposure = min(1.0, float(ex.meta["highlight"]) / cfg.normal_highlight)
     cast = photo.light_rgb / np.asarray(ex.meta["light_rgb"], np.float32)
     gain = (exposure / ex_exposure * np.clip(cast ** cfg.colour_strength, *cfg.colour_gain_range)).astype(np.float32)
-    chroma = min(cfg.chroma_max, (_chroma(skin) + _chroma(lip)) / cfg.full_colour)
+    chroma = min(cfg.chroma_max, (colourfulness(skin) + colourfulness(lip)) / cfg.full_colour)
 
     dark = np.asarray(ex.meta["cavity_rgb"], np.float32) * gain
     dark = dark.mean() + cfg.cavity_saturation * chroma * (dark - dark.mean())
@@ -409,7 +408,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     upper = _over(upper, painted(np.clip((top - v) * ipd + 0.5, 0, 1), gum_rgba))
     lower = _over(lower, painted(np.clip((v - bottom) * ipd + 0.5, 0, 1), gum_rgba))
     for layer, own, rgb in ((upper, own_up, src_up), (lower, own_lo, src)):
-        layer[:] = _over(_rgba(rgb, own), layer)
+        layer[:] = _over(premultiplied(rgb, own), layer)
     # the own rows at the lip's edge, and the crown as it goes on below that edge (its first clean row) to show
     # in their place when the lip rises off them
     lip_edge, under_lip = np.zeros(v.shape, np.float32), upper
@@ -419,7 +418,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
                     * in_width).astype(np.float32)
         clean = frame.to_xy(np.stack([u, np.maximum(v, up0 + edge_px / ipd)], -1)).astype(np.float32)
         clean_rgb = cv2.remap(image, clean[..., 0], clean[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        under_lip = _over(_rgba(clean_rgb.astype(np.float32), lip_edge), upper)
+        under_lip = _over(premultiplied(clean_rgb.astype(np.float32), lip_edge), upper)
     noise = grain(max(size))[:size[1], :size[0]] * np.float32(photo.noise)
     grown = cfg.opening_grow_px / ipd
     in_reach = (u > up_uv[:, 0].min() - grown) & (u < up_uv[:, 0].max() + grown)
