@@ -495,6 +495,33 @@ def test_a_dropped_jaw_draws_no_lip_line_across_the_lower_teeth(astronaut, text)
     assert np.percentile(red, 98) - np.median(red) < 9, np.percentile(red, 98) - np.median(red)
 
 
+def test_exemplar_teeth_take_the_hue_of_the_persons_own(astronaut_editor):
+    """Where the photo shows its own teeth, the exemplar's take their hue: the astronaut's ivory upper teeth got a
+    lower row in the exemplar's colours, whose central incisors are whiter than the rest (warmth (R - B) / grey of
+    her opened lower rows 0.153 on average against 0.177 on her own teeth; now 0.173)."""
+    ed = astronaut_editor
+    face = ed.face()
+
+    def warmth(px: np.ndarray) -> float:
+        px = px.astype(float)
+        return float(np.median((px[:, 0] - px[:, 2]) / px.mean(axis=1)))
+
+    def teeth(image: np.ndarray, lm: np.ndarray, lower_half: bool) -> np.ndarray:
+        bright = inner_mask(image.shape[:2], lm, 0) & (luminance(image) > 165)
+        if lower_half:
+            bright &= np.arange(image.shape[0])[:, None] > lm[topology().loop("lips_inner"), 1].mean()
+        return image[bright]
+
+    own = warmth(teeth(ed.image, face.landmarks[:, :2], False))
+    rows = []
+    for text in ("AU26:0.8", "AU25:0.6,AU26:0.7", "AU27:1.0"):
+        tgt = target(ed, text)
+        px = teeth(edit(ed, tgt), deform(face, tgt).target_landmarks, True)
+        assert len(px) > 20  # the opened mouth shows a lower row
+        rows.append(warmth(px))
+    assert abs(np.mean(rows) - own) < 0.012, (rows, own)
+
+
 def test_a_black_and_white_photo_gets_a_grey_mouth(grace):
     """The teeth exemplar is cut from a colour photo; its colour gain follows the person's skin and lips only part
     of the way, so a black-and-white photo (Grace Hopper in grey) opened to AU25+AU26 0.8 got warm teeth and a

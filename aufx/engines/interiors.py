@@ -24,6 +24,8 @@ class MouthConfig:
     incisal_shadow_ipd: float = 0.015  # ...upper incisal edge, over this distance below it (IPD)
     colour_strength: float = 1.0  # exponent on the colour of the face's light relative to the exemplar's
     colour_gain_range: tuple[float, float] = (0.7, 1.3)  # bounds of that colour gain, per channel
+    own_teeth_colour: float = 1.0  # where the photo shows its own teeth, exemplar teeth take this much of their
+    # hue (0: the exemplar's own, in the face's light); their brightness stays the exemplar's
     chroma_max: float = 1.0  # the exemplar's colourfulness scaled to the person's photo, never above its own...
     full_colour: float = 0.35  # ...which is in full colour when its skin's and lips' colourfulness add up to this
     # (colour faces 0.37-1.24; a black-and-white photo 0)

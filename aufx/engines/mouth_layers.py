@@ -122,6 +122,7 @@ class Exemplar:
     upper: np.ndarray  # (11, 2) inner upper lip contour, frame coordinates (the top of the visible teeth)
     lower: np.ndarray  # (11, 2) inner lower lip contour (the upper incisal edges rest on it)
     meta: dict
+    tooth: np.ndarray  # (h, w) float32 1 on its teeth, 0 on its gum and dark (tooth_bright)
 
 
 @lru_cache(maxsize=1)
@@ -130,8 +131,17 @@ def exemplar() -> Exemplar:
     meta = json.loads(EXEMPLAR.with_suffix(".json").read_text())
     bgra = cv2.imread(str(EXEMPLAR.with_suffix(".png")), cv2.IMREAD_UNCHANGED)
     frame = MouthFrame(np.asarray(meta["centre_px"], float), np.asarray(meta["axes"], float).T, float(meta["ipd_px"]))
-    return Exemplar(cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA), frame, frame.to_uv(np.asarray(meta["inner_upper_px"])),
-                    frame.to_uv(np.asarray(meta["inner_lower_px"])), meta)
+    rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+    tooth = tooth_bright(luminance(rgba[..., :3]), rgba[..., 3] > 127).astype(np.float32)
+    return Exemplar(rgba, frame, frame.to_uv(np.asarray(meta["inner_upper_px"])),
+                    frame.to_uv(np.asarray(meta["inner_lower_px"])), meta, tooth)
+
+
+def tooth_bright(y: np.ndarray, inside: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """(h, w) bool: the pixels ``inside`` (h, w) bool an open mouth whose luma ``y`` (h, w) is above Otsu's split of
+    theirs (and above ``floor``): teeth, not the dark of the mouth."""
+    thr, _ = cv2.threshold(y[inside].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return inside & (y > max(thr, floor))
 
 
 @dataclass(frozen=True)
@@ -171,16 +181,21 @@ def _box(frame: MouthFrame, src_uv: np.ndarray, shape: tuple[int, int], cfg: Mou
 
 
 def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: np.ndarray, chroma: float,
-           cfg: MouthConfig) -> np.ndarray:
+           tint: np.ndarray | None, cfg: MouthConfig) -> np.ndarray:
     """The exemplar sampled at ``ex_uv`` (h, w, 2), the exemplar-frame coordinates of each layer pixel (a uniform
     scale of the face's frame, ``scale`` = face pixels per exemplar pixel, so teeth are not stretched), blurred to
     the photo's sharpness (``blur_px`` sigma), colour-matched by ``gain`` (3,) and its colourfulness scaled by
-    ``chroma``; (h, w, 4) premultiplied RGBA float32, colour 0-255."""
+    ``chroma``; its teeth take the hue of ``tint`` (3,), the person's own teeth, where the photo shows them
+    (``own_teeth_colour``): a person's teeth are one colour, and the exemplar's central incisors, whiter than the
+    rest, drew a grey-blue lower row under the astronaut's ivory upper one. (h, w, 4) premultiplied RGBA float32,
+    colour 0-255."""
     ex_px = ex.frame.to_xy(ex_uv).astype(np.float32)
     rgba = ex.rgba.astype(np.float32) / 255.0
     rgba[..., :3] *= rgba[..., 3:]
+    tooth = ex.tooth * rgba[..., 3]
     if scale < 1:  # shrinking: remove what the target grid cannot hold first
         rgba = cv2.GaussianBlur(rgba, (0, 0), 0.5 / scale)
+        tooth = cv2.GaussianBlur(tooth, (0, 0), 0.5 / scale)
     out = cv2.remap(rgba, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                     borderValue=0)
     extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
@@ -190,7 +205,16 @@ def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: 
     for c, k in zip((r, g, b), gain * 255.0):
         c *= k
     grey = (r + g + b) / 3
-    return cv2.merge([grey + chroma * (c - grey) for c in (r, g, b)] + [a])
+    rgb = [grey + chroma * (c - grey) for c in (r, g, b)]
+    if tint is not None and cfg.own_teeth_colour > 0:
+        tooth = cv2.remap(tooth, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        if extra > cfg.exemplar_min_blur_px:
+            tooth = cv2.GaussianBlur(tooth, (0, 0), extra)
+        share = tooth * np.float32(cfg.own_teeth_colour)  # premultiplied, as the colour is
+        hue = np.asarray(tint, np.float32) / max(float(np.mean(tint)), 1.0)
+        rgb = [c + share * (grey * h - c) / np.maximum(a, 1e-3) for c, h in zip(rgb, hue)]
+    return cv2.merge(rgb + [a])
 
 
 def _crown(image: np.ndarray, frame: MouthFrame, u: np.ndarray, v: np.ndarray, lip: np.ndarray,
@@ -335,6 +359,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     inside = _soft_band(v, up0, lo0, ipd, cfg.own_erode_px) * in_width
     own_up = own_lo = np.zeros(v.shape, np.float32)
     teeth_up = teeth_lo = False
+    tint = None  # the colour of the person's own teeth, where the photo shows them
     lo_end = lo0  # where the jaw-carried part of the photo's open mouth ends (frame v), above the lower lip
     hidden = lo0  # where a lower row the photo does not show may begin (frame v): behind the lower lip...
     incisal = 0.5 * (up_uv[len(up_uv) // 2, 1] + lo_uv[len(lo_uv) // 2, 1]) + cfg.upper_incisal_ipd
@@ -342,10 +367,11 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     if seen:
         y = luminance(image[y0:y1, x0:x1])
         sel = inside > 0.5
-        thr, _ = cv2.threshold(y[sel].astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         lip_y = _luma(lip)
-        tooth = sel & (y > max(thr, lip_y))
+        tooth = tooth_bright(y, sel, lip_y)
         frac, teeth_up, teeth_lo = _split_own(sel, tooth, cfg)
+        if teeth_up or teeth_lo:
+            tint = np.median(src[tooth], axis=0)
         split = up0 + frac * (lo0 - up0)
         tooth_y = float(np.median(y[tooth])) if tooth.any() else lip_y
         seam = _seam_px(tooth_y - _luma(dark), photo, cfg)  # own teeth over the new dark: no steeper than the photo's
@@ -382,7 +408,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
     upper = np.zeros((*v.shape, 4), np.float32)
     lower = np.zeros((*v.shape, 4), np.float32)
     if not teeth_up:  # the exemplar's upper row, its incisal edge at the resting incisal line
-        upper = _place(ex, np.stack([u, v + (inc_e - incisal)], -1), scale, photo.blur_px, gain, chroma, cfg)
+        upper = _place(ex, np.stack([u, v + (inc_e - incisal)], -1), scale, photo.blur_px, gain, chroma,
+                       tint, cfg)
         top = contour_fn(ex.upper)(u) - inc_e + incisal
         edge = ex_inc(u) - inc_e + incisal  # where the upper row ends, per column
     else:  # the photo's own upper teeth go on under the resting lip: a raised lip shows more crown, then gum
@@ -396,7 +423,7 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         if seen:
             low = np.where(in_width, np.maximum(low, hidden), low)
         lower = _place(ex, np.stack([u / k, ex_inc(u / k) - (v - low) / k], -1), scale * k, photo.blur_px, gain,
-                       chroma, cfg)
+                       chroma, tint, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
         bottom = low + k * (ex_inc(u / k) - contour_fn(ex.upper)(u / k))  # where its crowns end
     else:  # the photo's own lower teeth go on under the resting lower lip: a lowered lip shows more crown
