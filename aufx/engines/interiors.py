@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from aufx.face.analysis import FaceAnalysis
+from aufx.face.topology import topology
+
 
 
 @dataclass(frozen=True)
@@ -198,3 +201,20 @@ def median_colour(image: np.ndarray, mask: np.ndarray, default) -> np.ndarray:
     """(3,) float32 median RGB of ``image`` (h, w, 3) under the bool ``mask`` (h, w), ``default`` if under 4 px."""
     sel = image[mask]
     return np.median(sel, axis=0).astype(np.float32) if len(sel) >= 4 else np.asarray(default, np.float32)
+
+
+def not_features(face: FaceAnalysis, box: tuple[int, int, int, int], k: int, grow_ipd: float,
+                 brows: bool = True) -> np.ndarray:
+    """(h, w) float32 over ``box`` (x0, y0, x1, y1 image px) in cells of ``k`` image px: 0 on the eye openings, lips
+    (and ``brows``) grown by ``grow_ipd`` (IPD), 1 elsewhere (softened over as much again): where skin may be
+    retouched."""
+    topo = topology()
+    x0, y0, x1, y1 = box
+    pts = (face.landmarks[:, :2] - (x0, y0) + 0.5) / k - 0.5
+    mask = np.zeros(((y1 - y0) // k, (x1 - x0) // k), np.uint8)
+    loops = [topo.loop("eye_R"), topo.loop("eye_L"), topo.loop("lips_outer")]
+    for loop in loops + ([topo.groups["brow_R"], topo.groups["brow_L"]] if brows else []):
+        cv2.fillPoly(mask, [np.round(pts[list(loop)]).astype(np.int32)], 1)
+    grow = max(1, int(round(grow_ipd * face.pose.scale / k)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return 1.0 - cv2.GaussianBlur(mask.astype(np.float32), (0, 0), grow)

@@ -22,7 +22,7 @@ import numpy as np
 
 from aufx.model.basis import basis
 from aufx.model.deform import Deformation
-from aufx.engines.interiors import bbox
+from aufx.engines.interiors import bbox, not_features
 from aufx.engines.photometry import PhotometryConfig, luminance, photometry, skin_brightness, unclipped_channel
 from aufx.engines.shading import appearance, draw_tapered, stroke_polyline
 from aufx.face.analysis import FaceAnalysis
@@ -167,7 +167,7 @@ def _build_bands(image: np.ndarray, face: FaceAnalysis, cfg: RelaxConfig, photo:
     skin = photometry(image, face, photo).skin_at(*box)
     skin = cv2.morphologyEx(cv2.resize(skin, size, interpolation=cv2.INTER_AREA) if k > 1 else skin,
                             cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close, close)))
-    skin *= _not_features(face, box, k, cfg)
+    skin *= not_features(face, box, k, cfg.keep_out_ipd)
     fine = cv2.GaussianBlur(y, (0, 0), max(cfg.detail_ipd * ipd, 0.5))
     texture = cv2.GaussianBlur(y, (0, 0), max(cfg.texture_ipd * ipd, 0.5))
     wide = cv2.GaussianBlur(y, (0, 0), cfg.context_ipd * ipd)
@@ -212,18 +212,3 @@ def _channel_band(strokes: list[tuple[np.ndarray, float]], skin: np.ndarray, k: 
     sub = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return ((sub[0] + ux0, sub[1] + uy0, sub[2] + ux0, sub[3] + uy0),
             np.ascontiguousarray(band[:, sub[1]:sub[3], sub[0]:sub[2]]))
-
-
-def _not_features(face: FaceAnalysis, box: tuple[int, int, int, int], k: int, cfg: RelaxConfig) -> np.ndarray:
-    """(h, w) float32 over ``box`` in cells of ``k`` image px: 0 on the eye openings, brows and lips grown by
-    keep_out_ipd, 1 elsewhere (softened over as much again)."""
-    topo = topology()
-    x0, y0, x1, y1 = box
-    pts = (face.landmarks[:, :2] - (x0, y0) + 0.5) / k - 0.5
-    mask = np.zeros(((y1 - y0) // k, (x1 - x0) // k), np.uint8)
-    for loop in (topo.loop("eye_R"), topo.loop("eye_L"), topo.loop("lips_outer"),
-                 topo.groups["brow_R"], topo.groups["brow_L"]):
-        cv2.fillPoly(mask, [np.round(pts[list(loop)]).astype(np.int32)], 1)
-    grow = max(1, int(round(cfg.keep_out_ipd * face.pose.scale / k)))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return 1.0 - cv2.GaussianBlur(mask.astype(np.float32), (0, 0), grow)

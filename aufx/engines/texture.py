@@ -1,0 +1,160 @@
+"""The photo's fine texture where the warp stretches skin: grain at its own size, not streaks.
+
+A warp that stretches skin by s stretches the photo's grain and pores with it. The upper lids stretch under raised
+brows, the skin above spectacle frames under a held brow, a cheek when a smile is taken away. From about 1.5x the
+grain turns into streaks along the stretch: the vertical streaks on a grainy photo's forehead read as drawn, and
+as furrows. There the warped fine detail fades out and grain of the photo's own size and strength fills in, so the
+detail keeps its variance but loses its direction. The coarser shading (the lid crease, a fold, the brow's edge) is
+warped as it is.
+
+Per face (cached): the photo's fine detail (luma minus luma blurred by ``detail_px``), its local strength, and a
+fixed grain field with the detail's own correlation. Per edit: the stretch from the warp's backward maps, and the
+correction only inside the box where it passes ``from_stretch``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from aufx.engines.channels import planes
+from aufx.engines.interiors import not_features
+from aufx.engines.photometry import Photometry, grain, luminance
+from aufx.face.analysis import FaceAnalysis
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Where stretched skin gets fresh grain, and how much."""
+
+    enabled: bool = True
+    detail_px: float = 1.5  # the fine texture: luma finer than a Gaussian of this sigma (px): sensor grain, pores
+    from_stretch: float = 1.3  # skin stretched less than this keeps its warped texture...
+    full_stretch: float = 2.2  # ...from this much on, only fresh grain is left
+    keep_out_ipd: float = 0.05  # eyes and lips grown by this (IPD) keep their warped detail: a lip stretched by a
+    # smile keeps its sharp edges (brows move as pieces, hardly stretched: the skin below them is what stretches)
+    strength_ipd: float = 0.04  # the texture's strength is measured locally over this (sigma, IPD)...
+    noise_gain: float = 1.5  # ...and fresh grain is no stronger than this x the photo's pixel noise: the detail
+    # taken away is the grain's and the stretched lines' (a lid crease, lash shadows), and only the grain comes back
+    grain_sizes: tuple[float, ...] = (0.0, 0.5, 0.75, 1.0, 1.5, 2.0)  # fresh grain is white noise blurred by one of
+    # these (sigma, px): the one whose fine detail is as correlated between neighbours as the photo's
+
+
+@dataclass(frozen=True)
+class _Texture:
+    """One face's fine texture over the warp's ROI: ``detail`` (h, w, 2) float32, the fine detail (luma units) and its
+    local standard deviation; ``grain`` (h, w) float32 unit-variance fine noise of the detail's own size; ``skin``
+    (h, w) float32: 0 on the eyes and lips (their fine detail is their edges, never replaced)."""
+
+    detail: np.ndarray
+    grain: np.ndarray
+    skin: np.ndarray
+
+
+def _fine(y: np.ndarray, detail_px: float) -> np.ndarray:
+    """(h, w) float32: ``y`` (h, w) float32 minus itself blurred by ``detail_px``."""
+    return y - cv2.GaussianBlur(y, (0, 0), detail_px)
+
+
+def _neighbour_correlation(x: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Correlation of ``x`` (h, w) with itself one pixel across and down, over ``mask`` (h, w) bool (all)."""
+    a, b, c = x[:-1, :-1], x[:-1, 1:], x[1:, :-1]
+    m = np.ones(a.shape, bool) if mask is None else mask[:-1, :-1] & mask[:-1, 1:] & mask[1:, :-1]
+    if m.sum() < 16:
+        return 0.0
+    a, b, c = a[m], b[m], c[m]
+    return float(0.5 * (np.dot(a, b) + np.dot(a, c)) / max(float(np.dot(a, a)), 1e-9))
+
+
+@lru_cache(maxsize=None)
+def _grain_correlations(detail_px: float, sizes: tuple[float, ...]) -> tuple[float, ...]:
+    """The neighbour correlation of the fine detail of white noise blurred by each of ``sizes`` (px)."""
+    white = grain(256, 77)
+    return tuple(_neighbour_correlation(_fine(_blurred(white, s), detail_px)) for s in sizes)
+
+
+def _local_spread(detail: np.ndarray, reach_px: float) -> np.ndarray:
+    """(h, w) float32: the local standard deviation of ``detail`` (h, w) float32 within about ``reach_px``, by the
+    median of its absolute value (x 1.4826), so that a brow's or a lash line's edges beside a patch of skin do not
+    count as the skin's grain; in steps of 1/8 luma unit, at most 32 units."""
+    k = 2 * max(1, int(round(reach_px))) + 1
+    q = np.clip(np.abs(detail) * 8.0 + 0.5, 0, 255).astype(np.uint8)
+    spread = cv2.medianBlur(q, k).astype(np.float32) * np.float32(1.4826 / 8.0)
+    return cv2.GaussianBlur(spread, (0, 0), k / 4.0)
+
+
+def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
+    """``x`` (h, w) float32 blurred by ``sigma`` px (as it is at 0)."""
+    return cv2.GaussianBlur(x, (0, 0), sigma) if sigma > 0 else x
+
+
+def texture(image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int], pm: Photometry,
+            cfg: TextureConfig) -> _Texture:
+    """The face's fine texture over ``box`` (x0, y0, x1, y1 image px): its grain size read over the skin, its strength
+    bounded by ``noise_gain`` x the photo's pixel noise (``pm``); cached on the analysis."""
+    key = ("texture", box, cfg)
+    if key not in face.cache:
+        x0, y0, x1, y1 = box
+        detail = _fine(luminance(image[y0:y1, x0:x1]), cfg.detail_px)
+        strength = np.minimum(_local_spread(detail, cfg.strength_ipd * face.pose.scale), cfg.noise_gain * pm.noise)
+        skin = pm.skin_at(*box) > 0.5
+        rho = _neighbour_correlation(detail, skin)
+        size = cfg.grain_sizes[int(np.argmin([abs(r - rho) for r in _grain_correlations(cfg.detail_px,
+                                                                                         cfg.grain_sizes)]))]
+        h, w = detail.shape
+        g = _fine(_blurred(grain(max(h, w), 78)[:h, :w], size), cfg.detail_px)
+        face.cache[key] = _Texture(cv2.merge([detail, strength]), g / max(float(g.std()), 1e-6),
+                                   not_features(face, box, 1, cfg.keep_out_ipd, brows=False))
+    return face.cache[key]
+
+
+def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
+    """(ceil(h / step), ceil(w / step)) float32: how far the warp stretches the photo around every ``step``-th pixel
+    of the backward maps ``mx``, ``my`` (h, w) float32 (the largest singular value of the forward map's Jacobian)."""
+    grid = cv2.merge([mx[::step, ::step], my[::step, ::step]])
+    kernel = np.float32([[-0.5, 0.0, 0.5]]) / np.float32(step)  # central differences, the first and last rows'
+    d_x = cv2.filter2D(grid, -1, kernel, borderType=cv2.BORDER_REPLICATE)  # and columns' taken from their
+    d_y = cv2.filter2D(grid, -1, kernel.T, borderType=cv2.BORDER_REPLICATE)  # neighbours (replicated, they halved)
+    if d_x.shape[1] > 2:
+        d_x[:, 0], d_x[:, -1] = d_x[:, 1], d_x[:, -2]
+    if d_y.shape[0] > 2:
+        d_y[0], d_y[-1] = d_y[1], d_y[-2]
+    mx_x, my_x = cv2.split(d_x)  # the backward map's Jacobian
+    mx_y, my_y = cv2.split(d_y)
+    frob = mx_x * mx_x + mx_y * mx_y + my_x * my_x + my_y * my_y
+    det = mx_x * my_y - mx_y * my_x
+    disc = np.sqrt(np.maximum(frob * frob - 4 * det * det, 0.0))
+    smallest = np.sqrt(np.maximum((frob - disc) / 2, 0.0))  # its smallest singular value: 1 / the forward map's largest
+    return (1.0 / np.maximum(smallest, 1e-3)).astype(np.float32)
+
+
+def restore_texture(roi: np.ndarray, tex: _Texture, maps: tuple[np.ndarray, np.ndarray], origin: tuple[int, int],
+                    step: int, cfg: TextureConfig) -> np.ndarray:
+    """``roi`` (h, w, 3) uint8, warped by ``maps`` (each (h, w) float32, the image px each roi pixel came from; the
+    texture's box starts at ``origin`` (x, y) image px), with the fine detail the warp stretched past
+    ``from_stretch`` faded into fresh grain; ``step``: the maps vary smoothly over this many pixels."""
+    if not cfg.enabled:
+        return roi
+    s = stretch(maps[0], maps[1], step)
+    fade = np.clip((s - cfg.from_stretch) / (cfg.full_stretch - cfg.from_stretch), 0.0, 1.0)
+    if not fade.any():
+        return roi
+    sx = maps[0][::step, ::step] - np.float32(origin[0])  # where each grid pixel came from: skin or a feature
+    sy = maps[1][::step, ::step] - np.float32(origin[1])
+    fade *= cv2.remap(tex.skin, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ys, xs = np.nonzero(fade > 0)
+    if not len(ys):
+        return roi
+    h, w = roi.shape[:2]
+    y0, y1 = max(0, (ys.min() - 1) * step), min(h, (ys.max() + 2) * step)
+    x0, x1 = max(0, (xs.min() - 1) * step), min(w, (xs.max() + 2) * step)
+    fade = cv2.resize(fade, (s.shape[1] * step, s.shape[0] * step), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+    keep = 1.0 - fade
+    mx, my = maps[0][y0:y1, x0:x1] - origin[0], maps[1][y0:y1, x0:x1] - origin[1]
+    detail, strength = cv2.split(cv2.remap(tex.detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    fresh = np.sqrt(np.maximum(1.0 - keep * keep, 0.0)) * strength * tex.grain[y0:y1, x0:x1]
+    out = roi.copy()
+    out[y0:y1, x0:x1] = cv2.add(roi[y0:y1, x0:x1], planes(fresh - fade * detail), dtype=cv2.CV_8U)  # rounded, clipped
+    return out
