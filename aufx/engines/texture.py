@@ -36,8 +36,8 @@ class TextureConfig:
     keep_out_ipd: float = 0.05  # eyes and lips grown by this (IPD) keep their warped detail: a lip stretched by a
     # smile keeps its sharp edges (brows move as pieces, hardly stretched: the skin below them is what stretches)
     strength_ipd: float = 0.04  # the texture's strength is measured locally over this (sigma, IPD)...
-    noise_gain: float = 1.5  # ...and fresh grain is no stronger than this x the photo's pixel noise: the detail
-    # taken away is the grain's and the stretched lines' (a lid crease, lash shadows), and only the grain comes back
+    noise_gain: float = 1.5  # ...from the detail clipped at this x the photo's pixel noise: the detail taken away
+    # is the grain's and the stretched lines' (a lid crease, lash shadows), and only the grain comes back
     grain_sizes: tuple[float, ...] = (0.0, 0.5, 0.75, 1.0, 1.5, 2.0)  # fresh grain is white noise blurred by one of
     # these (sigma, px): the one whose fine detail is as correlated between neighbours as the photo's
 
@@ -45,12 +45,10 @@ class TextureConfig:
 @dataclass(frozen=True)
 class _Texture:
     """One face's fine texture over the warp's ROI: ``detail`` (h, w, 2) float32, the fine detail (luma units) and its
-    local standard deviation; ``grain`` (h, w) float32 unit-variance fine noise of the detail's own size; ``skin``
-    (h, w) float32: 0 on the eyes and lips (their fine detail is their edges, never replaced)."""
+    local standard deviation; ``grain`` (h, w) float32 unit-variance fine noise of the detail's own size."""
 
     detail: np.ndarray
     grain: np.ndarray
-    skin: np.ndarray
 
 
 def _fine(y: np.ndarray, detail_px: float) -> np.ndarray:
@@ -75,14 +73,12 @@ def _grain_correlations(detail_px: float, sizes: tuple[float, ...]) -> tuple[flo
     return tuple(_neighbour_correlation(_fine(_blurred(white, s), detail_px)) for s in sizes)
 
 
-def _local_spread(detail: np.ndarray, reach_px: float) -> np.ndarray:
-    """(h, w) float32: the local standard deviation of ``detail`` (h, w) float32 within about ``reach_px``, by the
-    median of its absolute value (x 1.4826), so that a brow's or a lash line's edges beside a patch of skin do not
-    count as the skin's grain; in steps of 1/8 luma unit, at most 32 units."""
-    k = 2 * max(1, int(round(reach_px))) + 1
-    q = np.clip(np.abs(detail) * 8.0 + 0.5, 0, 255).astype(np.uint8)
-    spread = cv2.medianBlur(q, k).astype(np.float32) * np.float32(1.4826 / 8.0)
-    return cv2.GaussianBlur(spread, (0, 0), k / 4.0)
+def _local_spread(detail: np.ndarray, reach_px: float, most: float) -> np.ndarray:
+    """(h, w) float32: the local standard deviation of ``detail`` (h, w) float32 within about ``reach_px`` (sigma),
+    each value clipped to +-``most`` first, so that a brow's or a lash line's edges beside a patch of skin count as
+    no more than grain (unclipped, they drew blotches over the astronaut's lids)."""
+    clipped = np.clip(detail, -most, most)
+    return np.sqrt(cv2.GaussianBlur(clipped * clipped, (0, 0), max(1.0, reach_px)))
 
 
 def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -98,15 +94,26 @@ def texture(image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int
     if key not in face.cache:
         x0, y0, x1, y1 = box
         detail = _fine(luminance(image[y0:y1, x0:x1]), cfg.detail_px)
-        strength = np.minimum(_local_spread(detail, cfg.strength_ipd * face.pose.scale), cfg.noise_gain * pm.noise)
+        strength = _local_spread(detail, cfg.strength_ipd * face.pose.scale, cfg.noise_gain * pm.noise)
         skin = pm.skin_at(*box) > 0.5
         rho = _neighbour_correlation(detail, skin)
         size = cfg.grain_sizes[int(np.argmin([abs(r - rho) for r in _grain_correlations(cfg.detail_px,
                                                                                          cfg.grain_sizes)]))]
         h, w = detail.shape
         g = _fine(_blurred(grain(max(h, w), 78)[:h, :w], size), cfg.detail_px)
-        face.cache[key] = _Texture(cv2.merge([detail, strength]), g / max(float(g.std()), 1e-6),
-                                   not_features(face, box, 1, cfg.keep_out_ipd, brows=False))
+        face.cache[key] = _Texture(cv2.merge([detail, strength]), g / max(float(g.std()), 1e-6))
+    return face.cache[key]
+
+
+SKIN_CELL = 4  # image px per cell of the map of where the texture may be replaced: it is read on a coarse grid
+
+
+def _skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureConfig) -> np.ndarray:
+    """(h // SKIN_CELL, w // SKIN_CELL) float32 over ``box``: 0 on the eyes and lips, whose fine detail is their
+    edges and is never replaced; cached on the analysis."""
+    key = ("texture_skin", box, cfg.keep_out_ipd)
+    if key not in face.cache:
+        face.cache[key] = not_features(face, box, SKIN_CELL, cfg.keep_out_ipd, brows=False)
     return face.cache[key]
 
 
@@ -130,20 +137,23 @@ def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
     return (1.0 / np.maximum(smallest, 1e-3)).astype(np.float32)
 
 
-def restore_texture(roi: np.ndarray, tex: _Texture, maps: tuple[np.ndarray, np.ndarray], origin: tuple[int, int],
-                    step: int, cfg: TextureConfig) -> np.ndarray:
-    """``roi`` (h, w, 3) uint8, warped by ``maps`` (each (h, w) float32, the image px each roi pixel came from; the
-    texture's box starts at ``origin`` (x, y) image px), with the fine detail the warp stretched past
-    ``from_stretch`` faded into fresh grain; ``step``: the maps vary smoothly over this many pixels."""
+def restore_texture(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int],
+                    pm: Photometry, maps: tuple[np.ndarray, np.ndarray], step: int, cfg: TextureConfig) -> np.ndarray:
+    """``roi`` (h, w, 3) uint8 over ``box`` (x0, y0, x1, y1 image px), warped from ``image`` (H, W, 3) uint8 by
+    ``maps`` (each (h, w) float32, the image px each roi pixel came from), with the fine detail the warp stretched
+    past ``from_stretch`` faded into fresh grain (``pm``: the photo's photometry); ``step``: the maps vary smoothly
+    over this many pixels. The face's texture is measured the first time an edit stretches its skin."""
     if not cfg.enabled:
         return roi
     s = stretch(maps[0], maps[1], step)
     fade = np.clip((s - cfg.from_stretch) / (cfg.full_stretch - cfg.from_stretch), 0.0, 1.0)
     if not fade.any():
         return roi
-    sx = maps[0][::step, ::step] - np.float32(origin[0])  # where each grid pixel came from: skin or a feature
-    sy = maps[1][::step, ::step] - np.float32(origin[1])
-    fade *= cv2.remap(tex.skin, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ox, oy = box[:2]
+    cell = np.float32(1.0 / SKIN_CELL)  # where each grid pixel came from: skin or a feature
+    sx = (maps[0][::step, ::step] - np.float32(ox - 0.5)) * cell - np.float32(0.5)
+    sy = (maps[1][::step, ::step] - np.float32(oy - 0.5)) * cell - np.float32(0.5)
+    fade *= cv2.remap(_skin(face, box, cfg), sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ys, xs = np.nonzero(fade > 0)
     if not len(ys):
         return roi
@@ -152,7 +162,8 @@ def restore_texture(roi: np.ndarray, tex: _Texture, maps: tuple[np.ndarray, np.n
     x0, x1 = max(0, (xs.min() - 1) * step), min(w, (xs.max() + 2) * step)
     fade = cv2.resize(fade, (s.shape[1] * step, s.shape[0] * step), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
     keep = 1.0 - fade
-    mx, my = maps[0][y0:y1, x0:x1] - origin[0], maps[1][y0:y1, x0:x1] - origin[1]
+    tex = texture(image, face, box, pm, cfg)
+    mx, my = maps[0][y0:y1, x0:x1] - ox, maps[1][y0:y1, x0:x1] - oy
     detail, strength = cv2.split(cv2.remap(tex.detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
     fresh = np.sqrt(np.maximum(1.0 - keep * keep, 0.0)) * strength * tex.grain[y0:y1, x0:x1]
     out = roi.copy()

@@ -28,7 +28,7 @@ from aufx.engines.photometry import PhotometryConfig, photometry
 from aufx.engines.relax import RelaxConfig, relax_folds
 from aufx.engines.rigid import RigidConfig, frame_hold, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
-from aufx.engines.texture import TextureConfig, restore_texture, texture
+from aufx.engines.texture import TextureConfig, restore_texture
 from aufx.face.analysis import FaceAnalysis
 
 
@@ -103,8 +103,8 @@ class WarpEngine:
         mx += ox
         my += oy
         # grain at its own size where the warp stretched skin, not streaks
-        tex = texture(face_only, face, wf.roi, photometry(image, face, cfg.photometry), cfg.texture)
-        roi = restore_texture(roi, tex, (mx, my), (rx0, ry0), max(4, int(round(1.0 / wf.scale))), cfg.texture)
+        roi = restore_texture(roi, face_only, face, wf.roi, photometry(image, face, cfg.photometry), (mx, my),
+                              max(4, int(round(1.0 / wf.scale))), cfg.texture)
         # lids from skin, not frames
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
