@@ -522,6 +522,26 @@ def test_exemplar_teeth_take_the_hue_of_the_persons_own(astronaut_editor):
     assert abs(np.mean(rows) - own) < 0.012, (rows, own)
 
 
+def test_the_tongue_rises_out_of_the_dark_without_a_rim(grace_editor):
+    """An opened mouth was a stack of stripes: teeth, the dark, a flat tongue cut by a 1.5 px edge, the lower row.
+    The tongue's top turns away from the light, so on Grace Hopper (80 px between the pupils; AU25 0.6 + AU26 0.7)
+    its rise from the dark (luma 35) to its lit front (76-88) now spreads over 0.04 IPD: no row of the mouth's middle
+    column steps by more than a third of it (one step was 19 of 41 before, now 12)."""
+    ed = grace_editor
+    face = ed.face()
+    tgt = target(ed, "AU25:0.6,AU26:0.7")
+    d = deform(face, tgt)
+    y = luminance(edit(ed, tgt))
+    up, lo = lip_mid()
+    a, b = d.target_landmarks[up], d.target_landmarks[lo]
+    x = int(round((a[0] + b[0]) / 2))
+    col = y[int(np.ceil(a[1])) + 1:int(np.floor(b[1])) - 1, x - 2:x + 3].mean(axis=1)
+    k = int(np.argmin(col))
+    top = k + int(np.argmax(col[k:] >= 70))  # the first row of the tongue's front
+    assert top > k and col[k] < 45  # a dark above a tongue
+    assert np.diff(col[k:top + 1]).max() <= (col[top] - col[k]) / 3 + 1, col.round()
+
+
 def test_a_black_and_white_photo_gets_a_grey_mouth(grace):
     """The teeth exemplar is cut from a colour photo; its colour gain follows the person's skin and lips only part
     of the way, so a black-and-white photo (Grace Hopper in grey) opened to AU25+AU26 0.8 got warm teeth and a

@@ -81,7 +81,9 @@ class MouthConfig:
     # squeezed rows sample it sparsely, and the dark of a smile's corners otherwise stays as specks between samples
     min_alpha: float = 0.02  # interior or sealing coverage below this draws nothing
     tongue_curve: float = 0.5  # the tongue's top falls by this x its rise towards the corners (times x^2)
-    tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels), or as soft as the lips' edge
+    tongue_edge_px: float = 1.5  # the tongue's top edge is this soft (pixels), or as soft as the lips' edge...
+    tongue_edge_ipd: float = 0.04  # ...and at least this (IPD): its top turns away from the light into the dark, it
+    # has no rim (at 1.5 px it cut a flat band across the mouth, a stack of stripes with the rows of teeth)
     tongue_back: float = 0.6  # the tongue's back (top edge) is lit this much of its front: at 0.35, with its top
     # 0.07 IPD above the lower teeth, only that dark back showed and an opened mouth was a black hole (higher
     # still, its top showed as a light band along a barely parted lower lip)

@@ -211,7 +211,7 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     x = np.abs(u - (span[0] + span[1]) / 2) / half
     tongue_top = np.minimum(lay.lower_incisal + jaw_v - cfg.tongue_rise_ipd * (1 - cfg.tongue_curve * x * x),
                             bottom - cfg.tongue_share * (bottom - top))
-    edge = max(cfg.tongue_edge_px, lay.feather_px)  # no sharper than the photo's own edges (a large face's are wide)
+    edge = max(cfg.tongue_edge_px, cfg.tongue_edge_ipd * ipd, lay.feather_px)  # no sharper than the photo's edges
     tongue = np.clip((v - tongue_top) * ipd / edge + 0.5, 0, 1)
     back = cfg.tongue_back  # its back is in shade
     lit = back + (1 - back) * np.clip((v - tongue_top) / cfg.tongue_depth_ipd, 0, 1)
