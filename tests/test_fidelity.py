@@ -14,6 +14,8 @@ from skimage import data
 from aufx.model.gains import CALIBRATION_FILE
 from aufx.face.mesh import MAX_FOLDS
 from eval.calibrate import CalibrationConfig, choose, eye_opening_share, fold_counts, write
+from eval.compare_fidelity import compare
+from eval.compare_fidelity import report as report_text
 from eval.fidelity import AUFX_SOURCE, OPENFACE_AUS, Edit, FidelityConfig, au_metrics, face_crop, run, usable
 
 needs_openface = pytest.mark.skipif(not os.environ.get("OPENFACE_BIN"), reason="OPENFACE_BIN is not set: build "
@@ -161,6 +163,24 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     report = (tmp_path / "out" / "report.html").read_text()
     assert "AUFX estimator" in report and "<th>astronaut</th><th>grace</th>" in report  # slopes per face, by name
     assert "not edited:\ncoffee.png" in report
+    # eval.compare_fidelity: a run against itself moves nothing; against a copy in which the reader left one image
+    # unread (its AU values empty, as eval.fidelity writes it) and one face's AU26 slope moved, it names both
+    same = compare(cfg.out, cfg.out)
+    assert all(a == b for a, b in same["headline"].values()) and not any(same["reads"].values())
+    assert not same["emotion"] and not any(row["faces"] for row in same["aus"])
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = json.loads((cfg.out / "metrics.json").read_text())
+    moved["au"]["per_au"]["AU26"]["slope_per_face"]["grace"] += 0.2
+    (other / "metrics.json").write_text(json.dumps(moved))
+    aus = [c for c in table.columns if c.startswith("AU")]
+    unread = (table["face"] == "astronaut") & (table["name"] == "AU04") & (table["level"] == 0.8)
+    table.loc[unread, aus] = np.nan
+    table.to_csv(other / "edits.csv", index=False)
+    c = compare(cfg.out, other, face_change=0.05)
+    assert c["reads"] == {"unread after": [("astronaut", "au", "AU04", 0.8)], "unread before": []}
+    assert {row["au"]: list(row["faces"]) for row in c["aus"]} == {"AU26": ["grace"], "AU04": []}
+    assert "unread after (1): astronaut au AU04 0.8" in report_text(c, 0.05)
 
 
 @needs_openface
