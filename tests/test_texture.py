@@ -37,8 +37,8 @@ def grainy_astronaut():
 def test_raised_brows_stretch_no_streaks_into_a_grainy_photo(grainy_astronaut):
     """AU01+AU02 at 0.8 stretch the skin under the astronaut's brows past 1.8x; her grainy copy's grain was
     stretched into vertical streaks there (the fine detail's vertical / horizontal gradient energy 0.50; at the same
-    pixels of the photo 3.7, at its grain alone 1). It is now grain of the photo's size again (1.04), as strong as
-    the photo's grain on flat skin."""
+    pixels of the photo 3.7, at its grain alone 1). It is now her own texture read where a smoothed warp takes it,
+    or fresh grain of its size (0.82; fresh grain alone 1.04), as strong as the photo's grain on flat skin."""
     ed = Editor(grainy_astronaut, name="grainy_astronaut")
     face = ed.face()
     tgt = EditRequest(au_text="AU01:0.8,AU02:0.8").target(ed.measured())
@@ -63,7 +63,7 @@ def test_raised_brows_stretch_no_streaks_into_a_grainy_photo(grainy_astronaut):
     before = fine(WarpEngine(WarpConfig(texture=TextureConfig(enabled=False))).render(grainy_astronaut, face, tgt, d))
     after = fine(engine.render(grainy_astronaut, face, tgt, d))
     assert anisotropy(before) < 0.7  # the defect: streaks
-    assert 0.8 < anisotropy(after) < 1.25
+    assert 0.75 < anisotropy(after) < 1.33
     cx, cy = np.round(face.landmarks[425, :2]).astype(int)  # flat skin of her left cheek, untouched by this edit
     cheek = fine(grainy_astronaut)[cy - 6:cy + 7, cx - 6:cx + 7]
     assert after[band].std() > 0.8 * cheek.std()

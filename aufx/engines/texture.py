@@ -3,13 +3,15 @@
 A warp that stretches skin by s stretches the photo's grain and pores with it. The upper lids stretch under raised
 brows, the skin above spectacle frames under a held brow, a cheek when a smile is taken away. From about 1.5x the
 grain turns into streaks along the stretch: the vertical streaks on a grainy photo's forehead read as drawn, and
-as furrows. There the warped fine detail fades out and grain of the photo's own size and strength fills in, so the
-detail keeps its variance but loses its direction. The coarser shading (the lid crease, a fold, the brow's edge) is
-warped as it is.
+as furrows. There the warped fine detail fades out and the photo's own texture fills in: its fine detail read where
+a smoothed version of the warp takes each pixel (the displacement blurred over ``own_ipd`` stretches the skin far
+less, so the texture keeps its size: an aged forehead keeps its wrinkles), or, where that lands on eyes, brows or
+lips, grain of the photo's own size and strength. The detail keeps its variance but loses its direction. The
+coarser shading (the lid crease, a fold, the brow's edge) is warped as it is.
 
-Per face (cached): the photo's fine detail (luma minus luma blurred by ``detail_px``), its local strength, and a
-fixed grain field with the detail's own correlation. Per edit: the stretch from the warp's backward maps, and the
-correction only inside the box where it passes ``from_stretch``.
+Per face (cached): the photo's fine detail (luma minus luma blurred by ``detail_px`` or ``detail_ipd``), its local
+strength, a fixed grain field with the detail's own correlation and maps of where the features are. Per edit: the
+stretch from the warp's backward maps, and the correction only inside the box where it passes ``from_stretch``.
 """
 from __future__ import annotations
 
@@ -30,11 +32,14 @@ class TextureConfig:
     """Where stretched skin gets fresh grain, and how much."""
 
     enabled: bool = True
-    detail_px: float = 1.5  # the fine texture: luma finer than a Gaussian of this sigma (px): sensor grain, pores
+    detail_px: float = 1.5  # the fine texture: luma finer than a Gaussian of this sigma (px: sensor grain)...
+    detail_ipd: float = 0.03  # ...or of this (IPD: pores, fine wrinkles), whichever is wider
+    own_ipd: float = 0.12  # the own texture is read along the warp's displacement blurred by this (sigma, IPD)
     from_stretch: float = 1.3  # skin stretched less than this keeps its warped texture...
     full_stretch: float = 2.2  # ...from this much on, only fresh grain is left
     keep_out_ipd: float = 0.05  # eyes and lips grown by this (IPD) keep their warped detail: a lip stretched by a
-    # smile keeps its sharp edges (brows move as pieces, hardly stretched: the skin below them is what stretches)
+    # smile keeps its sharp edges (brows move as pieces, hardly stretched: the skin below them is what stretches);
+    # the own texture is not read from them, nor from the brows
     strength_ipd: float = 0.04  # the texture's strength is measured locally over this (sigma, IPD)...
     noise_gain: float = 1.5  # ...from the detail clipped at this x the photo's pixel noise: the detail taken away
     # is the grain's and the stretched lines' (a lid crease, lash shadows), and only the grain comes back
@@ -86,6 +91,11 @@ def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(x, (0, 0), sigma) if sigma > 0 else x
 
 
+def _detail_sigma(face: FaceAnalysis, cfg: TextureConfig) -> float:
+    """The sigma (px) below which luma is the face's fine texture."""
+    return float(max(cfg.detail_px, cfg.detail_ipd * face.pose.scale))
+
+
 def texture(image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int], pm: Photometry,
             cfg: TextureConfig) -> _Texture:
     """The face's fine texture over ``box`` (x0, y0, x1, y1 image px): its grain size read over the skin, its strength
@@ -93,14 +103,14 @@ def texture(image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int
     key = ("texture", box, cfg)
     if key not in face.cache:
         x0, y0, x1, y1 = box
-        detail = _fine(luminance(image[y0:y1, x0:x1]), cfg.detail_px)
+        sigma = _detail_sigma(face, cfg)
+        detail = _fine(luminance(image[y0:y1, x0:x1]), sigma)
         strength = _local_spread(detail, cfg.strength_ipd * face.pose.scale, cfg.noise_gain * pm.noise)
         skin = pm.skin_at(*box) > 0.5
         rho = _neighbour_correlation(detail, skin)
-        size = cfg.grain_sizes[int(np.argmin([abs(r - rho) for r in _grain_correlations(cfg.detail_px,
-                                                                                         cfg.grain_sizes)]))]
+        size = cfg.grain_sizes[int(np.argmin([abs(r - rho) for r in _grain_correlations(sigma, cfg.grain_sizes)]))]
         h, w = detail.shape
-        g = _fine(_blurred(grain(max(h, w), 78)[:h, :w], size), cfg.detail_px)
+        g = _fine(_blurred(grain(max(h, w), 78)[:h, :w], size), sigma)
         face.cache[key] = _Texture(cv2.merge([detail, strength]), g / max(float(g.std()), 1e-6))
     return face.cache[key]
 
@@ -108,13 +118,22 @@ def texture(image: np.ndarray, face: FaceAnalysis, box: tuple[int, int, int, int
 SKIN_CELL = 4  # image px per cell of the map of where the texture may be replaced: it is read on a coarse grid
 
 
-def _skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureConfig) -> np.ndarray:
-    """(h // SKIN_CELL, w // SKIN_CELL) float32 over ``box``: 0 on the eyes and lips, whose fine detail is their
-    edges and is never replaced; cached on the analysis."""
-    key = ("texture_skin", box, cfg.keep_out_ipd)
+def _skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureConfig, brows: bool) -> np.ndarray:
+    """(h // SKIN_CELL, w // SKIN_CELL) float32 over ``box``: 0 on the eyes and lips (and ``brows``), 1 on skin;
+    cached on the analysis."""
+    key = ("texture_skin", box, cfg.keep_out_ipd, brows)
     if key not in face.cache:
-        face.cache[key] = not_features(face, box, SKIN_CELL, cfg.keep_out_ipd, brows=False)
+        face.cache[key] = not_features(face, box, SKIN_CELL, cfg.keep_out_ipd, brows=brows)
     return face.cache[key]
+
+
+def _on_skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureConfig, brows: bool, sx: np.ndarray,
+             sy: np.ndarray) -> np.ndarray:
+    """``_skin`` read at the box pixels (``sx``, ``sy``) (float32 arrays of one shape)."""
+    cell = np.float32(1.0 / SKIN_CELL)
+    return cv2.remap(_skin(face, box, cfg, brows), (sx + np.float32(0.5)) * cell - np.float32(0.5),
+                     (sy + np.float32(0.5)) * cell - np.float32(0.5), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
@@ -150,22 +169,30 @@ def restore_texture(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box:
     if not fade.any():
         return roi
     ox, oy = box[:2]
-    cell = np.float32(1.0 / SKIN_CELL)  # where each grid pixel came from: skin or a feature
-    sx = (maps[0][::step, ::step] - np.float32(ox - 0.5)) * cell - np.float32(0.5)
-    sy = (maps[1][::step, ::step] - np.float32(oy - 0.5)) * cell - np.float32(0.5)
-    fade *= cv2.remap(_skin(face, box, cfg), sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gx, gy = maps[0][::step, ::step] - np.float32(ox), maps[1][::step, ::step] - np.float32(oy)  # box px, per cell
+    fade *= _on_skin(face, box, cfg, False, gx, gy)  # eyes and lips keep their edges
     ys, xs = np.nonzero(fade > 0)
     if not len(ys):
         return roi
     h, w = roi.shape[:2]
     y0, y1 = max(0, (ys.min() - 1) * step), min(h, (ys.max() + 2) * step)
     x0, x1 = max(0, (xs.min() - 1) * step), min(w, (xs.max() + 2) * step)
-    fade = cv2.resize(fade, (s.shape[1] * step, s.shape[0] * step), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+    grid = (s.shape[1] * step, s.shape[0] * step)
+    fade = cv2.resize(fade, grid, interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
     keep = 1.0 - fade
     tex = texture(image, face, box, pm, cfg)
     mx, my = maps[0][y0:y1, x0:x1] - ox, maps[1][y0:y1, x0:x1] - oy
     detail, strength = cv2.split(cv2.remap(tex.detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-    fresh = np.sqrt(np.maximum(1.0 - keep * keep, 0.0)) * strength * tex.grain[y0:y1, x0:x1]
+    # the own texture: read along the displacement (output px - source px) blurred over own_ipd
+    cy, cx = np.mgrid[0:s.shape[0], 0:s.shape[1]].astype(np.float32) * np.float32(step)
+    sigma = max(1.0, cfg.own_ipd * face.pose.scale / step)
+    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    sx, sy = (p - cv2.resize(cv2.GaussianBlur(c - g, (0, 0), sigma), grid, interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+              for p, c, g in ((px, cx, gx), (py, cy, gy)))
+    own = cv2.remap(tex.detail, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., 0]
+    skin = _on_skin(face, box, cfg, True, sx, sy)  # where that lands on a feature: fresh grain
+    fill = skin * own + (1.0 - skin) * strength * tex.grain[y0:y1, x0:x1]
     out = roi.copy()
-    out[y0:y1, x0:x1] = cv2.add(roi[y0:y1, x0:x1], planes(fresh - fade * detail), dtype=cv2.CV_8U)  # rounded, clipped
+    out[y0:y1, x0:x1] = cv2.add(roi[y0:y1, x0:x1], planes(np.sqrt(np.maximum(1.0 - keep * keep, 0.0)) * fill
+                                                           - fade * detail), dtype=cv2.CV_8U)  # rounded, clipped
     return out

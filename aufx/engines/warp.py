@@ -3,7 +3,7 @@
 render(image, face, target AUs, deformation), in the order the data flows: the photo's spectacle frames lifted out
 (rigid.py) -> the photo's own folds eased where the edit takes their AU away (relax.py) -> dense backward warp of
 the face region along the target landmarks (field.py; the landmarks come from aufx/model/deform.py; nothing under
-the frames' top rims is lifted) -> the photo's grain at its own size where the warp stretched skin (texture.py) ->
+the frames' top rims is lifted) -> the photo's texture at its own size where the warp stretched skin (texture.py) ->
 eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py,
 mouth_layers.py) -> each AU's relief shaded in (shading.py, with the photo's light, blur and grain from
 photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original, untouched
@@ -39,7 +39,7 @@ class WarpConfig:
     shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
     relax: RelaxConfig = dc_field(default_factory=RelaxConfig)  # the photo's folds eased where their AU is taken away
     rigid: RigidConfig = dc_field(default_factory=RigidConfig)
-    texture: TextureConfig = dc_field(default_factory=TextureConfig)  # fresh grain where the warp stretches skin
+    texture: TextureConfig = dc_field(default_factory=TextureConfig)  # texture at its size where skin stretches
     photometry: PhotometryConfig = dc_field(default_factory=PhotometryConfig)  # the photo's light, blur, grain, skin
     resample: str = "cubic"  # how the warp samples the photo ("cubic" | "linear"): bilinear weights average the
     # neighbours of every sub-pixel shift, softening the whole moved face next to the untouched rest of the photo
@@ -102,7 +102,7 @@ class WarpEngine:
         roi = cv2.remap(sampled, mx, my, RESAMPLING[cfg.resample], borderMode=cv2.BORDER_REPLICATE)
         mx += ox
         my += oy
-        # grain at its own size where the warp stretched skin, not streaks
+        # the photo's texture at its own size where the warp stretched skin, not streaks
         roi = restore_texture(roi, face_only, face, wf.roi, photometry(image, face, cfg.photometry), (mx, my),
                               max(4, int(round(1.0 / wf.scale))), cfg.texture)
         # lids from skin, not frames
