@@ -160,8 +160,9 @@ def restore_texture(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box:
                     pm: Photometry, maps: tuple[np.ndarray, np.ndarray], step: int, cfg: TextureConfig) -> np.ndarray:
     """``roi`` (h, w, 3) uint8 over ``box`` (x0, y0, x1, y1 image px), warped from ``image`` (H, W, 3) uint8 by
     ``maps`` (each (h, w) float32, the image px each roi pixel came from), with the fine detail the warp stretched
-    past ``from_stretch`` faded into fresh grain (``pm``: the photo's photometry); ``step``: the maps vary smoothly
-    over this many pixels. The face's texture is measured the first time an edit stretches its skin."""
+    past ``from_stretch`` faded into the photo's own texture at its size (``pm``: the photo's photometry); ``step``:
+    the maps vary smoothly over this many pixels. The face's texture is measured the first time an edit stretches
+    its skin."""
     if not cfg.enabled:
         return roi
     s = stretch(maps[0], maps[1], step)
@@ -177,21 +178,23 @@ def restore_texture(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, box:
     h, w = roi.shape[:2]
     y0, y1 = max(0, (ys.min() - 1) * step), min(h, (ys.max() + 2) * step)
     x0, x1 = max(0, (xs.min() - 1) * step), min(w, (xs.max() + 2) * step)
-    grid = (s.shape[1] * step, s.shape[0] * step)
-    fade = cv2.resize(fade, grid, interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-    keep = 1.0 - fade
+    # the own texture is read along the displacement (grid px - source px) blurred over own_ipd: per grid cell,
+    # where that takes it and whether it lands on skin (not on eyes, brows or lips: there fresh grain fills in)
+    gh, gw = s.shape
+    cx, cy = np.meshgrid(np.arange(gw, dtype=np.float32) * step, np.arange(gh, dtype=np.float32) * step)
+    sigma = max(1.0, cfg.own_ipd * face.pose.scale / step)
+    osx, osy = (c - cv2.GaussianBlur(c - g, (0, 0), sigma) for c, g in ((cx, gx), (cy, gy)))
+    r0, c0 = y0 // step, x0 // step  # the cells over the box, brought to pixels
+    r1, c1 = min(gh, -(-y1 // step) + 1), min(gw, -(-x1 // step) + 1)
+    cells = cv2.merge([fade, _on_skin(face, box, cfg, True, osx, osy), osx, osy])[r0:r1, c0:c1]
+    cells = cv2.resize(cells, ((c1 - c0) * step, (r1 - r0) * step), interpolation=cv2.INTER_LINEAR)
+    fade, skin, sx, sy = cv2.split(cells[y0 - r0 * step:y1 - r0 * step, x0 - c0 * step:x1 - c0 * step])
     tex = texture(image, face, box, pm, cfg)
     mx, my = maps[0][y0:y1, x0:x1] - ox, maps[1][y0:y1, x0:x1] - oy
     detail, strength = cv2.split(cv2.remap(tex.detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-    # the own texture: read along the displacement (output px - source px) blurred over own_ipd
-    cy, cx = np.mgrid[0:s.shape[0], 0:s.shape[1]].astype(np.float32) * np.float32(step)
-    sigma = max(1.0, cfg.own_ipd * face.pose.scale / step)
-    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    sx, sy = (p - cv2.resize(cv2.GaussianBlur(c - g, (0, 0), sigma), grid, interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-              for p, c, g in ((px, cx, gx), (py, cy, gy)))
     own = cv2.remap(tex.detail, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., 0]
-    skin = _on_skin(face, box, cfg, True, sx, sy)  # where that lands on a feature: fresh grain
     fill = skin * own + (1.0 - skin) * strength * tex.grain[y0:y1, x0:x1]
+    keep = 1.0 - fade
     out = roi.copy()
     out[y0:y1, x0:x1] = cv2.add(roi[y0:y1, x0:x1], planes(np.sqrt(np.maximum(1.0 - keep * keep, 0.0)) * fill
                                                            - fade * detail), dtype=cv2.CV_8U)  # rounded, clipped
