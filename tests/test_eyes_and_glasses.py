@@ -567,3 +567,25 @@ def test_a_lower_margin_that_stays_draws_no_pale_line(astronaut_editor):
         lower = list(topology().groups[f"{eye}_lower"])
         near = polyline_distance(before.shape, face.landmarks[lower, :2]) < 1.0
         assert np.percentile((after - before)[near], 95) < 10
+
+
+def test_a_widened_eye_is_no_sharper_than_a_soft_photo(astronaut):
+    """The painted eyeball (sclera and iris continued where a raised lid uncovers them) had 1 px edges on every
+    photo. On the astronaut's head enlarged 4x (a soft photo: its edges blur by 2.2 px) AU05 at 0.8 drew a
+    hard-edged iris disc and a bright crescent above it: the eye's steepest edge 2.1x the photo's there. It is now
+    blurred to the photo's sharpness (1.14x; the rest is the warp compressing the lid's own soft edge)."""
+    from aufx.engines.photometry import gradient_magnitude
+
+    head = astronaut[40:296, 120:376]
+    soft = cv2.resize(head, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    ed = Editor(soft, name="astronaut_4x")
+    face = ed.face()
+    out = ed.edit(EditRequest(au_text="AU05:0.8").target(ed.measured()), measure_output=False).image
+    for eye in ("eye_R", "eye_L"):
+        pts = face.landmarks[list(topology().loop(eye)), :2]
+        pad = int(0.15 * face.pose.scale)
+        x0, y0 = np.maximum(pts.min(0).astype(int) - pad, 0)
+        x1, y1 = pts.max(0).astype(int) + pad
+        before = gradient_magnitude(luminance(soft[y0:y1, x0:x1])).max()
+        after = gradient_magnitude(luminance(out[y0:y1, x0:x1])).max()
+        assert after < 1.3 * before, (eye, before, after)

@@ -102,6 +102,8 @@ class InteriorConfig:
 
     mouth: MouthConfig = field(default_factory=MouthConfig)  # teeth, cavity and sealed lips (mouth.py)
     min_move_px: float = 0.05  # an aperture whose landmarks move less than this (pixels) is left to the warp
+    eye_min_blur_px: float = 1.0  # the painted eyeball and its seam are blurred to the photo's sharpness (Photometry
+    # .blur_px, sigma) where the photo is softer than this; sharper photos keep the 1 px anti-aliased edges
     eye_shown: float = 0.2  # an eye whose brightest fifth (sclera, a closed lid's skin) is darker than this x the
     # skin's luma is behind an opaque lens: left to the warp (the 38 eyes of the development and sample photos
     # 0.36-1.07, the shaded side of a side-lit face the least, Grace Hopper's behind tinted lenses 0.43-0.63; black
