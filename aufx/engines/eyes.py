@@ -84,7 +84,7 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         shade = (1 - limbus) * (1 - cfg.pupil_dark * pupil)
         synth = painted((1 - disk) * shade, sclera_rgb) + painted(disk * shade, iris_rgb)
         # as sharp as the photo, no sharper: on a soft photo a painted limbus and a seam to the photo's own eyeball
-        # drew a hard-edged disc and a bright crescent (an 8x enlarged astronaut: edges 3x the photo's steepest)
+        # drew a hard-edged disc and a bright crescent (on an 8x enlarged astronaut, edges 3.7x the photo's there)
         blur = photometry(image, face, photo).blur_px
         if blur > cfg.eye_min_blur_px:
             synth = cv2.GaussianBlur(synth, (0, 0), blur)

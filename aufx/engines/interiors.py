@@ -10,7 +10,6 @@ from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
 
-
 @dataclass(frozen=True)
 class MouthConfig:
     """Design constants of the mouth interior (mouth.py, mouth_layers.py); IPD = the face's inter-pupil distance."""
