@@ -85,11 +85,11 @@ def render_eyes(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: Defor
         synth = painted((1 - disk) * shade, sclera_rgb) + painted(disk * shade, iris_rgb)
         # as sharp as the photo, no sharper: on a soft photo a painted limbus and a seam to the photo's own eyeball
         # drew a hard-edged disc and a bright crescent (on an 8x enlarged astronaut, edges 3.7x the photo's there)
+        known = m_src
         blur = photometry(image, face, photo).blur_px
         if blur > cfg.eye_min_blur_px:
             synth = cv2.GaussianBlur(synth, (0, 0), blur)
-            m_src = cv2.GaussianBlur(m_src, (0, 0), blur)
-        known = m_src
+            known = cv2.GaussianBlur(known, (0, 0), blur)
         content = weighted(static, known) + weighted(synth, 1 - known)
 
         # Shadow of the upper lid and lashes along the new lid margin, where that margin is new: synthesized

@@ -233,4 +233,3 @@ def _interior(lay: MouthLayers, d: Deformation, sl, span: tuple[float, float], u
     shade *= 1 - cfg.lower_lip_shadow * np.exp(-np.clip(bottom - v, 0, None) / cfg.lip_shadow_ipd)
     synth = cavity + weighted(colour - cavity, shade) + planes(lay.grain[sl])
     return weighted(colour, own) + weighted(synth, 1 - own)
-

@@ -190,28 +190,25 @@ def _place(ex: Exemplar, ex_uv: np.ndarray, scale: float, blur_px: float, gain: 
     rest, drew a grey-blue lower row under the astronaut's ivory upper one. (h, w, 4) premultiplied RGBA float32,
     colour 0-255."""
     ex_px = ex.frame.to_xy(ex_uv).astype(np.float32)
+    extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
+
+    def sampled(layer: np.ndarray) -> np.ndarray:
+        """An exemplar-sized ``layer`` (premultiplied) at the layer pixels, as sharp as the photo."""
+        if scale < 1:  # shrinking: remove what the target grid cannot hold first
+            layer = cv2.GaussianBlur(layer, (0, 0), 0.5 / scale)
+        out = cv2.remap(layer, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=0)
+        return cv2.GaussianBlur(out, (0, 0), extra) if extra > cfg.exemplar_min_blur_px else out
+
     rgba = ex.rgba.astype(np.float32) / 255.0
     rgba[..., :3] *= rgba[..., 3:]
-    tooth = ex.tooth * rgba[..., 3]
-    if scale < 1:  # shrinking: remove what the target grid cannot hold first
-        rgba = cv2.GaussianBlur(rgba, (0, 0), 0.5 / scale)
-        tooth = cv2.GaussianBlur(tooth, (0, 0), 0.5 / scale)
-    out = cv2.remap(rgba, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=0)
-    extra = np.sqrt(max(blur_px ** 2 - (float(ex.meta["blur_px"]) * max(scale, 1.0)) ** 2, 0.0))
-    if extra > cfg.exemplar_min_blur_px:
-        out = cv2.GaussianBlur(out, (0, 0), extra)
-    r, g, b, a = cv2.split(out)  # plane by plane (see channels.py)
+    r, g, b, a = cv2.split(sampled(rgba))  # plane by plane (see channels.py)
     for c, k in zip((r, g, b), gain * 255.0):
         c *= k
     grey = (r + g + b) / 3
     rgb = [grey + chroma * (c - grey) for c in (r, g, b)]
     if tint is not None and cfg.own_teeth_colour > 0:
-        tooth = cv2.remap(tooth, ex_px[..., 0], ex_px[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
-        if extra > cfg.exemplar_min_blur_px:
-            tooth = cv2.GaussianBlur(tooth, (0, 0), extra)
-        share = tooth * np.float32(cfg.own_teeth_colour)  # premultiplied, as the colour is
+        share = sampled(ex.tooth * rgba[..., 3]) * np.float32(cfg.own_teeth_colour)  # premultiplied, as the colour
         hue = np.asarray(tint, np.float32) / max(float(np.mean(tint)), 1.0)
         rgb = [c + share * (grey * h - c) / np.maximum(a, 1e-3) for c, h in zip(rgb, hue)]
     return cv2.merge(rgb + [a])
@@ -259,7 +256,6 @@ def _saturated(rgb: np.ndarray, factor: float, most: float) -> np.ndarray:
 def _over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """Premultiplied (h, w, 4) ``top`` over ``bottom``."""
     return top + weighted(bottom, 1.0 - top[..., 3])
-
 
 
 def _soft_band(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ipd: float, inset_px: float) -> np.ndarray:
