@@ -543,6 +543,22 @@ def test_the_tongue_rises_out_of_the_dark_without_a_rim(grace_editor):
     assert np.diff(col[k:top + 1]).max() <= 0.4 * (col[top] - col[k]), col.round()
 
 
+def test_the_tongue_rests_behind_the_lower_row_where_it_is_drawn(grace_editor):
+    """Where a photo's lips are apart but hide the lower teeth, the lower row an opening jaw shows is drawn from
+    behind the lower lip, and the tongue must rest behind that row: it was placed by where the lower incisors would
+    be under the upper ones, 0.07-0.12 IPD higher, so it filled a dropped jaw's opening up to the upper teeth (a
+    flat dark-red block on OpenFace's sample of a man with parted lips). Grace Hopper with her lips parted by AU25
+    0.5, re-read as a photo: the tongue's reference and the drawn row's top at the mouth's centre are within 0.015
+    IPD (0.065 apart before)."""
+    parted = grace_editor.edit(target(grace_editor, "AU25:0.5"), measure_output=False).image
+    ed = Editor(parted, name="grace_parted")
+    lay = layers(ed.image, ed.face(), MouthConfig())
+    u, v = lay.uv[..., 0], lay.uv[..., 1]
+    row = v[(np.abs(u) < 0.01) & (lay.lower[..., 3] > 0.5)]
+    assert row.size  # a lower row is drawn at the centre
+    assert abs(float(row.min()) - lay.lower_incisal) < 0.015, (row.min(), lay.lower_incisal)
+
+
 def test_a_black_and_white_photo_gets_a_grey_mouth(grace):
     """The teeth exemplar is cut from a colour photo; its colour gain follows the person's skin and lips only part
     of the way, so a black-and-white photo (Grace Hopper in grey) opened to AU25+AU26 0.8 got warm teeth and a

@@ -418,6 +418,8 @@ def build_layers(image: np.ndarray, face: FaceAnalysis, cfg: MouthConfig,
         low = edge - cfg.overbite_ipd
         if seen:
             low = np.where(in_width, np.maximum(low, hidden), low)
+            # the tongue rests behind the row where it is drawn, not where a row the photo hides would be
+            lower_incisal = float(low.flat[np.argmin(np.abs(u) + np.abs(v - lower_incisal))])
         lower = _place(ex, np.stack([u / k, ex_inc(u / k) - (v - low) / k], -1), scale * k, photo.blur_px, gain,
                        chroma, tint, cfg)
         lower[..., :3] *= cfg.lower_teeth_shade
