@@ -108,7 +108,7 @@ class WarpEngine:
         # lids from skin, not frames
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
         roi = render_mouth(roi, image, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
-        roi = render_shading(roi, image, face, d, wf.roi, cfg.shading, cfg.photometry)
+        roi = render_shading(roi, image, face, d, wf.roi, (mx, my), cfg.shading, cfg.photometry)
         roi = keep_rigid(roi, image, face, wf.roi, cfg.rigid, cfg.photometry)  # spectacle frames do not bend
         out = _copy_into(out, image)  # the last read of ``image``: it may be ``out``
         cv2.copyTo(roi, wf.region, out[ry0:ry1, rx0:rx1])  # into the view: only the pixels inside the ring
