@@ -3,8 +3,9 @@
 An engine change is judged by how the outside reader's numbers move, and OpenFace moves on its own too. A face whose
 fit flips between renders that look alike, or an image read in one run and left unread in the other, can move an
 AU's mean slope by several hundredths. This tool prints what moved and where:
-- the headline numbers of both runs (mean slope, mean of the per-face medians, the faces read in every image, r,
-  off-target, FER2013 accuracy, dlib);
+- which code made each run (``aufx.resources.code_digest``: a run labelled "final" that was made before the last
+  change shows here) and the headline numbers of both runs (mean slope, mean of the per-face medians, the faces
+  read in every image, r, off-target, FER2013 accuracy, dlib);
 - per AU, the slope before and after and the faces whose own slope moved by more than ``--face_change``;
 - the images one run read and the other left unread (they move the means without any change an eye sees);
 - the preset edits FER2013 reads differently.
@@ -94,6 +95,7 @@ def compare(before_dir: Path, after_dir: Path, face_change: float = 0.05) -> dic
         raise ValueError(f"the runs were read by different readers: {ma.get('reader')!r} / {mb.get('reader')!r}")
     ha, hb = headline(ma), headline(mb)
     return {"before": str(before_dir), "after": str(after_dir), "reader": ma.get("reader"),
+            "code": (ma.get("code_digest"), mb.get("code_digest")),
             "headline": {k: (ha[k], hb[k]) for k in ha}, "aus": au_changes(ma, mb, face_change),
             "reads": read_flips(ea, eb), "emotion": emotion_changes(ma, mb)}
 
@@ -104,7 +106,11 @@ def _num(x) -> str:
 
 def report(c: dict, face_change: float) -> str:
     """The comparison as text."""
-    lines = [f"reader: {c['reader']}", f"before: {c['before']}", f"after:  {c['after']}", ""]
+    a, b = c["code"]
+    same = ("the same code: what moved is the reader's and the renders' own noise" if a and a == b else
+            "different code" if a and b else "not recorded: a run from before 2026-12-08")
+    lines = [f"reader: {c['reader']}", f"before: {c['before']}", f"after:  {c['after']}",
+             f"code:   {a or '-'} -> {b or '-'} ({same})", ""]
     lines += [f"{k:28s} {_num(a):>7s} -> {_num(b):>7s}" for k, (a, b) in c["headline"].items()]
     lines += ["", f"per AU: slope before -> after; faces whose own slope moved by more than {face_change}"]
     for row in c["aus"]:

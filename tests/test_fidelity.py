@@ -13,6 +13,7 @@ from skimage import data
 
 from aufx.model.gains import CALIBRATION_FILE
 from aufx.face.mesh import MAX_FOLDS
+from aufx.resources import code_digest
 from eval.calibrate import CalibrationConfig, choose, eye_opening_share, fold_counts, write
 from eval.compare_fidelity import compare
 from eval.compare_fidelity import report as report_text
@@ -146,6 +147,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert 0.0 < ident["mean"] <= ident["max"] < 0.6  # the same person after every edit (dlib: < 0.6)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["au"] == au
+    assert saved["code_digest"] == code_digest() and len(code_digest()) == 12  # which code made the run
     # every image, traceable: 2 sources + 2 x (2 AUs x 2 + 2 presets) + 2 x the 4 perturbed sources
     table = pd.read_csv(tmp_path / "out" / "edits.csv")
     assert len(table) == 2 + 2 * 6 + 2 * 4 and set(table["kind"]) == {"source", "au", "preset", "noise"}
@@ -167,11 +169,13 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     # unread (its AU values empty, as eval.fidelity writes it) and one face's AU26 slope moved, it names both
     same = compare(cfg.out, cfg.out)
     assert all(a == b for a, b in same["headline"].values()) and not any(same["reads"].values())
+    assert f"code:   {code_digest()} -> {code_digest()} (the same code" in report_text(same, 0.05)
     assert not same["emotion"] and not any(row["faces"] for row in same["aus"])
     other = tmp_path / "other"
     other.mkdir()
     moved = json.loads((cfg.out / "metrics.json").read_text())
     moved["au"]["per_au"]["AU26"]["slope_per_face"]["grace"] += 0.2
+    moved["code_digest"] = "0" * 12  # made by other code
     (other / "metrics.json").write_text(json.dumps(moved))
     aus = [c for c in table.columns if c.startswith("AU")]
     unread = (table["face"] == "astronaut") & (table["name"] == "AU04") & (table["level"] == 0.8)
@@ -181,6 +185,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert c["reads"] == {"unread after": [("astronaut", "au", "AU04", 0.8)], "unread before": []}
     assert {row["au"]: list(row["faces"]) for row in c["aus"]} == {"AU26": ["grace"], "AU04": []}
     assert "unread after (1): astronaut au AU04 0.8" in report_text(c, 0.05)
+    assert "(different code)" in report_text(c, 0.05)
 
 
 @needs_openface
