@@ -23,6 +23,7 @@ from aufx.io.images import load_image
 from aufx.model.deform import deform
 from aufx.model.estimate import SOURCE as AUFX_SOURCE
 from aufx.model.estimate import estimate_after, estimate_aus
+from aufx.resources import code_digest
 
 if TYPE_CHECKING:
     from aufx.request import EditRequest
@@ -52,6 +53,7 @@ class EditResult:
         what was asked and is the one description written to sidecars, PNG text, manifests and API replies."""
         return {
             "aufx_version": __version__,
+            "aufx_code": code_digest(),  # which code made it: the version string stays while the engine changes
             "engine": self.engine,
             "engine_params": self.engine_params,
             "face_index": self.face_index,

@@ -39,6 +39,9 @@ def test_edit_writes_full_resolution_image_and_sidecar(face_png, tmp_path, grace
         assert key in meta, key
     assert meta["target_aus"]["AU12"] == 0.8 and meta["target_aus"]["AU06"] == 0.6
     assert meta["engine"] == "warp" and len(meta["face"]["box"]) == 4
+    from aufx.resources import code_digest
+
+    assert meta["aufx_code"] == code_digest()  # which code made the image (the version string stays put)
     from aufx.au import AUVector
 
     assert AUVector(meta["measured_output"]).au("AU12") > AUVector(meta["measured_input"]).au("AU12")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from skimage import data
 from aufx.au import AUVector
 from aufx.face.analysis import analyze_faces
 from aufx.model.presets import preset_vector
+from aufx.resources import code_digest
 from aufx.study import MANIFEST_COLUMNS, StudyError, export_study, load_study, read_manifest
 from aufx.study.conditions import load_conditions, parse_conditions
 from aufx.study.sheet import sheet_size
@@ -99,7 +101,7 @@ def test_manifest_rows_match_the_plan_and_the_files(built):
     for row in df.itertuples():
         assert AUVector.from_text(row.target_aus) == EXPECTED[row.condition](row.intensity), row.file
         assert hashlib.sha256((built.out / "images" / row.file).read_bytes()).hexdigest() == row.sha256
-        assert row.engine == "warp" and row.seed == "0" and row.aufx_version
+        assert row.engine == "warp" and row.seed == "0" and row.aufx_version and row.aufx_code == code_digest()
         params = json.loads(row.params)
         assert params["frame"] == {"crop": "standard", "size": SIZE, "mask": "oval", "background": "gray"}
         assert params["engine"]["field"] and params["source"]["file"].startswith(row.identity)
@@ -171,6 +173,18 @@ def test_resume_after_an_interruption_matches_a_clean_run(built, inputs, tmp_pat
     resumed = build_stimuli(config(inputs, out))
     assert (resumed.reused, resumed.rendered, resumed.dropped) == (k - 1, 18 - (k - 1), 1), k
     assert_same_folder(built.out, out)
+
+
+def test_resuming_with_other_code_refuses_to_mix_two_engines(built, inputs, tmp_path, monkeypatch):
+    """A build resumed after AUFX's code changed (a new release, an edited preset file) would put two engines'
+    stimuli in one set under one version string: it stops and says so, and the folder is left as it was."""
+    out = tmp_path / "stimuli"
+    shutil.copytree(built.out, out)
+    before = files(out)
+    monkeypatch.setattr("aufx.study.stimulus_config.code_digest", lambda: "0" * 12)
+    with pytest.raises(StudyError, match=r"other settings \(aufx_code differ\)"):
+        build_stimuli(config(inputs, out))
+    assert files(out) == before
 
 
 def test_resume_after_the_process_is_killed(built, inputs, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 MANIFEST_COLUMNS = ("file", "identity", "condition", "intensity", "engine", "target_aus", "measured_aus",
-                    "identity_distance", "seed", "params", "aufx_version", "sha256")
+                    "identity_distance", "seed", "params", "aufx_version", "aufx_code", "sha256")
 # The design columns a study needs; the other columns are carried into the analysis table untouched.
 DESIGN_COLUMNS = ("identity", "condition", "intensity", "engine")
 REQUIRED_COLUMNS = ("file",) + DESIGN_COLUMNS

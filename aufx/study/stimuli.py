@@ -169,7 +169,7 @@ class _Source:
             "intensity": f"{item.intensity:g}", "engine": meta["engine"], "target_aus": meta["au_text"],
             "measured_aus": measured.to_text() if measured is not None else "",
             "identity_distance": f"{distance:.4f}" if distance is not None else "", "seed": meta["seed"],
-            "params": params, "aufx_version": meta["aufx_version"],
+            "params": params, "aufx_version": meta["aufx_version"], "aufx_code": meta["aufx_code"],
         }
         crop = face_crop(result.image, self.face.box)[0] if c.measure_output and not by_aufx else None
         return row, self.framing.render(result.image), crop

@@ -15,6 +15,7 @@ from aufx.au import AUError, parse_au_text
 from aufx.diffusion.config import DiffusionConfig
 from aufx.engines import registry
 from aufx.model.presets import preset_vector
+from aufx.resources import code_digest
 from aufx.study.manifest import StudyError
 
 BASES = ("neutral", "measured")
@@ -180,4 +181,5 @@ class StimulusConfig:
             skip.add("diffusion")
         recipe = {k: v for k, v in asdict(self).items() if k not in skip}
         recipe["aufx_version"] = __version__
+        recipe["aufx_code"] = code_digest()  # a build resumed by other code would mix two engines' stimuli
         return recipe
