@@ -3,9 +3,9 @@
 An engine change is judged by how the outside reader's numbers move, and OpenFace moves on its own too. A face whose
 fit flips between renders that look alike, or an image read in one run and left unread in the other, can move an
 AU's mean slope by several hundredths. This tool prints what moved and where:
-- which code made each run (``aufx.resources.code_digest``: a run labelled "final" that was made before the last
-  change shows here) and the headline numbers of both runs (mean slope, mean of the per-face medians, the faces
-  read in every image, r, off-target, FER2013 accuracy, dlib);
+- which code made each run (``aufx_code``: a run labelled "final" that was made before the last change shows here)
+  and the headline numbers of both runs (mean slope, mean of the per-face medians, the faces read in every image,
+  r, off-target, FER2013 accuracy, dlib);
 - per AU, the slope before and after and the faces whose own slope moved by more than ``--face_change``;
 - the images one run read and the other left unread (they move the means without any change an eye sees);
 - the preset edits FER2013 reads differently.
@@ -95,7 +95,7 @@ def compare(before_dir: Path, after_dir: Path, face_change: float = 0.05) -> dic
         raise ValueError(f"the runs were read by different readers: {ma.get('reader')!r} / {mb.get('reader')!r}")
     ha, hb = headline(ma), headline(mb)
     return {"before": str(before_dir), "after": str(after_dir), "reader": ma.get("reader"),
-            "code": (ma.get("code_digest"), mb.get("code_digest")),
+            "code": (ma.get("aufx_code"), mb.get("aufx_code")),
             "headline": {k: (ha[k], hb[k]) for k in ha}, "aus": au_changes(ma, mb, face_change),
             "reads": read_flips(ea, eb), "emotion": emotion_changes(ma, mb)}
 

@@ -398,7 +398,7 @@ def html_report(result: dict, cfg: FidelityConfig) -> str:
 padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
 <h1>AUFX fidelity: what an outside reader sees</h1>
 <p>AU reader: <b>{esc(result['reader'])}</b>. Faces: {au['faces_read']} from {esc(str(cfg.faces))}.
-AUFX {esc(result['aufx_version'])} (code {esc(result['code_digest'])}), {esc(result['date'])}.</p>
+AUFX {esc(result['aufx_version'])} (code {esc(result['aufx_code'])}), {esc(result['date'])}.</p>
 <p>Slope ≥ 0.6 for {au['aus_with_slope_ge_0.6']} of {len(au['per_au'])} AUs; {esc(mean_slopes(au))};
 r = {au['r']}; MAE = {au['mae']}; mean off-target change = {au['off_target_openface_units']} OpenFace units.</p>
 <table><tr><th>AU</th><th>slope</th><th>r</th><th>MAE</th><th>off-target (0..5)</th><th>reader noise, p90 (0..5)</th>
@@ -427,7 +427,7 @@ def run(cfg: FidelityConfig, progress=print) -> dict:
     read_all(edits, cfg, reader)
     missing = judge(edits, cfg)
     result = {
-        "aufx_version": __version__, "code_digest": code_digest(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "aufx_version": __version__, "aufx_code": code_digest(), "date": time.strftime("%Y-%m-%d %H:%M"),
         "reader": reader.source,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "au": au_metrics(edits, cfg), "emotion": emotion_metrics(edits, cfg),

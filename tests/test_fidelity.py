@@ -147,7 +147,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     assert 0.0 < ident["mean"] <= ident["max"] < 0.6  # the same person after every edit (dlib: < 0.6)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["au"] == au
-    assert saved["code_digest"] == code_digest() and len(code_digest()) == 12  # which code made the run
+    assert saved["aufx_code"] == code_digest() and len(code_digest()) == 12  # which code made the run
     # every image, traceable: 2 sources + 2 x (2 AUs x 2 + 2 presets) + 2 x the 4 perturbed sources
     table = pd.read_csv(tmp_path / "out" / "edits.csv")
     assert len(table) == 2 + 2 * 6 + 2 * 4 and set(table["kind"]) == {"source", "au", "preset", "noise"}
@@ -175,7 +175,7 @@ def test_run_on_real_faces_names_its_reader(astronaut, grace, tmp_path, monkeypa
     other.mkdir()
     moved = json.loads((cfg.out / "metrics.json").read_text())
     moved["au"]["per_au"]["AU26"]["slope_per_face"]["grace"] += 0.2
-    moved["code_digest"] = "0" * 12  # made by other code
+    moved["aufx_code"] = "0" * 12  # made by other code
     (other / "metrics.json").write_text(json.dumps(moved))
     aus = [c for c in table.columns if c.startswith("AU")]
     unread = (table["face"] == "astronaut") & (table["name"] == "AU04") & (table["level"] == 0.8)
