@@ -420,6 +420,7 @@ out of every number: {result['unread']}. Photos in which AUFX found no usable fa
 
 def run(cfg: FidelityConfig, progress=print) -> dict:
     t0 = time.perf_counter()
+    code = code_digest()  # the code as the run starts (read once per process; files edited later do not count)
     reader = reader_for(cfg.openface_bin, cfg.min_confidence)
     skipped: dict[str, str] = {}
     edits = make_edits(cfg, progress, skipped)
@@ -427,7 +428,7 @@ def run(cfg: FidelityConfig, progress=print) -> dict:
     read_all(edits, cfg, reader)
     missing = judge(edits, cfg)
     result = {
-        "aufx_version": __version__, "aufx_code": code_digest(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "aufx_version": __version__, "aufx_code": code, "date": time.strftime("%Y-%m-%d %H:%M"),
         "reader": reader.source,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "au": au_metrics(edits, cfg), "emotion": emotion_metrics(edits, cfg),
