@@ -342,8 +342,7 @@ class _Reliefs:
 
     def _draw(self, strokes: list[Stroke], stipple: Stipple | None) -> _ChannelRelief | None:
         cfg, pts, ipd = self.cfg, self.pts, self.ipd
-        relief = _Relief(self.shape, cfg.taper)
-        up = self.up
+        relief, up = _Relief(self.shape, cfg.taper), self.up
         midline = pts[list(topology().groups["eye_inner_corners"])].mean(0)
         right = np.array([-up[1], up[0]])
         for st in strokes:
@@ -364,8 +363,7 @@ class _Reliefs:
         if stipple is not None:
             dimples = _Relief(self.shape)
             _stipple(dimples, stipple, _place(stipple.at, pts), ipd, cfg.strength * self.contrast, cfg)
-            relief._touch(*dimples.box)
-        x0, y0, x1, y1 = relief.box
+        x0, y0, x1, y1 = relief.box if dimples is None else _union([relief.box, dimples.box])
         if x1 <= x0 or y1 <= y0:
             return None
         sl = np.s_[y0:y1, x0:x1]

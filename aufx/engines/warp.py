@@ -4,8 +4,8 @@ render(image, face, target AUs, deformation), in the order the data flows: the p
 (rigid.py) -> the photo's own folds eased where the edit takes their AU away (relax.py) -> dense backward warp of
 the face region along the target landmarks (field.py; the landmarks come from aufx/model/deform.py; nothing under
 the frames' top rims is lifted) -> the photo's texture at its own size where the warp stretched skin (texture.py) ->
-eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py,
-mouth_layers.py) -> each AU's relief shaded in (shading.py, with the photo's light, blur and grain from
+eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py, mouth_layers.py) -> each AU's relief shaded in
+(shading.py: drawn once per photo and carried by the same warp, lit with the photo's light, blur and grain from
 photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original, untouched
 outside the face region.
 """
