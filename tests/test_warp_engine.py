@@ -12,7 +12,7 @@ from aufx.model.gains import gain_vector, gains_overridden
 from aufx.model.estimate import _solve, EstimatorConfig, estimate_raw
 from aufx.face.analysis import FaceAnalysis, analyze_faces
 from aufx.engines import registry
-from aufx.engines.field import FieldConfig, WarpField
+from aufx.engines.field import FieldConfig, WarpField, _norm
 from aufx.face.mesh import (CORNER_AUS, FOLD_CHECK_LEVEL, MAX_FOLDS, N_MESH, folded_triangles, signed_areas,
                             wall_triangles)
 from aufx.face.topology import topology
@@ -395,6 +395,30 @@ def test_backward_map_lands_far_moved_landmarks(astronaut_editor, au, gain):
                     for m in (mx, my)], axis=1)
     err = np.linalg.norm(src - face.landmarks[moved, :2], axis=1)
     assert np.percentile(err, 90) < 0.1 * np.median(np.linalg.norm(d.displacement_px[moved], axis=1)), err
+
+
+def _at_offset(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of the float32 array ``a`` whose data starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.size + 16, np.float32)
+    start = (offset // 4 - buf.ctypes.data // 4) % 16
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset
+    return out
+
+
+def test_the_inversions_residual_sizes_do_not_depend_on_where_they_lie_in_memory():
+    """The Newton steps that invert the field compare residual sizes to decide where to halve a step. OpenCV 5's
+    cv2.magnitude rounds a few elements in a thousand differently by the arrays' alignment, so one photo's maps came
+    out two ways in different processes (up to 0.37 px). The sizes must be the same bits at every alignment, for
+    residuals and steps of the sizes the inversion sees (0.01 to 3 low-res px)."""
+    rng = np.random.default_rng(0)
+    for scale in (0.01, 0.3, 3.0):
+        rx, ry = (rng.normal(size=4001) * scale).astype(np.float32), (rng.normal(size=4001) * scale).astype(np.float32)
+        offsets = [(i, j) for i in (0, 16, 32, 48) for j in (0, 16, 32, 48)]
+        sizes = {_norm(_at_offset(rx, i), _at_offset(ry, j)).tobytes() for i, j in offsets}
+        assert len(sizes) == 1, scale
+        assert np.allclose(_norm(rx, ry), np.hypot(rx, ry), rtol=1e-6)
 
 
 def _skin_stretch_jumps(face: FaceAnalysis, wf: WarpField, d) -> tuple[float, float]:

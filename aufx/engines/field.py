@@ -258,7 +258,7 @@ class WarpField:
         if motion is not None:
             part = fwd[motion.box]  # a view: the only pixels whose motion is held
             lift = np.clip(-(part[..., 0] * self._down[0] + part[..., 1] * self._down[1])
-                           / (cv2.magnitude(part[..., 0], part[..., 1]) + 1e-3), 0.0, 1.0)
+                           / (_norm(part[..., 0], part[..., 1]) + 1e-3), 0.0, 1.0)
             keep = 1.0 - motion.held * lift
             part *= cv2.merge([keep, keep])
         # central differences (the field is 0 at the grid's edge, outside the anchor ring): the Jacobian of
@@ -267,7 +267,7 @@ class WarpField:
         gy = cv2.filter2D(fwd, -1, _CENTRAL_Y, borderType=cv2.BORDER_REPLICATE)  # d(dx)/dy, d(dy)/dy
         r = cv2.remap(fwd, self._low_map - fwd, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) - fwd
         rx_all, ry_all = (c.ravel() for c in cv2.split(r))  # the residual at the first guess q = p - d(p)
-        size = cv2.magnitude(rx_all, ry_all)
+        size = _norm(rx_all, ry_all)
         # Only pixels whose residual exceeds the tolerance take a step (where d(p) = 0 the guess q = p is exact):
         # after the first step most of the face has converged, so the later ones touch a few pixels each. The
         # active pixels are kept as flat x and y arrays: gathering single floats is far cheaper than (n, 2) rows.
@@ -290,7 +290,7 @@ class WarpField:
                 a[fold], e[fold], b[fold], c[fold] = 1.0, 1.0, 0.0, 0.0
             sx, sy = (e * rx - b * ry) / det, (a * ry - c * rx) / det
             # A step far longer than the residual jumps across a fold: cap it (damped Newton).
-            cap = np.maximum(cv2.magnitude(sx, sy) / (self.cfg.max_step_ratio * size + 1e-6), 1.0)
+            cap = np.maximum(_norm(sx, sy) / (self.cfg.max_step_ratio * size + 1e-6), 1.0)
             sx /= cap
             sy /= cap
             # Where a pinned band meets stretched skin the field has a kink, and a full step can overshoot across
@@ -298,7 +298,7 @@ class WarpField:
             nx, ny = ox + sx, oy + sy
             rx, ry = _sample(fwd, px - nx, py - ny)
             rx, ry = rx - nx, ry - ny
-            new_size = cv2.magnitude(rx, ry)  # (numpy's float32 hypot is 15x slower)
+            new_size = _norm(rx, ry)
             worse = np.flatnonzero(new_size > size)
             for _ in range(self.cfg.backtracks):
                 if worse.size == 0:
@@ -308,7 +308,7 @@ class WarpField:
                 cx, cy = ox[worse] + sx[worse], oy[worse] + sy[worse]
                 wx, wy = _sample(fwd, px[worse] - cx, py[worse] - cy)
                 nx[worse], ny[worse], rx[worse], ry[worse] = cx, cy, wx - cx, wy - cy
-                new_size[worse] = cv2.magnitude(rx[worse], ry[worse])
+                new_size[worse] = _norm(rx[worse], ry[worse])
                 worse = worse[new_size[worse] > size[worse]]
             ox_all[act], oy_all[act] = nx, ny
             keep = np.flatnonzero(new_size > self.cfg.tolerance)  # indices: gathering by a bool mask is 6x slower
@@ -326,6 +326,13 @@ _CENTRAL_Y = _CENTRAL_X.T
 def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
     """The box ``inner`` (a pair of slices) relative to the box ``outer`` that holds it."""
     return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+
+
+def _norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """|(x, y)| elementwise, same shape and dtype. Not cv2.magnitude: OpenCV 5's rounds some elements differently
+    depending on where the arrays lie in memory, and the Newton steps' comparisons turned those last bits into
+    different maps in different processes (up to 0.37 px). Nor numpy's float32 hypot, 15x slower."""
+    return np.sqrt(x * x + y * y)
 
 
 def _sample(img: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> list[np.ndarray]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 from aufx.face.align import AlignConfig
@@ -36,7 +35,7 @@ def appearance(crop: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     gy, gx = np.zeros_like(img), np.zeros_like(img)
     gy[1:-1] = img[2:] - img[:-2]
     gx[:, 1:-1] = img[:, 2:] - img[:, :-2]
-    mag = cv2.magnitude(gx, gy)
+    mag = np.hypot(gx, gy)  # not cv2.magnitude, whose last bits depend on where the arrays lie in memory
     n, c = cfg.orientations, cfg.cell_px
     ori = np.minimum((np.rad2deg(np.arctan2(gy, gx)) % 180.0) // (180.0 / n), n - 1).astype(np.intp)
     cells = crop.shape[0] // c
