@@ -240,6 +240,41 @@ def test_a_closed_lid_meets_the_skin_above_it_without_a_rim(astronaut):
         assert max(across(t) for t in np.linspace(-0.05, 0.2, 6)) <= above, eye
 
 
+def _lid_border_step(luma: np.ndarray, d, face: FaceAnalysis, eye: str) -> float:
+    """Mean |luma step| across the border of ``eye``'s closed upper lid (the target's lid ring and upper margin)
+    above the margin: the lid's mean luma just inside against the skin's just outside, each over about 0.03 IPD."""
+    groups = topology().groups
+    ring, margin = (d.target_landmarks[list(groups[f"{eye}_{part}"])] for part in ("lid_ring", "upper"))
+    if np.linalg.norm(ring[0] - margin[0]) > np.linalg.norm(ring[0] - margin[-1]):
+        margin = margin[::-1]
+    k = max(2, int(round(0.03 * face.pose.scale)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2)
+    lid = np.zeros(luma.shape, np.uint8)
+    cv2.fillPoly(lid, [np.round(np.vstack([ring, margin[::-1]])).astype(np.int32)], 1)
+    inside = cv2.erode(lid, disc) > 0
+    outside = (cv2.dilate(lid, disc) > 0) & (lid == 0) & (np.arange(luma.shape[0])[:, None] < margin[:, 1].min())
+
+    def near(where: np.ndarray) -> np.ndarray:
+        w = where.astype(np.float32)
+        return cv2.GaussianBlur(luma * w, (0, 0), k) / np.maximum(cv2.GaussianBlur(w, (0, 0), k), 1e-3)
+
+    return float(np.abs(near(outside) - near(inside))[outside].mean())
+
+
+def test_a_closed_lid_meets_the_skin_beside_it_without_a_step(astronaut_editor):
+    """A closed lid is painted from the colour of its own band, which lies in the socket's shadow: on the astronaut
+    it was an outlined darker oval, like eyeshadow, 24-31 luma levels off the skin around it across its border
+    (of_image_sequence_001 12-21, of_sample6 9-14). Its colour is now taken to the skin's along its top and ends and
+    carried smoothly inside (12-17 here; the photo's open eye, lashes and all, 61-90)."""
+    ed = astronaut_editor
+    face = ed.face()
+    target = EditRequest(au_text="AU45:1.0").target(ed.measured())
+    d = deform(face, target)
+    luma = luminance(ed.edit(target, measure_output=False).image).astype(np.float32)
+    steps = [_lid_border_step(luma, d, face, eye) for eye in ("eye_R", "eye_L")]
+    assert np.mean(steps) < 18, steps
+
+
 def test_a_squinting_lid_keeps_its_own_band(astronaut_editor):
     """Only a lid that closes turns its lashes down and shows skin where its band held them: a lid lowered a little
     (AU07 at 0.8 lowers it 0.02-0.19 of the eye's opening on the development faces) keeps its own band, crease

@@ -22,7 +22,8 @@ import numpy as np
 
 from aufx.model.deform import Deformation
 from aufx.engines.channels import painted, planes, weighted
-from aufx.engines.interiors import InteriorConfig, bbox, carried, median_colour, poly_mask, polyline_distance
+from aufx.engines.interiors import (InteriorConfig, bbox, carried, median_colour, poly_mask, polyline_distance,
+                                    pull_push)
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -332,6 +333,9 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
         skin *= (1.0 + (lift - 1.0) * seam)[..., None]  # from the photo's own skin at the top (a lifted top edge
         # drew a bright outline round the lid)
     patch = roi[y0:y1, x0:x1].astype(np.float32)
+    if closing > 0:  # the repainted lid meets the skin around it without a step (its top is the photo's own skin)
+        step = _border_step(skin, patch, a, y < bottom - cfg.lid_margin_px, ipd, cfg)
+        skin += step * (closing * seam)[..., None]
     patch = patch * (1 - a[..., None]) + skin * a[..., None]
 
     # the lash line: dark, thickest over the middle and outer lid, hanging just below the margin
@@ -343,6 +347,28 @@ def _closing_lid(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, eye: st
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _border_step(skin: np.ndarray, around: np.ndarray, a: np.ndarray, above: np.ndarray, ipd: float,
+                 cfg: InteriorConfig) -> np.ndarray:
+    """(h, w, 3) float32: the correction that takes the repainted lid ``skin`` (h, w, 3) to the colour of the skin
+    ``around`` (h, w, 3) it at the lid's border (its alpha ``a`` (h, w)) where that border lies ``above`` (h, w) bool
+    the new margin (the margin itself meets lashes and eyeball, not skin), smooth inside (pull_push). A lid painted
+    from the colour of its band was up to 30 levels off the skin beside it: an outlined patch."""
+    inside = a > 0.5
+    k = max(2, int(round(cfg.lid_border_ipd * ipd)))
+    grown = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2)) > 0
+    ring = grown & ~inside & above
+    if ring.sum() < 4 or inside.sum() < 4:
+        return np.zeros_like(skin)
+
+    def mean_near(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """``image``'s mean over the ``where`` pixels within about k of each pixel: grain and texture left out."""
+        weight = where.astype(np.float32)
+        return cv2.GaussianBlur(image * weight[..., None], (0, 0), k) / np.maximum(
+            cv2.GaussianBlur(weight, (0, 0), k), 1e-3)[..., None]
+
+    return pull_push(mean_near(around, ring) - mean_near(skin, inside), ring)
 
 
 def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, pm: Photometry,

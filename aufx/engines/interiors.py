@@ -149,6 +149,8 @@ class InteriorConfig:
     # the lid's own lighter skin's where darker (lashes and the crease's shadow below it, glints above)...
     lid_luma_soft: float = 0.15  # ...by more than this
     lid_light_percentile: float = 75.0  # the lid's lighter skin: this percentile of L* of its skin-hued pixels
+    lid_border_ipd: float = 0.02  # a closed lid takes the colour of the skin around it at its border, read over
+    # this band outside it (IPD)
     lid_shade: float = 0.92  # a lid without clear skin is the brow bone's colour times this
     lid_fill_ipd: float = 0.06  # the closed lid's colour: its clear skin averaged over this (IPD)...
     lid_texture_ipd: float = 0.02  # ...with the sample's texture finer than this (IPD) on top where it is skin...
@@ -184,6 +186,28 @@ def carried(mask: np.ndarray, maps: tuple[np.ndarray, np.ndarray], at: tuple[int
     pixels asked about (the image pixel each came from). 0 for what it took from outside the mask's box."""
     return cv2.remap(mask, maps[0] - np.float32(at[0]), maps[1] - np.float32(at[1]), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def pull_push(values: np.ndarray, known: np.ndarray, boost: float = 4.0) -> np.ndarray:
+    """(h, w, c) float32: ``values`` (h, w, c) where ``known`` (h, w) bool, and everywhere else a smooth surface
+    that meets them: pull-push interpolation (Gortler et al. 1996). Pull: the known values and their weight are
+    averaged down a pyramid of halvings; push: from the coarsest level up, each level keeps what it knows (weight
+    ``boost`` x its coverage, at most 1) and takes the rest from the level below, upsampled. Exact at the known
+    pixels, no seam where they end, about 0.1 ms for an eye-sized box."""
+    weight = known.astype(np.float32)
+    levels = [(values * weight[..., None], weight)]
+    while max(levels[-1][1].shape) > 2:
+        v, w = levels[-1]
+        size = (max(1, w.shape[1] // 2), max(1, w.shape[0] // 2))
+        levels.append((cv2.resize(v, size, interpolation=cv2.INTER_AREA),
+                       cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
+    v, w = levels[-1]
+    out = v / np.maximum(w, 1e-6)[..., None]
+    for v, w in reversed(levels[:-1]):
+        below = cv2.resize(out, (w.shape[1], w.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(v.shape)
+        share = np.clip(boost * w, 0.0, 1.0)[..., None]
+        out = share * (v / np.maximum(w, 1e-6)[..., None]) + (1.0 - share) * below
+    return out.astype(np.float32)
 
 
 def poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
