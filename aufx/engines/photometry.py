@@ -128,6 +128,14 @@ def unclipped_channel(rgb: np.ndarray, c: int, skin_rgb: np.ndarray, bright: np.
 WIDE_BLUR_PX = 24.0  # a Gaussian blur wider than this (sigma, pixels) runs on a shrunk copy (wide_blur)
 
 
+def tinted(gain: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 per-channel multiplier for a luminance ``gain`` (h, w) on skin: shadows turn redder as the
+    skin's own do, gain ** ``tint`` (3,) per channel (Photometry.tint), to second order."""
+    dg = gain - 1.0
+    dg2 = dg * dg
+    return cv2.merge([1.0 + tc * dg + qc * dg2 for tc, qc in zip(tint, 0.5 * tint * (tint - 1.0))])
+
+
 def wide_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     """cv2.GaussianBlur(x, (0, 0), sigma) for ``x`` (h, w[, c]) float32. Up to WIDE_BLUR_PX it is exactly that; a
     wider blur (a large face's light, lightness or wobble: their sigmas grow with the face, their cost with its area

@@ -23,7 +23,8 @@ from aufx.au import catalogue
 from aufx.model.basis import basis, mirror_map
 from aufx.model.deform import Deformation
 from aufx.engines.channels import planes
-from aufx.engines.photometry import Photometry, PhotometryConfig, grain, photometry, unclipped, wide_blur
+from aufx.engines.photometry import (Photometry, PhotometryConfig, grain, photometry, tinted, unclipped,
+                                     wide_blur)
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import ASSETS, N_LANDMARKS, topology
 
@@ -305,13 +306,8 @@ def render_shading(roi: np.ndarray, image: np.ndarray, face: FaceAnalysis, d: De
     patch = unclipped(patch, pm.skin_rgb, photo.clip_level) if pm.overexposed else patch.astype(np.float32)
     # where the gain darkens, the photo's grain is scaled down with it: add the missing part back
     lost = pm.noise * np.sqrt(np.clip(1.0 - gain * gain, 0.0, 1.0)) * noise[y0:y1, x0:x1]
-    # shadows on skin turn redder, as the skin's own do: gain ** tint per channel, to second order
-    dg = gain - 1.0
-    dg2 = dg * dg
-    t = pm.tint
-    tinted = cv2.merge([1.0 + tc * dg + qc * dg2 for tc, qc in zip(t, 0.5 * t * (t - 1.0))])
-    out = roi.copy()
-    out[y0:y1, x0:x1] = np.clip(patch * tinted + planes(lost) + 0.5, 0, 255).astype(np.uint8)
+    out = roi.copy()  # shadows on skin turn redder, as the skin's own do
+    out[y0:y1, x0:x1] = np.clip(patch * tinted(gain, pm.tint) + planes(lost) + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

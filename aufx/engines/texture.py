@@ -136,9 +136,10 @@ def _on_skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureCon
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
-    """(ceil(h / step), ceil(w / step)) float32: how far the warp stretches the photo around every ``step``-th pixel
-    of the backward maps ``mx``, ``my`` (h, w) float32 (the largest singular value of the forward map's Jacobian)."""
+def map_scales(mx: np.ndarray, my: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(smallest, largest) singular values of the backward maps' Jacobian around every ``step``-th pixel of ``mx``,
+    ``my`` (h, w) float32, each (ceil(h / step), ceil(w / step)) float32: 1 / the smallest is how far the warp
+    stretches the photo there, the largest how many photo pixels it squeezes into one."""
     grid = cv2.merge([mx[::step, ::step], my[::step, ::step]])
     kernel = np.float32([[-0.5, 0.0, 0.5]]) / np.float32(step)  # central differences, the first and last rows'
     d_x = cv2.filter2D(grid, -1, kernel, borderType=cv2.BORDER_REPLICATE)  # and columns' taken from their
@@ -152,7 +153,13 @@ def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
     frob = mx_x * mx_x + mx_y * mx_y + my_x * my_x + my_y * my_y
     det = mx_x * my_y - mx_y * my_x
     disc = np.sqrt(np.maximum(frob * frob - 4 * det * det, 0.0))
-    smallest = np.sqrt(np.maximum((frob - disc) / 2, 0.0))  # its smallest singular value: 1 / the forward map's largest
+    return np.sqrt(np.maximum((frob - disc) / 2, 0.0)), np.sqrt(np.maximum((frob + disc) / 2, 0.0))
+
+
+def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
+    """(ceil(h / step), ceil(w / step)) float32: how far the warp stretches the photo around every ``step``-th pixel
+    of the backward maps ``mx``, ``my`` (h, w) float32 (the largest singular value of the forward map's Jacobian)."""
+    smallest, _ = map_scales(mx, my, step)  # 1 / the forward map's largest
     return (1.0 / np.maximum(smallest, 1e-3)).astype(np.float32)
 
 

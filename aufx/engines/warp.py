@@ -3,7 +3,8 @@
 render(image, face, target AUs, deformation), in the order the data flows: the photo's spectacle frames lifted out
 (rigid.py) -> the photo's own folds eased where the edit takes their AU away (relax.py) -> dense backward warp of
 the face region along the target landmarks (field.py; the landmarks come from aufx/model/deform.py; nothing under
-the frames' top rims is lifted) -> the photo's texture at its own size where the warp stretched skin (texture.py) ->
+the frames' top rims is lifted) -> skin squeezed hard folds under, softly resampled and in shadow (squeeze.py) ->
+the photo's texture at its own size where the warp stretched skin (texture.py) ->
 eyes and lids (eyes.py) -> mouth interior where lips part (mouth.py, mouth_layers.py) -> each AU's relief shaded in
 (shading.py: drawn once per photo and carried by the same warp, lit with the photo's light, blur and grain from
 photometry.py) -> the frames put back unbent (rigid.py) -> composite into the full-resolution original, untouched
@@ -28,6 +29,7 @@ from aufx.engines.photometry import PhotometryConfig, photometry
 from aufx.engines.relax import RelaxConfig, relax_folds
 from aufx.engines.rigid import RigidConfig, frame_hold, keep_rigid, without_frames
 from aufx.engines.shading import ShadingConfig, render_shading
+from aufx.engines.squeeze import SqueezeConfig, fold_squeezed
 from aufx.engines.texture import TextureConfig, restore_texture
 from aufx.face.analysis import FaceAnalysis
 
@@ -40,6 +42,7 @@ class WarpConfig:
     relax: RelaxConfig = dc_field(default_factory=RelaxConfig)  # the photo's folds eased where their AU is taken away
     rigid: RigidConfig = dc_field(default_factory=RigidConfig)
     texture: TextureConfig = dc_field(default_factory=TextureConfig)  # texture at its size where skin stretches
+    squeeze: SqueezeConfig = dc_field(default_factory=SqueezeConfig)  # a fold where skin is squeezed hard
     photometry: PhotometryConfig = dc_field(default_factory=PhotometryConfig)  # the photo's light, blur, grain, skin
     resample: str = "cubic"  # how the warp samples the photo ("cubic" | "linear"): bilinear weights average the
     # neighbours of every sub-pixel shift, softening the whole moved face next to the untouched rest of the photo
@@ -100,10 +103,13 @@ class WarpEngine:
         mx -= ox  # the maps (fresh per edit) address the sampled region; whole-pixel shifts are exact in float32
         my -= oy
         roi = cv2.remap(sampled, mx, my, RESAMPLING[cfg.resample], borderMode=cv2.BORDER_REPLICATE)
+        pm = photometry(image, face, cfg.photometry)
+        # skin squeezed hard (a brow taken down onto its lid) folds under: resampled softly, in shadow
+        roi = fold_squeezed(roi, sampled, (mx, my), face, d, wf.roi, pm, cfg.squeeze)
         mx += ox
         my += oy
         # the photo's texture at its own size where the warp stretched skin, not streaks
-        roi = restore_texture(roi, face_only, face, wf.roi, photometry(image, face, cfg.photometry), (mx, my),
+        roi = restore_texture(roi, face_only, face, wf.roi, pm, (mx, my),
                               max(4, int(round(1.0 / wf.scale))), cfg.texture)
         # lids from skin, not frames
         roi = render_eyes(roi, face_only, face, d, wf.roi, cfg.interiors, cfg.photometry, (mx, my))
