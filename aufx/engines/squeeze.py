@@ -58,38 +58,62 @@ def fold_squeezed(roi: np.ndarray, source: np.ndarray, maps: tuple[np.ndarray, n
     _, squeeze = map_scales(maps[0], maps[1], step)
     if float(squeeze.max()) < cfg.from_squeeze:
         return roi
-    ys, xs = np.nonzero(squeeze >= cfg.from_squeeze)
-    pad = 2 * step + int(np.ceil(3 * max(pm.blur_px, 1.0)))
-    x0, y0 = max(0, int(xs.min()) * step - pad), max(0, int(ys.min()) * step - pad)
-    x1, y1 = min(w, (int(xs.max()) + 1) * step + pad), min(h, (int(ys.max()) + 1) * step + pad)
+    part = _around(squeeze >= cfg.from_squeeze, step, (h, w), pm)
     size = (-(-w // step) * step, -(-h // step) * step)  # the strided grid brought back to pixels
-    q = cv2.resize(squeeze, size, interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-    keep = _skin_only((x0, y0, x1, y1), face, d, box, cfg)
+    full = cv2.resize(squeeze, size, interpolation=cv2.INTER_LINEAR)
+    q = full[part[1]:part[3], part[0]:part[2]] * _skin_only(part, face, d, box, cfg)  # on skin only
+    if float(q.max()) < cfg.from_squeeze:
+        return roi  # only the eyes and lips are squeezed (lids and lips that close): their layers draw them
+    x0, y0, x1, y1 = part = _around(q >= cfg.from_squeeze, 1, q.shape, pm, part[:2])
+    q = full[y0:y1, x0:x1] * _skin_only(part, face, d, box, cfg)
     mx, my = maps[0][y0:y1, x0:x1], maps[1][y0:y1, x0:x1]
 
-    # what an output pixel covering q photo pixels shows: their mean (the photo blurred by the squeeze), faded in
-    # from where the squeeze starts to show as steps
-    sigma = cfg.blur_per_squeeze * float(q.max())
-    sx0, sy0 = (max(0, int(np.floor(m.min() - 3 * sigma)) - 1) for m in (mx, my))
-    sx1 = min(source.shape[1], int(np.ceil(mx.max() + 3 * sigma)) + 2)
-    sy1 = min(source.shape[0], int(np.ceil(my.max() + 3 * sigma)) + 2)
-    soft = cv2.GaussianBlur(source[sy0:sy1, sx0:sx1], (0, 0), sigma)
-    soft = cv2.remap(soft, mx - np.float32(sx0), my - np.float32(sy0), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    share = np.clip((q - cfg.soft_from) / (cfg.from_squeeze - cfg.soft_from), 0.0, 1.0) * keep
-    fold = np.clip((q - cfg.from_squeeze) / (cfg.full_squeeze - cfg.from_squeeze), 0.0, 1.0)
-    fold = fold * fold * (3.0 - 2.0 * fold) * keep  # smoothstep: no edge where the fold begins
+    # what an output pixel covering q photo pixels shows: their mean, the photo blurred by blur_per_squeeze x q;
+    # resampled from two blurred copies (at the fold's threshold and at the most squeezed pixel) and the sharp warp,
+    # piecewise linearly in q from where steps begin to show (soft_from), as a mip-map is
     patch = roi[y0:y1, x0:x1].astype(np.float32)
-    patch += (soft - patch) * share[..., None]
+    below, lo = patch, cfg.soft_from
+    share = np.zeros(q.shape, np.float32)  # how much of the photo's grain the averaging took away
+    for level in sorted({cfg.from_squeeze, float(q.max())}):  # a telescoping sum: each layer takes over from the last
+        sigma = cfg.blur_per_squeeze * level
+        layer = _blurred(source, mx, my, sigma)
+        t = np.clip((q - lo) / (level - lo), 0.0, 1.0)
+        patch = patch + (layer - below) * t[..., None]
+        share = np.maximum(share, t * (1.0 - 1.0 / max(1.0, 2.0 * np.sqrt(np.pi) * sigma)))
+        below, lo = layer, level
+    fold = np.clip((q - cfg.from_squeeze) / (cfg.full_squeeze - cfg.from_squeeze), 0.0, 1.0)
+    fold = fold * fold * (3.0 - 2.0 * fold)  # smoothstep: no edge where the fold begins
     # the fold's shadow, as soft as the photo
     gain = 1.0 - cfg.depth * cv2.GaussianBlur(fold, (0, 0), max(pm.blur_px, 0.5))
     # the photo's grain lies on its pixels, not on the skin: what the blur and the shadow took of it comes back
-    kept = (1.0 - share + share * min(1.0, 1.0 / (2.0 * np.sqrt(np.pi) * sigma))) * gain
+    kept = (1.0 - share) * gain
     bh, bw = share.shape
     lost = pm.noise * np.sqrt(np.clip(1.0 - kept * kept, 0.0, 1.0)) * grain(max(bh, bw), 23)[:bh, :bw]
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(patch * tinted(gain, pm.tint) + planes(lost) + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _blurred(source: np.ndarray, mx: np.ndarray, my: np.ndarray, sigma: float) -> np.ndarray:
+    """(h, w, 3) float32: ``source`` blurred by ``sigma`` px where the maps ``mx``, ``my`` (h, w) read it, sampled
+    there (bilinear: the blur leaves nothing finer)."""
+    sx0, sy0 = (max(0, int(np.floor(m.min() - 3 * sigma)) - 1) for m in (mx, my))
+    sx1 = min(source.shape[1], int(np.ceil(mx.max() + 3 * sigma)) + 2)
+    sy1 = min(source.shape[0], int(np.ceil(my.max() + 3 * sigma)) + 2)
+    soft = cv2.GaussianBlur(source[sy0:sy1, sx0:sx1], (0, 0), sigma)
+    return cv2.remap(soft, mx - np.float32(sx0), my - np.float32(sy0), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
+def _around(where: np.ndarray, step: int, shape: tuple[int, int], pm: Photometry,
+            at: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) px of the roi: the box of the ``where`` (strided by ``step``, first cell at ``at``) cells,
+    grown by room for the photo's blur, within ``shape`` (h, w) (offset by ``at``)."""
+    ys, xs = np.nonzero(where)
+    pad = 2 * step + int(np.ceil(3 * max(pm.blur_px, 1.0)))
+    x0, y0 = max(0, int(xs.min()) * step - pad), max(0, int(ys.min()) * step - pad)
+    x1, y1 = min(shape[1], (int(xs.max()) + 1) * step + pad), min(shape[0], (int(ys.max()) + 1) * step + pad)
+    return at[0] + x0, at[1] + y0, at[0] + x1, at[1] + y1
 
 
 def _skin_only(part: tuple[int, int, int, int], face: FaceAnalysis, d: Deformation, box: tuple[int, int, int, int],
