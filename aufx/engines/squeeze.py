@@ -36,7 +36,11 @@ class SqueezeConfig:
     # as it is (a smile bunches the cheek beside its corners up to 2-2.8x)...
     full_squeeze: float = 5.0  # ...and from which on it is a full fold (a brow taken down onto its lid: up to 6x)
     soft_from: float = 1.5  # the resampling from the blurred photo fades in from this squeeze to from_squeeze
-    depth: float = 0.35  # the share of the light a full fold takes away
+    depth: float = 0.35  # the share of the light a full fold takes away...
+    min_fold_ipd: float = 0.2  # ...along a squeezed band at least this long (IPD): a short one, beside a lip corner
+    # pulled down, shaded as a fold was a dark dash
+    fold_blur_ipd: float = 0.02  # the fold's shadow is at least this soft (sigma, IPD): a fold is wider than the
+    # band the warp squeezes it into
     blur_per_squeeze: float = 0.3  # the squeezed band is resampled from the photo blurred by this x its squeeze
     # (sigma, px: a box of q pixels has a standard deviation of 0.29 q)
     step_ipd: float = 0.02  # the squeeze is read every this much (IPD): finer than the thinnest fold
@@ -45,12 +49,13 @@ class SqueezeConfig:
     # squeezes the skin under the lower lid into the field's fold, and the lid layers draw that skin
 
 
-def fold_squeezed(roi: np.ndarray, source: np.ndarray, maps: tuple[np.ndarray, np.ndarray], face: FaceAnalysis,
-                  d: Deformation, box: tuple[int, int, int, int], pm: Photometry,
+def fold_squeezed(roi: np.ndarray, source: tuple[np.ndarray, tuple[int, int]], maps: tuple[np.ndarray, np.ndarray],
+                  face: FaceAnalysis, d: Deformation, box: tuple[int, int, int, int], pm: Photometry,
                   cfg: SqueezeConfig = SqueezeConfig()) -> np.ndarray:
     """``roi`` (h, w, 3) uint8, the warped face region at ``box`` (x0, y0, x1, y1 image px), with the skin the warp
-    squeezes hard resampled softly and shaded as a fold; ``source`` (H', W', 3) uint8 is what the warp sampled and
-    ``maps`` (each (h, w) float32) the backward maps into it; ``pm`` the photo's Photometry."""
+    squeezes hard resampled softly and shaded as a fold; ``source`` is what the warp sampled ((H', W', 3) uint8)
+    and the image pixel of its first pixel, ``maps`` (each (h, w) float32) the backward maps into it; ``pm`` the
+    photo's Photometry."""
     if not cfg.enabled:
         return roi
     h, w = roi.shape[:2]
@@ -76,15 +81,15 @@ def fold_squeezed(roi: np.ndarray, source: np.ndarray, maps: tuple[np.ndarray, n
     share = np.zeros(q.shape, np.float32)  # how much of the photo's grain the averaging took away
     for level in sorted({cfg.from_squeeze, float(q.max())}):  # a telescoping sum: each layer takes over from the last
         sigma = cfg.blur_per_squeeze * level
-        layer = _blurred(source, mx, my, sigma)
+        layer = _blurred(source, face, mx, my, sigma, cfg.keep_out_ipd)
         t = np.clip((q - lo) / (level - lo), 0.0, 1.0)
         patch = patch + (layer - below) * t[..., None]
         share = np.maximum(share, t * (1.0 - 1.0 / max(1.0, 2.0 * np.sqrt(np.pi) * sigma)))
         below, lo = layer, level
     fold = np.clip((q - cfg.from_squeeze) / (cfg.full_squeeze - cfg.from_squeeze), 0.0, 1.0)
-    fold = fold * fold * (3.0 - 2.0 * fold)  # smoothstep: no edge where the fold begins
+    fold = fold * fold * (3.0 - 2.0 * fold) * _long(q >= cfg.from_squeeze, cfg.min_fold_ipd * face.pose.scale)
     # the fold's shadow, as soft as the photo
-    gain = 1.0 - cfg.depth * cv2.GaussianBlur(fold, (0, 0), max(pm.blur_px, 0.5))
+    gain = 1.0 - cfg.depth * cv2.GaussianBlur(fold, (0, 0), max(pm.blur_px, cfg.fold_blur_ipd * face.pose.scale, 0.5))
     # the photo's grain lies on its pixels, not on the skin: what the blur and the shadow took of it comes back
     kept = (1.0 - share) * gain
     bh, bw = share.shape
@@ -94,15 +99,37 @@ def fold_squeezed(roi: np.ndarray, source: np.ndarray, maps: tuple[np.ndarray, n
     return out
 
 
-def _blurred(source: np.ndarray, mx: np.ndarray, my: np.ndarray, sigma: float) -> np.ndarray:
-    """(h, w, 3) float32: ``source`` blurred by ``sigma`` px where the maps ``mx``, ``my`` (h, w) read it, sampled
-    there (bilinear: the blur leaves nothing finer)."""
+def _long(squeezed: np.ndarray, length: float) -> np.ndarray:
+    """(h, w) float32: 1 on the pieces of ``squeezed`` (h, w) bool that run at least ``length`` px, 0 elsewhere: skin
+    folds along a band."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(squeezed.astype(np.uint8), connectivity=8)
+    runs = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= length
+    runs[0] = False  # the background
+    return runs[labels].astype(np.float32)
+
+
+def _blurred(source: tuple[np.ndarray, tuple[int, int]], face: FaceAnalysis, mx: np.ndarray, my: np.ndarray,
+             sigma: float, reach: float) -> np.ndarray:
+    """(h, w, 3) float32: the ``source`` image (its pixels, the image pixel of the first) blurred by ``sigma`` px
+    where the maps ``mx``, ``my`` (h, w) read it, sampled there (bilinear: the blur leaves nothing finer). Only its
+    skin is averaged, the photo's lips and eyes grown by ``reach`` (IPD) left out: a lip corner pulled down squeezes
+    the photo's own dark commissure in with the skin beside it, and their mean was a grey dash."""
+    image, (ox, oy) = source
     sx0, sy0 = (max(0, int(np.floor(m.min() - 3 * sigma)) - 1) for m in (mx, my))
-    sx1 = min(source.shape[1], int(np.ceil(mx.max() + 3 * sigma)) + 2)
-    sy1 = min(source.shape[0], int(np.ceil(my.max() + 3 * sigma)) + 2)
-    soft = cv2.GaussianBlur(source[sy0:sy1, sx0:sx1], (0, 0), sigma)
+    sx1 = min(image.shape[1], int(np.ceil(mx.max() + 3 * sigma)) + 2)
+    sy1 = min(image.shape[0], int(np.ceil(my.max() + 3 * sigma)) + 2)
+    features = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
+    topo = topology()
+    for name in ("lips_outer", "eye_R", "eye_L"):
+        pts = np.round((face.landmarks[topo.loop(name), :2] - [ox + sx0, oy + sy0]) * 16).astype(np.int32)
+        cv2.fillPoly(features, [pts], 1, cv2.LINE_AA, shift=4)
+    k = 2 * max(1, int(round(reach * face.pose.scale))) + 1
+    skin = 1.0 - cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
+    weight = cv2.GaussianBlur(skin, (0, 0), sigma)
+    soft = cv2.GaussianBlur(image[sy0:sy1, sx0:sx1].astype(np.float32) * skin[..., None], (0, 0), sigma)
+    soft /= np.maximum(weight, 1e-3)[..., None]
     return cv2.remap(soft, mx - np.float32(sx0), my - np.float32(sy0), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def _around(where: np.ndarray, step: int, shape: tuple[int, int], pm: Photometry,

@@ -105,7 +105,7 @@ class WarpEngine:
         roi = cv2.remap(sampled, mx, my, RESAMPLING[cfg.resample], borderMode=cv2.BORDER_REPLICATE)
         pm = photometry(image, face, cfg.photometry)
         # skin squeezed hard (a brow taken down onto its lid) folds under: resampled softly, in shadow
-        roi = fold_squeezed(roi, sampled, (mx, my), face, d, wf.roi, pm, cfg.squeeze)
+        roi = fold_squeezed(roi, (sampled, (ox, oy)), (mx, my), face, d, wf.roi, pm, cfg.squeeze)
         mx += ox
         my += oy
         # the photo's texture at its own size where the warp stretched skin, not streaks
