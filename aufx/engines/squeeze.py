@@ -5,12 +5,12 @@ of_sample6's "anger" squeezes the skin between brow and lid into a few pixels, u
 warp samples the squeezed band only every few photo pixels: the brow's lower edge comes out as a staircase over a
 thin line of lit brow-bone skin, a hard cut. Real skin there folds under the brow, into its shadow. Where the
 backward maps compress the photo by more than ``from_squeeze`` along their most compressed direction (the largest
-singular value of their Jacobian, read every ``step_ipd``), the band is resampled from the photo blurred as much as
-the squeeze averages (an output pixel that covers q photo pixels shows their mean, as a mip-map does) and darkened
-as a fold's valley is, the more the further it is squeezed (``depth`` at ``full_squeeze``), as soft as the photo and
-in its skin's tint, with the photo's grain at its own level (it lies on the photo's pixels, not on the skin). Eyes
-and lips, whose lines the interior layers draw, are left to them. Most edits squeeze no skin that far and pay one
-strided Jacobian.
+singular value of their Jacobian, read every ``step_ipd``), the band is resampled from the photo's skin blurred as
+much as the squeeze averages (an output pixel that covers q photo pixels shows their mean, as a mip-map does) and,
+along bands at least ``min_fold_ipd`` long, darkened as a fold's valley is, the more the further it is squeezed
+(``depth`` at ``full_squeeze``), softly and in the skin's tint, with the photo's grain at its own level (it lies on
+the photo's pixels, not on the skin). Eyes and lips, whose lines the interior layers draw, are left to them. Most
+edits squeeze no skin that far and pay one strided Jacobian.
 """
 from __future__ import annotations
 
