@@ -7,7 +7,7 @@ import numpy as np
 from aufx.au import AUVector
 from aufx.engines.photometry import luminance
 from aufx.engines.squeeze import SqueezeConfig
-from aufx.engines.texture import map_scales
+from aufx.engines.field import map_scales
 from aufx.engines.warp import WarpConfig, WarpEngine
 from aufx.face.topology import topology
 from aufx.model.basis import basis

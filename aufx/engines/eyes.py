@@ -22,8 +22,8 @@ import numpy as np
 
 from aufx.model.deform import Deformation
 from aufx.engines.channels import painted, planes, weighted
-from aufx.engines.interiors import (InteriorConfig, bbox, carried, median_colour, poly_mask, polyline_distance,
-                                    pull_push)
+from aufx.engines.interiors import (InteriorConfig, bbox, carried, median_colour, normalized_blur, poly_mask,
+                                    polyline_distance, pull_push)
 from aufx.engines.photometry import Photometry, PhotometryConfig, grain, luminance, photometry
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
@@ -361,14 +361,9 @@ def _border_step(skin: np.ndarray, around: np.ndarray, a: np.ndarray, above: np.
     ring = grown & ~inside & above
     if ring.sum() < 4 or inside.sum() < 4:
         return np.zeros_like(skin)
-
-    def mean_near(image: np.ndarray, where: np.ndarray) -> np.ndarray:
-        """``image``'s mean over the ``where`` pixels within about k of each pixel: grain and texture left out."""
-        weight = where.astype(np.float32)
-        return cv2.GaussianBlur(image * weight[..., None], (0, 0), k) / np.maximum(
-            cv2.GaussianBlur(weight, (0, 0), k), 1e-3)[..., None]
-
-    return pull_push(mean_near(around, ring) - mean_near(skin, inside), ring)
+    # each side's mean within about k of the border: grain and texture left out
+    near = [normalized_blur(image, where.astype(np.float32), k) for image, where in ((around, ring), (skin, inside))]
+    return pull_push(near[0] - near[1], ring)
 
 
 def _lid_skin_only(skin: np.ndarray, lid: np.ndarray, bone: np.ndarray, ipd: float, pm: Photometry,

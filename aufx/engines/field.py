@@ -323,6 +323,26 @@ _CENTRAL_X = np.float32([[-0.5, 0.0, 0.5]])
 _CENTRAL_Y = _CENTRAL_X.T
 
 
+def map_scales(mx: np.ndarray, my: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(smallest, largest) singular values of the backward maps' Jacobian around every ``step``-th pixel of ``mx``,
+    ``my`` (h, w) float32, each (ceil(h / step), ceil(w / step)) float32: 1 / the smallest is how far the warp
+    stretches the photo there, the largest how many photo pixels it squeezes into one."""
+    grid = cv2.merge([mx[::step, ::step], my[::step, ::step]])
+    kernel = np.float32([[-0.5, 0.0, 0.5]]) / np.float32(step)  # central differences, the first and last rows'
+    d_x = cv2.filter2D(grid, -1, kernel, borderType=cv2.BORDER_REPLICATE)  # and columns' taken from their
+    d_y = cv2.filter2D(grid, -1, kernel.T, borderType=cv2.BORDER_REPLICATE)  # neighbours (replicated, they halved)
+    if d_x.shape[1] > 2:
+        d_x[:, 0], d_x[:, -1] = d_x[:, 1], d_x[:, -2]
+    if d_y.shape[0] > 2:
+        d_y[0], d_y[-1] = d_y[1], d_y[-2]
+    mx_x, my_x = cv2.split(d_x)  # the backward map's Jacobian
+    mx_y, my_y = cv2.split(d_y)
+    frob = mx_x * mx_x + mx_y * mx_y + my_x * my_x + my_y * my_y
+    det = mx_x * my_y - mx_y * my_x
+    disc = np.sqrt(np.maximum(frob * frob - 4 * det * det, 0.0))
+    return np.sqrt(np.maximum((frob - disc) / 2, 0.0)), np.sqrt(np.maximum((frob + disc) / 2, 0.0))
+
+
 def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
     """The box ``inner`` (a pair of slices) relative to the box ``outer`` that holds it."""
     return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))

@@ -188,6 +188,13 @@ def carried(mask: np.ndarray, maps: tuple[np.ndarray, np.ndarray], at: tuple[int
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def normalized_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """(h, w, c) float32: ``image`` (h, w, c) float32 blurred by ``sigma`` px over its ``weight`` (h, w) float32
+    pixels only (normalised convolution): each pixel the weighted mean of what lies around it."""
+    return cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma) / np.maximum(
+        cv2.GaussianBlur(weight, (0, 0), sigma), 1e-3)[..., None]
+
+
 def pull_push(values: np.ndarray, known: np.ndarray, boost: float = 4.0) -> np.ndarray:
     """(h, w, c) float32: ``values`` (h, w, c) where ``known`` (h, w) bool, and everywhere else a smooth surface
     that meets them: pull-push interpolation (Gortler et al. 1996). Pull: the known values and their weight are

@@ -21,8 +21,9 @@ import numpy as np
 
 from aufx.model.deform import Deformation
 from aufx.engines.channels import planes
+from aufx.engines.field import map_scales
+from aufx.engines.interiors import normalized_blur
 from aufx.engines.photometry import Photometry, grain, tinted
-from aufx.engines.texture import map_scales
 from aufx.face.analysis import FaceAnalysis
 from aufx.face.topology import topology
 
@@ -125,9 +126,7 @@ def _blurred(source: tuple[np.ndarray, tuple[int, int]], face: FaceAnalysis, mx:
         cv2.fillPoly(features, [pts], 1, cv2.LINE_AA, shift=4)
     k = 2 * max(1, int(round(reach * face.pose.scale))) + 1
     skin = 1.0 - cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
-    weight = cv2.GaussianBlur(skin, (0, 0), sigma)
-    soft = cv2.GaussianBlur(image[sy0:sy1, sx0:sx1].astype(np.float32) * skin[..., None], (0, 0), sigma)
-    soft /= np.maximum(weight, 1e-3)[..., None]
+    soft = normalized_blur(image[sy0:sy1, sx0:sx1].astype(np.float32), skin, sigma)
     return cv2.remap(soft, mx - np.float32(sx0), my - np.float32(sy0), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from aufx.engines.channels import planes
+from aufx.engines.field import map_scales
 from aufx.engines.interiors import not_features
 from aufx.engines.photometry import Photometry, grain, luminance
 from aufx.face.analysis import FaceAnalysis
@@ -134,26 +135,6 @@ def _on_skin(face: FaceAnalysis, box: tuple[int, int, int, int], cfg: TextureCon
     return cv2.remap(_skin(face, box, cfg, brows), (sx + np.float32(0.5)) * cell - np.float32(0.5),
                      (sy + np.float32(0.5)) * cell - np.float32(0.5), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
-
-
-def map_scales(mx: np.ndarray, my: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """(smallest, largest) singular values of the backward maps' Jacobian around every ``step``-th pixel of ``mx``,
-    ``my`` (h, w) float32, each (ceil(h / step), ceil(w / step)) float32: 1 / the smallest is how far the warp
-    stretches the photo there, the largest how many photo pixels it squeezes into one."""
-    grid = cv2.merge([mx[::step, ::step], my[::step, ::step]])
-    kernel = np.float32([[-0.5, 0.0, 0.5]]) / np.float32(step)  # central differences, the first and last rows'
-    d_x = cv2.filter2D(grid, -1, kernel, borderType=cv2.BORDER_REPLICATE)  # and columns' taken from their
-    d_y = cv2.filter2D(grid, -1, kernel.T, borderType=cv2.BORDER_REPLICATE)  # neighbours (replicated, they halved)
-    if d_x.shape[1] > 2:
-        d_x[:, 0], d_x[:, -1] = d_x[:, 1], d_x[:, -2]
-    if d_y.shape[0] > 2:
-        d_y[0], d_y[-1] = d_y[1], d_y[-2]
-    mx_x, my_x = cv2.split(d_x)  # the backward map's Jacobian
-    mx_y, my_y = cv2.split(d_y)
-    frob = mx_x * mx_x + mx_y * mx_y + my_x * my_x + my_y * my_y
-    det = mx_x * my_y - mx_y * my_x
-    disc = np.sqrt(np.maximum(frob * frob - 4 * det * det, 0.0))
-    return np.sqrt(np.maximum((frob - disc) / 2, 0.0)), np.sqrt(np.maximum((frob + disc) / 2, 0.0))
 
 
 def stretch(mx: np.ndarray, my: np.ndarray, step: int) -> np.ndarray:
