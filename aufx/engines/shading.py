@@ -41,7 +41,6 @@ class ShadingConfig:
     bulge_width: float = 1.6  # bulge width relative to the valley width
     aspect: float = 1.0  # relief height in pixels per (depth x width in pixels): sets the slopes the light sees
     occlusion: float = 0.45  # darkening of a valley bottom per unit relative depth (less light reaches it)
-    exposure: float = 0.05  # lightening of a bulge top per unit relative height (it catches more light)
     irregularity: float = 0.2  # relative depth variation along a fold (creases are not uniform; more: blotches)
     taper: float = 0.5  # fraction of a fold's length that fades in, half at each end (0: even depth, round ends)
     texture_ref: float = 0.035  # skin texture contrast (Photometry.texture) at which the table's depths apply
@@ -49,8 +48,10 @@ class ShadingConfig:
     # at 0.6 a child's forehead (texture 0.11 x texture_ref) showed three drawn stripes under AU01+AU02; past the
     # reference the measure reads pores, stubble and sensor noise: at 1.5 a bearded man's noisy close-up, 2.6 x
     # texture_ref, did too)
-    max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening
-    max_light: float = 0.05
+    max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening: a real fold's lit
+    max_light: float = 0.015  # side and the skin it bunches are hardly lighter than the skin around them (the raised
+    # brows' folds in OpenFace's sample6 still: valleys 25-35% darker, the skin between them no lighter than below
+    # them), while a lit wall 5% lighter drew a pale line under every crease, a seam on smooth skin
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
     irregularity_ipd: float = 0.06  # ...smooth over this sigma along the fold (IPD; finer reads as blotches)
     stipple_min_px: float = 0.8  # chin-boss dimples are at least this wide (sigma, pixels)
@@ -460,7 +461,7 @@ def _gain(planes: np.ndarray, pts: np.ndarray, skin: np.ndarray, wobble: np.ndar
     # foreshortening is left out, the valley's darkness comes from occlusion); z points to the camera, y down
     kernel = np.float32([[0, -ly, 0], [-lx, 0, lx], [0, ly, 0]]) * np.float32(-0.5 / lz)
     lambert = cv2.filter2D(hpx, cv2.CV_32F, kernel)
-    shade = lambert + np.where(rel < 0, np.float32(cfg.occlusion), np.float32(cfg.exposure)) * rel
+    shade = lambert + np.float32(cfg.occlusion) * np.minimum(rel, 0.0)
     topo = topology()
     for hole in ("eye_R", "eye_L"):
         cv2.fillPoly(skin, [np.round(pts[topo.loop(hole)] * 16).astype(np.int32)], 0.0, cv2.LINE_AA, shift=4)
