@@ -97,6 +97,21 @@ def test_a_creases_lit_side_is_hardly_lighter_than_the_skin(grace_editor):
 
 
 @pytest.mark.parametrize("face_name", ["grace_editor", "astronaut_editor"])
+def test_nasal_root_wrinkles_run_across_the_bridge(request, face_name):
+    """AU09 wrinkles the root of the nose across the bridge. Drawn towards the inner eye corner, the upper wrinkle
+    rose and the lower one fell towards the midline (up to 35 degrees on Grace Hopper, 28 on the astronaut):
+    stacked grey chevrons on a turned face. In the face's frame each now lies within 10 degrees of level."""
+    face = request.getfixturevalue(face_name).face()
+    right, down = face.pose.image_axes()
+    for ch in ("R09", "L09"):
+        for stroke in appearance()[ch][0][:3]:  # the root's three; the fourth is the nasolabial furrow
+            outer, midline = (_place(a, face.landmarks[:, :2]) for a in stroke.anchors)
+            step = midline - outer
+            angle = np.degrees(np.arctan2(step @ down, abs(step @ right)))
+            assert abs(angle) <= 10.0, (ch, angle)
+
+
+@pytest.mark.parametrize("face_name", ["grace_editor", "astronaut_editor"])
 def test_no_painted_edge_is_sharper_than_the_photos_own(request, face_name):
     editor = request.getfixturevalue(face_name)
     face = editor.face()
