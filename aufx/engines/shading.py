@@ -48,10 +48,10 @@ class ShadingConfig:
     # at 0.6 a child's forehead (texture 0.11 x texture_ref) showed three drawn stripes under AU01+AU02; past the
     # reference the measure reads pores, stubble and sensor noise: at 1.5 a bearded man's noisy close-up, 2.6 x
     # texture_ref, did too)
-    max_dark: float = 0.5  # soft limits of the gain: deepest darkening, brightest lightening: a real fold's lit
-    max_light: float = 0.015  # side and the skin it bunches are hardly lighter than the skin around them (the raised
-    # brows' folds in OpenFace's sample6 still: valleys 25-35% darker, the skin between them no lighter than below
-    # them), while a lit wall 5% lighter drew a pale line under every crease, a seam on smooth skin
+    max_dark: float = 0.5  # soft limit of the gain: the deepest darkening...
+    max_light: float = 0.015  # ...and the brightest lightening. A real fold's lit side and the skin it bunches are
+    # hardly lighter than the skin around them (the raised brows' folds in OpenFace's sample6 still: valleys 25-35%
+    # darker, the skin between them no lighter than below them); lit 5%, every crease had a pale line under it
     min_width_px: float = 2.0  # narrower valleys read as drawn lines, not folds
     irregularity_ipd: float = 0.06  # ...smooth over this sigma along the fold (IPD; finer reads as blotches)
     stipple_min_px: float = 0.8  # chin-boss dimples are at least this wide (sigma, pixels)
