@@ -119,13 +119,9 @@ def _blurred(source: tuple[np.ndarray, tuple[int, int]], face: FaceAnalysis, mx:
     sx0, sy0 = (max(0, int(np.floor(m.min() - 3 * sigma)) - 1) for m in (mx, my))
     sx1 = min(image.shape[1], int(np.ceil(mx.max() + 3 * sigma)) + 2)
     sy1 = min(image.shape[0], int(np.ceil(my.max() + 3 * sigma)) + 2)
-    features = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
-    topo = topology()
-    for name in ("lips_outer", "eye_R", "eye_L"):
-        pts = np.round((face.landmarks[topo.loop(name), :2] - [ox + sx0, oy + sy0]) * 16).astype(np.int32)
-        cv2.fillPoly(features, [pts], 1, cv2.LINE_AA, shift=4)
-    k = 2 * max(1, int(round(reach * face.pose.scale))) + 1
-    skin = 1.0 - cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
+    features = _grown(face.landmarks[:, :2], (ox + sx0, oy + sy0), (sy1 - sy0, sx1 - sx0), face.pose.scale,
+                      ((("lips_outer", "eye_R", "eye_L"), reach),))
+    skin = 1.0 - features.astype(np.float32)
     soft = normalized_blur(image[sy0:sy1, sx0:sx1].astype(np.float32), skin, sigma)
     return cv2.remap(soft, mx - np.float32(sx0), my - np.float32(sy0), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
@@ -147,15 +143,22 @@ def _skin_only(part: tuple[int, int, int, int], face: FaceAnalysis, d: Deformati
     """(y1 - y0, x1 - x0) float32 over ``part`` (x0, y0, x1, y1 px of the roi at ``box``): 0 on the target's lips
     and eyes grown by ``keep_out_ipd`` and ``eye_keep_out_ipd`` (their layers draw them: closing lips and lids
     squeeze what lies between them by design), 1 elsewhere, soft edged."""
+    out = _grown(d.target_landmarks, (box[0] + part[0], box[1] + part[1]), (part[3] - part[1], part[2] - part[0]),
+                 face.pose.scale, ((("lips_outer",), cfg.keep_out_ipd), (("eye_R", "eye_L"), cfg.eye_keep_out_ipd)))
+    return 1.0 - cv2.GaussianBlur(out.astype(np.float32), (0, 0), 1.0)
+
+
+def _grown(landmarks: np.ndarray, origin: tuple[float, float], shape: tuple[int, int], ipd: float,
+           groups: tuple[tuple[tuple[str, ...], float], ...]) -> np.ndarray:
+    """(h, w) uint8 over ``shape`` (h, w) whose first pixel is image px ``origin`` (x, y): 1 on each group's
+    loops of ``landmarks`` (478, 2) px (names of topology loops) grown by its reach (IPD, ``ipd`` px), 0 elsewhere."""
     topo = topology()
-    shape = (part[3] - part[1], part[2] - part[0])
-    origin = np.array([box[0] + part[0], box[1] + part[1]], float)
     out = np.zeros(shape, np.uint8)
-    for names, reach in ((("lips_outer",), cfg.keep_out_ipd), (("eye_R", "eye_L"), cfg.eye_keep_out_ipd)):
+    for names, reach in groups:
         mask = np.zeros(shape, np.uint8)
         for name in names:
-            pts = np.round((d.target_landmarks[topo.loop(name)] - origin) * 16).astype(np.int32)
+            pts = np.round((landmarks[topo.loop(name)] - np.asarray(origin, float)) * 16).astype(np.int32)
             cv2.fillPoly(mask, [pts], 1, cv2.LINE_AA, shift=4)
-        k = 2 * max(1, int(round(reach * face.pose.scale))) + 1
+        k = 2 * max(1, int(round(reach * ipd))) + 1
         out |= cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return 1.0 - cv2.GaussianBlur(out.astype(np.float32), (0, 0), 1.0)
+    return out
